@@ -1,0 +1,289 @@
+"""Learned pairwise similarity: per-task classifiers over symmetric features of two embeddings.
+
+Pair features are `(a - b)**2` and `a * b` (symmetric in a and b). That choice keeps logistic
+regression scoring a single matrix product against the gallery: the squared difference expands
+to |q|^2 + |g|^2 - 2 q.g. The random forest has no such form, so it works on a PCA projection
+of the embeddings (64-d by default) fitted on the training images, which keeps a full-gallery
+query under a second (see README) instead of building an (N, 8192) feature matrix per query.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import skops.io as sio
+from scipy.special import expit
+from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .features import EmbeddingSpec
+from .index import EmbeddingIndex
+from .labels import TASKS
+from .pairs import Pairs
+
+PAIR_FEATURES = "sqdiff+prod"
+MANIFEST = "classifiers.json"
+PAIRS_FILE = "pairs.npz"
+_ROW_CHUNK = 8192
+
+# Types a classifier file may contain; anything else in a .skops file is refused at load time.
+TRUSTED_TYPES = frozenset(
+    {
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+        "sklearn.decomposition._pca.PCA",
+        "numpy.dtype",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+    }
+)
+
+
+def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Symmetric features of row-aligned vector pairs: [(a - b)^2, a * b]."""
+    a = np.asarray(a, dtype=np.float32)
+    b = np.asarray(b, dtype=np.float32)
+    return np.hstack([np.square(a - b), a * b])
+
+
+@dataclass(frozen=True)
+class ClassifierKind:
+    """A learned method: how to build its estimator and whether it works on projected embeddings."""
+
+    name: str
+    label: str
+    make_estimator: Callable[[int], Any]
+    projection_dim: int | None
+
+
+CLASSIFIER_KINDS: dict[str, ClassifierKind] = {}
+
+
+def register_classifier(name: str, label: str, projection_dim: int | None = None) -> Callable:
+    """Decorator registering an estimator factory `f(seed) -> sklearn estimator` under `name`."""
+
+    def wrap(factory: Callable[[int], Any]) -> Callable[[int], Any]:
+        CLASSIFIER_KINDS[name] = ClassifierKind(name, label, factory, projection_dim)
+        return factory
+
+    return wrap
+
+
+@register_classifier("logreg", "Logistic regression")
+def _logistic_regression(seed: int) -> Pipeline:
+    return make_pipeline(StandardScaler(), LogisticRegression(C=0.05, max_iter=2000, random_state=seed))
+
+
+@register_classifier("forest", "Random forest", projection_dim=64)
+def _random_forest(seed: int) -> RandomForestClassifier:
+    return RandomForestClassifier(
+        n_estimators=200, min_samples_leaf=2, max_features="sqrt", n_jobs=-1, random_state=seed
+    )
+
+
+def get_kind(name: str) -> ClassifierKind:
+    try:
+        return CLASSIFIER_KINDS[name]
+    except KeyError:
+        raise ValueError(f"unknown classifier {name!r}; available: {', '.join(CLASSIFIER_KINDS)}") from None
+
+
+class PairClassifier:
+    """One fitted classifier for one task: P(same attribute | pair of embeddings)."""
+
+    def __init__(self, estimator: Any, projection: PCA | None, card: dict[str, Any]) -> None:
+        self.estimator = estimator
+        self.projection = projection
+        self.card = card
+        self._key = uuid.uuid4().hex  # names this classifier's derived arrays in an EmbeddingIndex
+
+    @property
+    def kind(self) -> str:
+        return self.card["kind"]
+
+    @property
+    def task(self) -> str:
+        return self.card["task"]
+
+    @classmethod
+    def fit(
+        cls,
+        kind: str,
+        task: str,
+        embeddings: np.ndarray,
+        pairs: Pairs,
+        train_images: np.ndarray,
+        spec: EmbeddingSpec,
+        seed: int = 0,
+        projection_dim: int | None = -1,
+    ) -> "PairClassifier":
+        """Fit on training pairs; a projection (if the kind uses one) is fitted on training images only."""
+        k = get_kind(kind)
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        dim = k.projection_dim if projection_dim == -1 else projection_dim
+        projection = None
+        if dim is not None and dim < embeddings.shape[1]:
+            n_comp = int(min(dim, len(train_images) - 1, embeddings.shape[1]))
+            projection = PCA(n_components=n_comp, random_state=seed).fit(embeddings[train_images])
+        clf = cls(k.make_estimator(seed), projection, {})
+        x = clf.project(embeddings)
+        clf.estimator.fit(pair_features(x[pairs.left], x[pairs.right]), pairs.label)
+        clf.card = {
+            "kind": kind,
+            "task": task,
+            "estimator": type(clf.estimator).__name__,
+            "pair_features": PAIR_FEATURES,
+            "projection": None if projection is None else f"PCA({projection.n_components_})",
+            "backbone": spec.to_dict(),
+            "train_pairs": len(pairs),
+            "train_positive": pairs.n_positive,
+            "seed": seed,
+            "metrics": {},
+        }
+        return clf
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        return x if self.projection is None else self.projection.transform(x).astype(np.float32)
+
+    def _proba(self, features: np.ndarray) -> np.ndarray:
+        col = list(self.estimator.classes_).index(1)
+        out = np.empty(len(features), dtype=np.float32)
+        for s in range(0, len(features), _ROW_CHUNK):
+            out[s : s + _ROW_CHUNK] = self.estimator.predict_proba(features[s : s + _ROW_CHUNK])[:, col]
+        return out
+
+    def score_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """P(same) for row-aligned pairs (P, dim) x (P, dim)."""
+        return self._proba(pair_features(self.project(a), self.project(b)))
+
+    def _linear_terms(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+        """(c, v1, v2) with logit = c + v1.(a-b)^2 + v2.(a*b), when the estimator is scaler + logistic."""
+        est = self.estimator
+        if not (
+            isinstance(est, Pipeline)
+            and len(est.steps) == 2
+            and isinstance(est.steps[0][1], StandardScaler)
+            and isinstance(est.steps[1][1], LogisticRegression)
+        ):
+            return None
+        scaler, lr = est.steps[0][1], est.steps[1][1]
+        w = lr.coef_[0] if list(lr.classes_).index(1) == 1 else -lr.coef_[0]
+        b = lr.intercept_[0] if list(lr.classes_).index(1) == 1 else -lr.intercept_[0]
+        scale = scaler.scale_ if scaler.scale_ is not None else np.ones_like(w)
+        mean = scaler.mean_ if scaler.mean_ is not None else np.zeros_like(w)
+        v = w / scale
+        c = float(b - np.dot(v, mean))
+        d = len(v) // 2
+        return c, v[:d].astype(np.float32), v[d:].astype(np.float32)
+
+    def score(self, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
+        """P(same) of every query against every gallery vector, (Q, N)."""
+        gallery = index.derived((self._key, "projected"), self.project)
+        q = self.project(queries)
+        terms = self._linear_terms()
+        if terms is not None:
+            c, v1, v2 = terms
+            g_term = index.derived((self._key, "g2v1"), lambda _: np.square(gallery) @ v1)
+            logits = c + (np.square(q) @ v1)[:, None] + g_term[None, :] + (q * (v2 - 2.0 * v1)) @ gallery.T
+            return expit(logits).astype(np.float32)
+        out = np.empty((len(q), len(gallery)), dtype=np.float32)
+        for i, row in enumerate(q):  # one vectorised predict over the whole gallery per query
+            out[i] = self._proba(pair_features(gallery, np.broadcast_to(row, gallery.shape)))
+        return out
+
+    def save(self, folder: str | os.PathLike) -> tuple[Path, Path]:
+        """Write `<kind>-<task>.skops` (skops, not pickle) and its JSON card."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        model_path = folder / f"{self.kind}-{self.task}.skops"
+        sio.dump({"estimator": self.estimator, "projection": self.projection}, model_path)
+        card_path = model_path.with_suffix(".json")
+        card_path.write_text(json.dumps(self.card, indent=2) + "\n")
+        return model_path, card_path
+
+    @classmethod
+    def load(cls, model_path: str | os.PathLike, card_path: str | os.PathLike) -> "PairClassifier":
+        """Load a .skops file, refusing any type outside TRUSTED_TYPES."""
+        untrusted = sio.get_untrusted_types(file=model_path)
+        unexpected = sorted(set(untrusted) - TRUSTED_TYPES)
+        if unexpected:
+            raise ValueError(f"{model_path} contains types this project does not trust: {unexpected}")
+        obj = sio.load(model_path, trusted=untrusted)
+        return cls(obj["estimator"], obj["projection"], json.loads(Path(card_path).read_text()))
+
+
+class ClassifierSet:
+    """The fitted classifiers by (kind, task); task "both" multiplies P(same type) and P(same colour)."""
+
+    def __init__(self, classifiers: dict[tuple[str, str], PairClassifier]) -> None:
+        self.classifiers = dict(classifiers)
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self.classifiers
+
+    def get(self, kind: str, task: str) -> PairClassifier:
+        try:
+            return self.classifiers[(kind, task)]
+        except KeyError:
+            have = ", ".join(f"{k}/{t}" for k, t in sorted(self.classifiers)) or "none"
+            raise ValueError(f"no {kind!r} classifier for task {task!r} is loaded (have: {have})") from None
+
+    def _tasks(self, task: str) -> tuple[str, ...]:
+        if task == "both":
+            return TASKS
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {TASKS + ('both',)}")
+        return (task,)
+
+    def score(self, kind: str, task: str, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
+        return np.prod([self.get(kind, t).score(queries, index) for t in self._tasks(task)], axis=0)
+
+    def score_pairs(self, kind: str, task: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.prod([self.get(kind, t).score_pairs(a, b) for t in self._tasks(task)], axis=0)
+
+    def check_backbone(self, spec: EmbeddingSpec) -> None:
+        """Every classifier must have been trained on embeddings made the way `spec` makes them."""
+        for clf in self.classifiers.values():
+            EmbeddingSpec.from_dict(clf.card["backbone"]).check_compatible(spec)
+
+    def save(self, folder: str | os.PathLike) -> list[Path]:
+        """Write every classifier plus a manifest listing their files."""
+        folder = Path(folder)
+        written: list[Path] = []
+        entries = []
+        for (kind, task), clf in sorted(self.classifiers.items()):
+            model_path, card_path = clf.save(folder)
+            written += [model_path, card_path]
+            entries.append({"kind": kind, "task": task, "model": model_path.name, "card": card_path.name})
+        manifest = folder / MANIFEST
+        manifest.write_text(json.dumps({"classifiers": entries}, indent=2) + "\n")
+        return written + [manifest]
+
+    @classmethod
+    def load(cls, source: str | os.PathLike) -> "ClassifierSet":
+        """Load from a local folder or a Hub model repo (files fetched with hf_hub_download)."""
+        from .hub import fetch_file
+
+        manifest = json.loads(fetch_file(source, MANIFEST).read_text())
+        out = {}
+        for e in manifest["classifiers"]:
+            model_path = fetch_file(source, e["model"])
+            card_path = fetch_file(source, e["card"])
+            out[(e["kind"], e["task"])] = PairClassifier.load(model_path, card_path)
+        return cls(out)

@@ -1,0 +1,196 @@
+"""The gallery: labelled images plus their embeddings, as a Hugging Face `datasets` dataset."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import datasets
+import numpy as np
+from PIL import Image
+
+from .features import EmbeddingSpec
+from .images import load_image
+from .labels import Label, LabelError, parse_label
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
+SPEC_FILE = "embedding_spec.json"
+STORAGE_DTYPES = ("float32", "float16")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image file of a `colour_type` folder tree, with its content hash for de-duplication."""
+
+    path: Path
+    relpath: str
+    label: Label
+    sha1: str
+
+
+class Embedder(Protocol):
+    spec: EmbeddingSpec
+
+    def embed_files(
+        self, sources: Sequence[Any], batch_size: int = ..., num_workers: int = ..., progress: bool = ...
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]: ...
+
+
+def file_sha1(path: str | os.PathLike) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
+    """List the images of `root/<colour_type>/*`, sorted; raise LabelError naming any bad folder."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder not found: {root}")
+    records: list[ImageRecord] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        label = parse_label(folder.name)
+        for f in sorted(folder.iterdir()):
+            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."):
+                records.append(ImageRecord(f, f"{folder.name}/{f.name}", label, file_sha1(f)))
+    if not records:
+        raise LabelError(f"no images found in class folders under {root} (expected {root}/<colour_type>/*.jpg)")
+    return records
+
+
+def gallery_features(dim: int, dtype: str = "float32") -> datasets.Features:
+    """The gallery's schema: image bytes, labels, content hash, source path and a fixed-size embedding."""
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"embedding storage dtype must be one of {STORAGE_DTYPES}, not {dtype!r}")
+    return datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.Value("string"),
+            "colour": datasets.Value("string"),
+            "type": datasets.Value("string"),
+            "sha1": datasets.Value("string"),
+            "path": datasets.Value("string"),
+            "embedding": datasets.List(datasets.Value(dtype), length=dim),
+        }
+    )
+
+
+class Gallery:
+    """A gallery dataset with its EmbeddingSpec; label arrays and float32 embeddings are read once."""
+
+    def __init__(self, dataset: datasets.Dataset, spec: EmbeddingSpec) -> None:
+        missing = {"image", "label", "colour", "type", "embedding"} - set(dataset.column_names)
+        if missing:
+            raise ValueError(f"gallery dataset lacks columns {sorted(missing)}")
+        self.dataset = dataset
+        self.spec = spec
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @cached_property
+    def embeddings(self) -> np.ndarray:
+        """(N, dim) float32, whatever the storage dtype: scoring always runs in float32."""
+        table = self.dataset.with_format("arrow", columns=["embedding"])[:]
+        flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        vecs = np.asarray(flat, dtype=np.float32).reshape(len(self), -1)
+        if vecs.shape[1] != self.spec.dim:
+            raise ValueError(f"embeddings are {vecs.shape[1]}-d but the spec says {self.spec.dim}-d")
+        return vecs
+
+    def _column(self, name: str) -> np.ndarray:
+        return np.asarray(self.dataset.with_format("arrow", columns=[name])[:].column(name).to_pylist(), dtype=object)
+
+    @cached_property
+    def labels(self) -> np.ndarray:
+        return self._column("label")
+
+    @cached_property
+    def colours(self) -> np.ndarray:
+        return self._column("colour")
+
+    @cached_property
+    def types(self) -> np.ndarray:
+        return self._column("type")
+
+    @cached_property
+    def hashes(self) -> np.ndarray:
+        if "sha1" in self.dataset.column_names:
+            return self._column("sha1")
+        return np.arange(len(self)).astype(str).astype(object)
+
+    def attribute(self, task: str) -> np.ndarray:
+        """Per-image value of a task: garment type or colour."""
+        return {"type": self.types, "colour": self.colours}[task]
+
+    def image(self, i: int) -> Image.Image:
+        """The i-th gallery image, decoded to RGB."""
+        return load_image(self.dataset[int(i)]["image"])
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the dataset with `save_to_disk` and the spec beside it."""
+        path = Path(path)
+        self.dataset.save_to_disk(str(path))
+        self.spec.save(path / SPEC_FILE)
+        return path
+
+    @classmethod
+    def load(cls, source: str | os.PathLike) -> "Gallery":
+        """Load from a local `save_to_disk` folder or a Hub dataset id (`load_dataset`)."""
+        from .hub import fetch_file, is_local
+
+        if is_local(source):
+            ds = datasets.load_from_disk(str(source))
+        else:
+            ds = datasets.load_dataset(str(source), split="train")
+        spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset"))
+        return cls(ds, spec)
+
+
+def build_gallery(
+    records: Sequence[ImageRecord],
+    embedder: Embedder,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    dtype: str = "float32",
+    progress: bool = True,
+) -> tuple[Gallery, dict[str, str]]:
+    """Embed every record and pack images, labels and embeddings into one dataset.
+
+    Unreadable images are left out and returned as {relpath: reason}, so nothing is dropped silently.
+    """
+    vecs, kept, errors = embedder.embed_files(
+        [r.path for r in records], batch_size=batch_size, num_workers=num_workers, progress=progress
+    )
+    keep = [records[i] for i in kept]
+    data = {
+        "image": [{"bytes": r.path.read_bytes(), "path": r.path.name} for r in keep],
+        "label": [r.label.name for r in keep],
+        "colour": [r.label.colour for r in keep],
+        "type": [r.label.type for r in keep],
+        "sha1": [r.sha1 for r in keep],
+        "path": [r.relpath for r in keep],
+        "embedding": vecs.astype(dtype),
+    }
+    spec = embedder.spec if dtype == embedder.spec.dtype else _with_dtype(embedder.spec, dtype)
+    ds = datasets.Dataset.from_dict(data, features=gallery_features(spec.dim, dtype))
+    return Gallery(ds, spec), {records[i].relpath: msg for i, msg in errors.items()}
+
+
+def _with_dtype(spec: EmbeddingSpec, dtype: str) -> EmbeddingSpec:
+    d = spec.to_dict()
+    d["dtype"] = dtype
+    return EmbeddingSpec.from_dict(d)
+
+
+def image_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format=fmt)
+    return buf.getvalue()

@@ -1,0 +1,172 @@
+"""Evaluation: score/label correlation on held-out pairs, and leave-one-out retrieval metrics."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+from scipy import stats
+
+from .classifiers import ClassifierSet
+from .index import EmbeddingIndex, top_k
+from .pairs import Pairs
+from .similarity import get_method
+
+# The reference study's figures (Pearson, Spearman) on its pairs.
+REFERENCE = {
+    "cosine": (0.387, 0.358),
+    "euclidean": (0.298, 0.276),
+    "logreg": (0.721, 0.719),
+    "forest": (0.696, 0.705),
+}
+
+
+def correlations(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    """Pearson and Spearman between scores and 0/1 labels (NaN when either is constant)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.float64)
+    if len(scores) < 2 or np.ptp(scores) == 0 or np.ptp(labels) == 0:
+        return {"pearson": float("nan"), "spearman": float("nan"), "n": int(len(scores))}
+    return {
+        "pearson": float(stats.pearsonr(scores, labels)[0]),
+        "spearman": float(stats.spearmanr(scores, labels)[0]),
+        "n": int(len(scores)),
+    }
+
+
+def pair_correlations(
+    method: str,
+    embeddings: np.ndarray,
+    pairs: dict[str, Pairs],
+    classifiers: Optional[ClassifierSet] = None,
+) -> dict[str, dict[str, float]]:
+    """Per-task and overall (all tasks' pairs pooled) correlations of one method on test pairs."""
+    m = get_method(method)
+    all_scores, all_labels = [], []
+    out: dict[str, dict[str, float]] = {}
+    for task, p in sorted(pairs.items()):
+        s = m.score_pairs(embeddings[p.left], embeddings[p.right], task=task, classifiers=classifiers)
+        out[task] = correlations(s, p.label)
+        all_scores.append(s)
+        all_labels.append(p.label)
+    out["overall"] = correlations(np.concatenate(all_scores), np.concatenate(all_labels))
+    return out
+
+
+def average_precision_at_k(relevant_ranked: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """AP@k per row: mean of precision@i over the relevant ranks i <= k, over min(R, k) (0 when R = 0)."""
+    rel = relevant_ranked[:, :k].astype(np.float64)
+    prec_at_i = np.cumsum(rel, axis=1) / np.arange(1, rel.shape[1] + 1)
+    denom = np.minimum(n_relevant, k)
+    return np.where(denom > 0, (prec_at_i * rel).sum(axis=1) / np.maximum(denom, 1), 0.0)
+
+
+RELEVANCE = ("type", "colour", "both")
+
+
+def relevance_matrix(query_attrs: dict[str, np.ndarray], gallery_attrs: dict[str, np.ndarray], kind: str) -> np.ndarray:
+    """(Q, N) bool: gallery item relevant to the query by type, colour, or both."""
+    keys = ("type", "colour") if kind == "both" else (kind,)
+    rel = np.ones((len(query_attrs[keys[0]]), len(gallery_attrs[keys[0]])), dtype=bool)
+    for key in keys:
+        rel &= query_attrs[key][:, None] == gallery_attrs[key][None, :]
+    return rel
+
+
+def retrieval_metrics(
+    method: str,
+    index: EmbeddingIndex,
+    attributes: dict[str, np.ndarray],
+    queries: np.ndarray,
+    relevance: str,
+    classifiers: Optional[ClassifierSet] = None,
+    k: int = 10,
+    batch: int = 256,
+) -> dict[str, float]:
+    """Leave-one-out retrieval: each query row of the gallery searches the rest; mAP@k, P@1, P@k.
+
+    Learned methods score with the classifier of the relevance's task ("both" = product of the two).
+    """
+    m = get_method(method)
+    attrs = {a: np.asarray(v).astype(str) for a, v in attributes.items()}
+    ap, p1, pk = [], [], []
+    for s in range(0, len(queries), batch):
+        qi = np.asarray(queries[s : s + batch])
+        scores = m.score(index.vectors[qi], index, task=relevance, classifiers=classifiers)
+        idx, _ = top_k(scores, k, exclude=qi)
+        rel_all = relevance_matrix({a: v[qi] for a, v in attrs.items()}, attrs, relevance)
+        rel_all[np.arange(len(qi)), qi] = False
+        ranked = np.take_along_axis(rel_all, idx, axis=1)
+        ap.append(average_precision_at_k(ranked, rel_all.sum(axis=1), k))
+        p1.append(ranked[:, :1].mean(axis=1))
+        pk.append(ranked[:, :k].sum(axis=1) / k)
+    return {
+        f"map@{k}": float(np.concatenate(ap).mean()),
+        "p@1": float(np.concatenate(p1).mean()),
+        f"p@{k}": float(np.concatenate(pk).mean()),
+        "queries": int(len(queries)),
+    }
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x != x else f"{x:.3f}"
+
+
+def correlation_markdown(results: dict[str, dict[str, dict[str, float]]], labels: dict[str, str]) -> str:
+    """The reference study's layout (Method | Pearson | Spearman), overall, plus per-task columns."""
+    lines = [
+        "| Method | Pearson | Spearman | Pearson (type) | Spearman (type) | Pearson (colour) | Spearman (colour) | Reference P/S |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        ref = REFERENCE.get(name)
+        cells = [labels.get(name, name), _fmt(r["overall"]["pearson"]), _fmt(r["overall"]["spearman"])]
+        for task in ("type", "colour"):
+            t = r.get(task, {"pearson": float("nan"), "spearman": float("nan")})
+            cells += [_fmt(t["pearson"]), _fmt(t["spearman"])]
+        cells.append(f"{ref[0]:.3f}/{ref[1]:.3f}" if ref else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def retrieval_markdown(results: dict[str, dict[str, dict[str, Any]]], labels: dict[str, str], k: int = 10) -> str:
+    """Method | relevant = | mAP@k | P@1 | P@k | queries."""
+    lines = [f"| Method | Relevant = same | mAP@{k} | P@1 | P@{k} | Queries |", "|---|---|---|---|---|---|"]
+    for name, by_rel in results.items():
+        for rel, r in by_rel.items():
+            lines.append(
+                f"| {labels.get(name, name)} | {rel} | {_fmt(r[f'map@{k}'])} | {_fmt(r['p@1'])} | "
+                f"{_fmt(r[f'p@{k}'])} | {r['queries']} |"
+            )
+    return "\n".join(lines)
+
+
+def evaluate(
+    embeddings: np.ndarray,
+    attributes: dict[str, np.ndarray],
+    test_pairs: dict[str, Pairs],
+    query_pool: np.ndarray,
+    methods: list[str],
+    classifiers: Optional[ClassifierSet] = None,
+    n_queries: int | None = 500,
+    k: int = 10,
+    seed: int = 0,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Correlations on held-out pairs and retrieval with held-out images as queries, for each method.
+
+    `n_queries` samples the query pool (seeded) to bound the cost of the random forest; None = all.
+    """
+    from tqdm.auto import tqdm
+
+    index = EmbeddingIndex(embeddings)
+    rng = np.random.default_rng(seed)
+    pool = np.asarray(query_pool)
+    queries = np.sort(rng.choice(pool, size=n_queries, replace=False)) if n_queries and n_queries < len(pool) else pool
+    out: dict[str, Any] = {"correlation": {}, "retrieval": {}, "k": k, "n_queries": int(len(queries))}
+    for name in tqdm(methods, desc="evaluating", unit="method", disable=not progress):
+        out["correlation"][name] = pair_correlations(name, embeddings, test_pairs, classifiers)
+        out["retrieval"][name] = {
+            rel: retrieval_metrics(name, index, attributes, queries, rel, classifiers, k=k) for rel in RELEVANCE
+        }
+    return out

@@ -1,0 +1,236 @@
+"""Image embeddings from a timm backbone with its classifier removed (VGG16 -> 4096-d by default)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .images import ImageError, load_image
+
+DEFAULT_MODEL = "vgg16.tv_in1k"
+DEFAULT_SEED = 0
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained backbone weights could not be loaded (offline, missing file, wrong file)."""
+
+
+class BackboneMismatchError(ValueError):
+    """A gallery embedded with one backbone/preprocessing is searched with another."""
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec:
+    """What made a set of embeddings: the timm model, its weights and its preprocessing."""
+
+    model: str
+    weights: str  # "pretrained" or "random"
+    dim: int
+    data_config: dict[str, Any] = field(default_factory=dict)
+    seed: int | None = None  # the init seed when weights == "random"
+    weights_source: str = ""  # informational: Hub id or file name
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "EmbeddingSpec":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        cfg = dict(known.get("data_config") or {})
+        known["data_config"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
+        return cls(**known)
+
+    def save(self, path: str | os.PathLike) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "EmbeddingSpec":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    @property
+    def is_random(self) -> bool:
+        return self.weights == "random"
+
+    def describe(self) -> str:
+        w = f"random init (seed {self.seed})" if self.is_random else f"pretrained {self.weights_source or ''}".strip()
+        return f"{self.model}, {w}, {self.dim}-d"
+
+    def check_compatible(self, other: "EmbeddingSpec", allow_weights_mismatch: bool = False) -> None:
+        """Raise BackboneMismatchError unless `other` embeds images the same way as `self`."""
+        problems = []
+        if self.model != other.model:
+            problems.append(f"model {self.model!r} vs {other.model!r}")
+        if self.dim != other.dim:
+            problems.append(f"dimension {self.dim} vs {other.dim}")
+        if _norm_cfg(self.data_config) != _norm_cfg(other.data_config):
+            problems.append(f"preprocessing {self.data_config} vs {other.data_config}")
+        if not allow_weights_mismatch and (self.weights, self.seed) != (other.weights, other.seed):
+            problems.append(f"weights {self.describe()} vs {other.describe()}")
+        if problems:
+            raise BackboneMismatchError(
+                "the gallery was embedded differently from this feature extractor: " + "; ".join(problems)
+            )
+
+
+def _norm_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """`auto` picks CUDA when present, else CPU; anything else is passed to torch.device."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def create_backbone(
+    model_name: str = DEFAULT_MODEL,
+    weights: str = "pretrained",
+    seed: int = DEFAULT_SEED,
+) -> tuple[torch.nn.Module, str]:
+    """Create a timm model with no classifier head.
+
+    `weights` is "pretrained" (timm's Hub weights), "random" (seeded init, for tests and
+    smoke runs) or a path to a local weights file. Returns the model and a source string.
+    """
+    import timm
+
+    if weights == "random":
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = timm.create_model(model_name, pretrained=False, num_classes=0)
+        return model, f"random-init seed={seed}"
+    if weights == "pretrained":
+        kwargs: dict[str, Any] = {}
+        source = f"hub:{model_name}"
+    else:
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsUnavailableError(f"weights file not found: {weights}")
+        kwargs = {"pretrained_cfg_overlay": {"file": str(path)}}
+        source = f"file:{path.name}"
+    try:
+        model = timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
+    except Exception as e:  # network errors, missing cache, bad state dicts all mean "no weights"
+        raise WeightsUnavailableError(
+            f"could not load pretrained weights for {model_name!r} ({source}): {type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''}. Offline? Pass a local weights file "
+            "(--weights PATH) or, for a smoke run only, random weights (--random-weights)."
+        ) from e
+    return model, source
+
+
+class FeatureExtractor:
+    """A timm backbone plus timm's own eval transform; turns images into float32 vectors."""
+
+    def __init__(
+        self,
+        model_name: str = DEFAULT_MODEL,
+        weights: str = "pretrained",
+        device: str = "auto",
+        seed: int = DEFAULT_SEED,
+    ) -> None:
+        import timm.data
+
+        self.model, source = create_backbone(model_name, weights, seed)
+        self.device = resolve_device(device)
+        self.model.eval().to(self.device)
+        cfg = timm.data.resolve_data_config({}, model=self.model)
+        self.transform = timm.data.create_transform(**cfg, is_training=False)
+        dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
+        kind = "random" if weights == "random" else "pretrained"
+        self.spec = EmbeddingSpec(
+            model=model_name,
+            weights=kind,
+            dim=dim,
+            data_config=_norm_cfg(dict(cfg)),
+            seed=seed if kind == "random" else None,
+            weights_source=source,
+        )
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        return self.transform(image)
+
+    @torch.inference_mode()
+    def embed_tensor(self, batch: torch.Tensor) -> np.ndarray:
+        """Forward one preprocessed batch (B, 3, H, W) and return (B, dim) float32."""
+        out = self.model(batch.to(self.device))
+        return out.float().cpu().numpy().astype(np.float32, copy=False)
+
+    def embed_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> np.ndarray:
+        """Embed already-decoded images (PIL, arrays, paths or bytes: anything load_image takes)."""
+        out = np.empty((len(images), self.spec.dim), dtype=np.float32)
+        starts = range(0, len(images), batch_size)
+        for s in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
+            chunk = images[s : s + batch_size]
+            batch = torch.stack([self.preprocess(load_image(im)) for im in chunk])
+            out[s : s + len(chunk)] = self.embed_tensor(batch)
+        return out
+
+    def embed_image(self, image: Any) -> np.ndarray:
+        """One query image -> (dim,) float32."""
+        return self.embed_images([image], batch_size=1)[0]
+
+    def embed_files(
+        self,
+        sources: Sequence[Any],
+        batch_size: int = 32,
+        num_workers: int = 0,
+        progress: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+        """Embed many files (paths or bytes) with a DataLoader, decoding in `num_workers` processes.
+
+        Unreadable images are skipped, not fatal: returns (vectors, kept indices, {index: error}).
+        """
+        loader = torch.utils.data.DataLoader(
+            _DecodeDataset(list(sources), self.transform),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            shuffle=False,
+            collate_fn=_collate_skipping_errors,
+        )
+        out = np.empty((len(sources), self.spec.dim), dtype=np.float32)
+        kept: list[int] = []
+        errors: dict[int, str] = {}
+        with tqdm(total=len(sources), desc="embedding", unit="img", disable=not progress) as bar:
+            for idx, batch, errs in loader:
+                errors.update(errs)
+                if idx:
+                    out[idx] = self.embed_tensor(batch)
+                    kept.extend(idx)
+                bar.update(len(idx) + len(errs))
+        keep = np.asarray(kept, dtype=np.int64)
+        return out[keep], keep, errors
+
+
+class _DecodeDataset(torch.utils.data.Dataset):
+    """Decode + preprocess one image per item; errors name the offending source."""
+
+    def __init__(self, sources: list[Any], transform: Any) -> None:
+        self.sources = sources
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.sources)
+
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+        try:
+            return i, self.transform(load_image(self.sources[i])), None
+        except ImageError as e:
+            return i, None, str(e)
+
+
+def _collate_skipping_errors(items: list) -> tuple[list[int], torch.Tensor | None, dict[int, str]]:
+    good = [(i, t) for i, t, err in items if err is None]
+    errors = {i: err for i, _, err in items if err is not None}
+    batch = torch.stack([t for _, t in good]) if good else None
+    return [i for i, _ in good], batch, errors

@@ -1,0 +1,79 @@
+"""Gallery index and top-k search: one matrix operation per query batch, no loop over images."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Hashable
+
+import numpy as np
+
+
+class EmbeddingIndex:
+    """A gallery's float32 vectors plus arrays derived from them once and reused by every query."""
+
+    def __init__(self, vectors: np.ndarray) -> None:
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2:
+            raise ValueError(f"gallery vectors must be 2-D (N, dim), got shape {vectors.shape}")
+        self.vectors = vectors
+        self._cache: dict[Hashable, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    @property
+    def dim(self) -> int:
+        return self.vectors.shape[1]
+
+    def derived(self, key: Hashable, compute: Callable[[np.ndarray], Any]) -> Any:
+        """compute(vectors), cached under `key` (e.g. unit vectors, squared norms, a projection)."""
+        if key not in self._cache:
+            self._cache[key] = compute(self.vectors)
+        return self._cache[key]
+
+    @property
+    def unit(self) -> np.ndarray:
+        return self.derived("unit", l2_normalize)
+
+    @property
+    def sq_norms(self) -> np.ndarray:
+        return self.derived("sq_norms", lambda v: np.einsum("ij,ij->i", v, v))
+
+    @property
+    def nbytes(self) -> int:
+        """Resident size of the vectors and everything derived from them."""
+        extra = sum(a.nbytes for a in self._cache.values() if isinstance(a, np.ndarray))
+        return self.vectors.nbytes + extra
+
+
+def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    x = np.asarray(x, dtype=np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), eps)
+
+
+def as_queries(queries: np.ndarray, dim: int) -> np.ndarray:
+    """A (Q, dim) float32 batch from one vector or a batch; a wrong width is a clear error."""
+    q = np.asarray(queries, dtype=np.float32)
+    if q.ndim == 1:
+        q = q[None, :]
+    if q.ndim != 2 or q.shape[1] != dim:
+        raise ValueError(f"query vectors must have {dim} columns, got shape {np.shape(queries)}")
+    return q
+
+
+def top_k(scores: np.ndarray, k: int, exclude: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and scores of the k best per row, best first; `exclude` (Q,) drops one index per row (-1 = none)."""
+    scores = np.array(scores, dtype=np.float32, ndmin=2)
+    if exclude is not None:
+        exclude = np.atleast_1d(exclude)
+        rows = np.flatnonzero(exclude >= 0)
+        scores[rows, exclude[rows]] = -np.inf
+    n = scores.shape[1] - (0 if exclude is None else int((exclude >= 0).any()))
+    k = max(0, min(int(k), n))
+    if k == 0:
+        return np.empty((len(scores), 0), np.int64), np.empty((len(scores), 0), np.float32)
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(part_scores, order, axis=1)

@@ -1,0 +1,91 @@
+"""The search engine: a gallery, its index, a feature extractor and classifiers, loaded once."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from .classifiers import ClassifierSet
+from .data import Gallery
+from .features import FeatureExtractor
+from .index import EmbeddingIndex, top_k
+from .similarity import TASK_CHOICES, get_method, list_methods
+
+MAX_K = 100
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One result: gallery row, rank (1-based), score and labels."""
+
+    rank: int
+    index: int
+    score: float
+    label: str
+    colour: str
+    type: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SearchEngine:
+    """Query-by-image over one gallery; the extractor must embed the way the gallery was embedded."""
+
+    def __init__(
+        self,
+        gallery: Gallery,
+        extractor: FeatureExtractor,
+        classifiers: Optional[ClassifierSet] = None,
+        allow_weights_mismatch: bool = False,
+    ) -> None:
+        gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
+        if classifiers is not None:
+            classifiers.check_backbone(gallery.spec)
+        self.gallery = gallery
+        self.extractor = extractor
+        self.classifiers = classifiers
+        self.index = EmbeddingIndex(gallery.embeddings)
+
+    def available_methods(self) -> list[str]:
+        """Methods this engine can serve: the learned ones only when their classifiers are loaded."""
+        have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
+        return [m for m in list_methods() if not get_method(m).learned or m in have]
+
+    def _check(self, method: str, task: str, k: int | None = None) -> None:
+        if method not in self.available_methods():
+            raise ValueError(f"method {method!r} is not available; choose one of {self.available_methods()}")
+        if task not in TASK_CHOICES:
+            raise ValueError(f"task must be one of {TASK_CHOICES}, got {task!r}")
+        if k is not None and not 1 <= k <= MAX_K:
+            raise ValueError(f"k must be between 1 and {MAX_K}, got {k}")
+
+    def embed(self, image: Any) -> np.ndarray:
+        return self.extractor.embed_image(image)
+
+    def search_vector(
+        self, vector: np.ndarray, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1
+    ) -> list[Hit]:
+        """Top-k gallery items for one embedding; `exclude` drops that gallery row (the query itself)."""
+        self._check(method, task, k)
+        scores = get_method(method).score(vector, self.index, task=task, classifiers=self.classifiers)
+        idx, sc = top_k(scores, k, exclude=np.array([exclude]))
+        g = self.gallery
+        return [
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
+            for r, (i, s) in enumerate(zip(idx[0], sc[0]))
+        ]
+
+    def search(self, image: Any, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1) -> list[Hit]:
+        """Embed an image (path, bytes, PIL or array) and search the gallery with it."""
+        self._check(method, task, k)
+        return self.search_vector(self.embed(image), method, task, k, exclude)
+
+    def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
+        """The method's score for one pair of images."""
+        self._check(method, task)
+        vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
+        m = get_method(method)
+        return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers)[0])

@@ -1,0 +1,114 @@
+"""The similarity methods, behind one registry keyed by name; higher score = more similar.
+
+Each method scores queries against a whole gallery (`score`, a (Q, N) matrix) and pairs
+element-wise (`score_pairs`, used by evaluation). Learned methods take a ClassifierSet and a task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+
+from .classifiers import CLASSIFIER_KINDS, ClassifierSet
+from .index import EmbeddingIndex, as_queries, l2_normalize
+
+TASK_CHOICES: tuple[str, ...] = ("type", "colour", "both")
+
+MatrixFn = Callable[..., np.ndarray]
+PairFn = Callable[..., np.ndarray]
+
+
+@dataclass(frozen=True)
+class SimilarityMethod:
+    """A named similarity: `score(queries, index)` -> (Q, N); `score_pairs(a, b)` -> (P,)."""
+
+    name: str
+    label: str
+    learned: bool
+    score_fn: Optional[MatrixFn]  # None for learned methods: they score through their classifiers
+    pair_fn: Optional[PairFn]
+
+    def score(
+        self,
+        queries: np.ndarray,
+        index: EmbeddingIndex,
+        task: str = "type",
+        classifiers: Optional[ClassifierSet] = None,
+    ) -> np.ndarray:
+        q = as_queries(queries, index.dim)
+        if self.learned:
+            return _require(classifiers, self.name).score(self.name, task, q, index)
+        return self.score_fn(q, index)
+
+    def score_pairs(
+        self,
+        a: np.ndarray,
+        b: np.ndarray,
+        task: str = "type",
+        classifiers: Optional[ClassifierSet] = None,
+    ) -> np.ndarray:
+        a = np.asarray(a, dtype=np.float32)
+        b = np.asarray(b, dtype=np.float32)
+        if self.learned:
+            return _require(classifiers, self.name).score_pairs(self.name, task, a, b)
+        return self.pair_fn(a, b)
+
+
+_METHODS: dict[str, SimilarityMethod] = {}
+
+
+def register_method(name: str, label: str, pair_fn: PairFn, learned: bool = False) -> Callable[[MatrixFn], MatrixFn]:
+    """Decorator adding a gallery-scoring function to the registry under `name`."""
+
+    def wrap(fn: MatrixFn) -> MatrixFn:
+        if name in _METHODS:
+            raise ValueError(f"similarity method {name!r} is already registered")
+        _METHODS[name] = SimilarityMethod(name, label, learned, fn, pair_fn)
+        return fn
+
+    return wrap
+
+
+def get_method(name: str) -> SimilarityMethod:
+    try:
+        return _METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown similarity method {name!r}; available: {', '.join(_METHODS)}") from None
+
+
+def list_methods() -> list[str]:
+    return list(_METHODS)
+
+
+def _require(classifiers: Optional[ClassifierSet], name: str) -> ClassifierSet:
+    if classifiers is None:
+        raise ValueError(f"method {name!r} is a learned classifier: load classifiers first")
+    return classifiers
+
+
+def _cosine_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", l2_normalize(a), l2_normalize(b))
+
+
+def _inverse_euclidean_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.linalg.norm(a - b, axis=1))
+
+
+@register_method("cosine", "Cosine similarity", _cosine_pairs)
+def cosine(queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
+    """Cosine similarity: one product of unit vectors with the gallery's cached unit vectors."""
+    return l2_normalize(queries) @ index.unit.T
+
+
+@register_method("euclidean", "Inverse Euclidean distance", _inverse_euclidean_pairs)
+def inverse_euclidean(queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
+    """1 / (1 + ||q - g||), with ||q - g||^2 = |q|^2 + |g|^2 - 2 q.g as one matrix product."""
+    q_sq = np.einsum("ij,ij->i", queries, queries)[:, None]
+    d2 = q_sq + index.sq_norms[None, :] - 2.0 * (queries @ index.vectors.T)
+    return 1.0 / (1.0 + np.sqrt(np.maximum(d2, 0.0)))
+
+
+for _kind in CLASSIFIER_KINDS.values():  # one learned method per registered classifier kind
+    _METHODS[_kind.name] = SimilarityMethod(_kind.name, _kind.label, True, None, None)

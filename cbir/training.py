@@ -1,0 +1,65 @@
+"""Training run: image split -> balanced pairs per task -> one classifier per (kind, task)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from .classifiers import CLASSIFIER_KINDS, PAIRS_FILE, ClassifierSet, PairClassifier
+from .data import Gallery
+from .labels import TASKS
+from .pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
+
+
+@dataclass
+class TrainingRun:
+    """What a training run produced: classifiers, the pairs they saw and held out, and the image split."""
+
+    classifiers: ClassifierSet
+    pairs: dict[str, dict[str, Pairs]]
+    split: ImageSplit
+    meta: dict
+
+    def save(self, folder: str | os.PathLike) -> list[Path]:
+        folder = Path(folder)
+        written = self.classifiers.save(folder)
+        save_pairs(folder / PAIRS_FILE, self.pairs, self.split, self.meta)
+        return written + [folder / PAIRS_FILE]
+
+
+def make_pairs(
+    gallery: Gallery,
+    n_pairs: int = DEFAULT_PAIRS_PER_TASK,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+    tasks: Sequence[str] = TASKS,
+) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
+    """De-duplicated stratified image split, then train/test pairs per task inside each side."""
+    split = split_images(gallery.labels, gallery.hashes, test_fraction=test_fraction, seed=seed)
+    pairs = build_task_pairs({t: gallery.attribute(t) for t in tasks}, split, n_pairs=n_pairs, seed=seed)
+    return split, pairs
+
+
+def train(
+    gallery: Gallery,
+    kinds: Sequence[str] = tuple(CLASSIFIER_KINDS),
+    tasks: Sequence[str] = TASKS,
+    n_pairs: int = DEFAULT_PAIRS_PER_TASK,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+    progress: bool = True,
+) -> TrainingRun:
+    """Fit every requested classifier kind for every task on the gallery's training pairs."""
+    split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
+    fitted = {}
+    jobs = [(k, t) for k in kinds for t in tasks]
+    for kind, task in tqdm(jobs, desc="training", unit="classifier", disable=not progress):
+        fitted[(kind, task)] = PairClassifier.fit(
+            kind, task, gallery.embeddings, pairs[task]["train"], split.train, gallery.spec, seed=seed
+        )
+    meta = {"n_pairs_per_task": n_pairs, "test_fraction": test_fraction, "seed": seed, "gallery_size": len(gallery)}
+    return TrainingRun(ClassifierSet(fitted), pairs, split, meta)

@@ -1,0 +1,43 @@
+#!/usr/bin/env python
+"""Gallery -> balanced train/test pairs per task -> logistic regression and random forest classifiers (skops)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cbir.classifiers import CLASSIFIER_KINDS  # noqa: E402
+from cbir.data import Gallery  # noqa: E402
+from cbir.labels import TASKS  # noqa: E402
+from cbir.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION  # noqa: E402
+from cbir.training import train  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--gallery", required=True, help="gallery folder or Hub dataset id")
+    p.add_argument("--out", required=True, help="output folder for classifiers, cards and pairs")
+    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK, help="pairs per task, train+test")
+    p.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help="held-out share of images")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kinds", nargs="+", default=list(CLASSIFIER_KINDS), choices=list(CLASSIFIER_KINDS))
+    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    args = p.parse_args(argv)
+
+    gallery = Gallery.load(args.gallery)
+    run = train(gallery, args.kinds, args.tasks, args.pairs, args.test_fraction, args.seed)
+    print("image split:", json.dumps(run.split.summary()))
+    for task, parts in run.pairs.items():
+        sizes = ", ".join(f"{part} {len(p)} ({p.n_positive} positive)" for part, p in parts.items())
+        print(f"pairs for {task}: {sizes}")
+    for path in run.save(args.out):
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
