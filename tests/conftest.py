@@ -1,0 +1,57 @@
+"""Shared test fixtures: a generated `colour_type` image folder, a tiny random-init timm model,
+the gallery embedded with it and classifiers trained on it. No network, no shared/ data."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test that reaches for the Hub fails fast instead of retrying
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import pytest  # noqa: E402
+
+from cbir.data import Gallery, build_gallery, scan_image_folder  # noqa: E402
+from cbir.features import FeatureExtractor  # noqa: E402
+from cbir.synthetic import write_image_folder  # noqa: E402
+from cbir.training import TrainingRun, train  # noqa: E402
+
+TINY_MODEL = "test_resnet.r160_in1k"  # timm's own test network: 96-d features, builds in milliseconds
+PER_CLASS = 4
+TEST_PAIRS = 200
+
+
+@pytest.fixture(scope="session")
+def image_folder(tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("apparel") / "images"
+    write_image_folder(root, per_class=PER_CLASS, size=64, seed=0)
+    return root
+
+
+@pytest.fixture(scope="session")
+def extractor() -> FeatureExtractor:
+    return FeatureExtractor(TINY_MODEL, weights="random", device="cpu", seed=0)
+
+
+@pytest.fixture(scope="session")
+def gallery(image_folder, extractor) -> Gallery:
+    g, errors = build_gallery(scan_image_folder(image_folder), extractor, batch_size=16, progress=False)
+    assert not errors
+    return g
+
+
+@pytest.fixture(scope="session")
+def gallery_dir(gallery, tmp_path_factory: pytest.TempPathFactory):
+    return gallery.save(tmp_path_factory.mktemp("gallery") / "gallery")
+
+
+@pytest.fixture(scope="session")
+def training_run(gallery) -> TrainingRun:
+    return train(gallery, n_pairs=TEST_PAIRS, seed=0, progress=False)
+
+
+@pytest.fixture(scope="session")
+def classifier_dir(training_run, tmp_path_factory: pytest.TempPathFactory):
+    folder = tmp_path_factory.mktemp("classifiers") / "classifiers"
+    training_run.save(folder)
+    return folder
