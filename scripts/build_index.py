@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.data import STORAGE_DTYPES, build_gallery, scan_image_folder  # noqa: E402
 from cbir.features import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
+from cbir.cli import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,4 +54,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

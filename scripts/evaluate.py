@@ -16,6 +16,7 @@ from cbir.evaluation import correlation_markdown, evaluate, retrieval_markdown  
 from cbir.hub import fetch_file  # noqa: E402
 from cbir.pairs import load_pairs  # noqa: E402
 from cbir.similarity import get_method, list_methods  # noqa: E402
+from cbir.cli import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,4 +58,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.demo import DEMO_DIR, build_demo  # noqa: E402
 from cbir.features import DEFAULT_MODEL  # noqa: E402
+from cbir.cli import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,4 +32,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

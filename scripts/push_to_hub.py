@@ -10,6 +10,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.hub import push_folder, push_gallery  # noqa: E402
+from cbir.cli import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,4 +34,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

@@ -15,6 +15,7 @@ from cbir.data import Gallery  # noqa: E402
 from cbir.labels import TASKS  # noqa: E402
 from cbir.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION  # noqa: E402
 from cbir.training import train  # noqa: E402
+from cbir.cli import run  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,4 +41,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(run(main))

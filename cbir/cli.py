@@ -1,0 +1,21 @@
+"""Shared entry-point wrapper for the scripts: user errors print one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable
+
+from .features import BackboneMismatchError, WeightsUnavailableError
+from .images import ImageError
+from .labels import LabelError
+
+USER_ERRORS = (LabelError, ImageError, WeightsUnavailableError, BackboneMismatchError, FileNotFoundError, ValueError)
+
+
+def run(main: Callable[[], int]) -> int:
+    """Call a script's main(); known user errors exit with status 2 and `error: <message>` on stderr."""
+    try:
+        return main()
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

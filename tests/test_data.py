@@ -1,0 +1,76 @@
+import numpy as np
+import pytest
+
+from cbir.data import SPEC_FILE, Gallery, build_gallery, scan_image_folder
+from cbir.labels import LabelError
+from cbir.synthetic import write_image_folder
+from tests.conftest import PER_CLASS
+
+
+def test_scan_labels_every_image(image_folder):
+    records = scan_image_folder(image_folder)
+    assert len(records) == 24 * PER_CLASS
+    for r in records:
+        assert r.relpath.split("/")[0] == r.label.name == r.path.parent.name
+        assert len(r.sha1) == 40
+
+
+def test_scan_errors_name_the_bad_folder(tmp_path):
+    write_image_folder(tmp_path, classes=["red_dress"], per_class=1)
+    (tmp_path / "purple_hats").mkdir()
+    with pytest.raises(LabelError, match="purple_hats"):
+        scan_image_folder(tmp_path)
+
+
+def test_scan_ignores_non_image_files_and_refuses_empty(tmp_path):
+    write_image_folder(tmp_path, classes=["red_dress"], per_class=2)
+    (tmp_path / "red_dress" / "notes.txt").write_text("hello")
+    (tmp_path / "red_dress" / ".DS_Store").write_bytes(b"\0")
+    assert len(scan_image_folder(tmp_path)) == 2
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LabelError, match="no images"):
+        scan_image_folder(tmp_path / "empty")
+    with pytest.raises(FileNotFoundError):
+        scan_image_folder(tmp_path / "missing")
+
+
+def test_gallery_columns_and_labels(gallery):
+    ds = gallery.dataset
+    assert {"image", "label", "colour", "type", "embedding", "sha1", "path"} <= set(ds.column_names)
+    assert gallery.embeddings.shape == (len(gallery), 96) and gallery.embeddings.dtype == np.float32
+    assert all(f"{c}_{t}" == lab for c, t, lab in zip(gallery.colours, gallery.types, gallery.labels))
+    assert gallery.image(0).mode == "RGB"
+
+
+def test_save_load_roundtrip_keeps_embeddings_and_spec(gallery, gallery_dir):
+    assert (gallery_dir / SPEC_FILE).is_file()
+    loaded = Gallery.load(gallery_dir)
+    np.testing.assert_array_equal(loaded.embeddings, gallery.embeddings)
+    assert loaded.spec == gallery.spec
+    assert list(loaded.labels) == list(gallery.labels)
+    assert np.array_equal(np.asarray(loaded.image(5)), np.asarray(gallery.image(5)))
+
+
+def test_float16_storage(image_folder, extractor, gallery, tmp_path):
+    records = scan_image_folder(image_folder)[:10]
+    g16, _ = build_gallery(records, extractor, dtype="float16", progress=False)
+    assert g16.spec.dtype == "float16"
+    g16.save(tmp_path / "g16")
+    loaded = Gallery.load(tmp_path / "g16")
+    assert loaded.embeddings.dtype == np.float32
+    np.testing.assert_allclose(loaded.embeddings, gallery.embeddings[:10], rtol=1e-3, atol=1e-4)
+    with pytest.raises(ValueError, match="dtype"):
+        build_gallery(records, extractor, dtype="int8", progress=False)
+
+
+def test_unreadable_images_are_reported_not_lost(tmp_path, extractor):
+    write_image_folder(tmp_path, classes=["red_dress"], per_class=2)
+    (tmp_path / "red_dress" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    g, errors = build_gallery(scan_image_folder(tmp_path), extractor, progress=False)
+    assert len(g) == 2
+    assert list(errors) == ["red_dress/broken.jpg"]
+
+
+def test_missing_local_gallery_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        Gallery.load(tmp_path / "nope")

@@ -1,0 +1,74 @@
+"""The command-line pipeline end to end on a generated folder: build_index -> train_classifiers -> evaluate."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ["build_index", "train_classifiers", "evaluate", "push_to_hub", "make_demo"]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_help(name, capsys):
+    with pytest.raises(SystemExit) as e:
+        _load(name).main(["--help"])
+    assert e.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def _run(*args):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_pipeline_through_the_scripts(image_folder, tmp_path):
+    (image_folder.parent / "junk").mkdir(exist_ok=True)  # sibling, not inside: the scan must not see it
+    out = _run("scripts/build_index.py", str(image_folder), "--out", str(tmp_path / "gallery"),
+               "--model", "test_resnet.r160_in1k", "--random-weights", "--batch-size", "16")
+    assert "embedded 96 images" in out and str(tmp_path / "gallery") in out
+    out = _run("scripts/train_classifiers.py", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "clf"),
+               "--pairs", "200")
+    assert "pairs for type: train 150 (75 positive), test 50 (25 positive)" in out
+    assert (tmp_path / "clf" / "logreg-type.skops").is_file() and (tmp_path / "clf" / "pairs.npz").is_file()
+    out = _run("scripts/evaluate.py", "--gallery", str(tmp_path / "gallery"), "--classifiers", str(tmp_path / "clf"),
+               "--out", str(tmp_path / "results.json"), "--queries", "12")
+    assert "| Method | Pearson | Spearman |" in out
+    for label in ("Cosine similarity", "Inverse Euclidean distance", "Logistic regression", "Random forest"):
+        assert f"| {label} |" in out
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest"}
+    assert results["n_queries"] == 12 and results["pairs"] == {"colour": 50, "type": 50}
+
+
+def test_build_index_reports_a_bad_folder_name(tmp_path):
+    from cbir.synthetic import write_image_folder
+
+    write_image_folder(tmp_path / "imgs", classes=["red_dress"], per_class=1)
+    (tmp_path / "imgs" / "red-dress").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "scripts/build_index.py", str(tmp_path / "imgs"), "--out", str(tmp_path / "g"),
+         "--model", "test_resnet.r160_in1k", "--random-weights"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2 and "error: folder 'red-dress'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_push_requires_matching_arguments(capsys):
+    with pytest.raises(SystemExit) as e:
+        _load("push_to_hub").main(["--gallery", "x"])
+    assert e.value.code == 2
