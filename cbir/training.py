@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from .classifiers import CLASSIFIER_KINDS, PAIRS_FILE, ClassifierSet, PairClassifier
 from .data import Gallery
+from .evaluation import correlations
 from .labels import TASKS
 from .pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
 
@@ -57,9 +58,16 @@ def train(
     split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
     fitted = {}
     jobs = [(k, t) for k in kinds for t in tasks]
+    x = gallery.embeddings
     for kind, task in tqdm(jobs, desc="training", unit="classifier", disable=not progress):
-        fitted[(kind, task)] = PairClassifier.fit(
-            kind, task, gallery.embeddings, pairs[task]["train"], split.train, gallery.spec, seed=seed
-        )
+        clf = PairClassifier.fit(kind, task, x, pairs[task]["train"], split.train, gallery.spec, seed=seed)
+        test = pairs[task]["test"]
+        proba = clf.score_pairs(x[test.left], x[test.right])
+        clf.card["metrics"] = {
+            "test_pairs": len(test),
+            "accuracy": float(((proba > 0.5) == test.label.astype(bool)).mean()),
+            **{k: v for k, v in correlations(proba, test.label).items() if k != "n"},
+        }
+        fitted[(kind, task)] = clf
     meta = {"n_pairs_per_task": n_pairs, "test_fraction": test_fraction, "seed": seed, "gallery_size": len(gallery)}
     return TrainingRun(ClassifierSet(fitted), pairs, split, meta)

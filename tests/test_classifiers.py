@@ -107,3 +107,10 @@ def test_classifiers_learn_an_attribute_encoded_in_the_features(kind):
     test = pairs["test"]
     acc = ((clf.score_pairs(x[test.left], x[test.right]) > 0.5) == test.label.astype(bool)).mean()
     assert acc > 0.85
+
+
+def test_cards_carry_held_out_metrics(training_run):
+    for clf in training_run.classifiers.classifiers.values():
+        m = clf.card["metrics"]
+        assert m["test_pairs"] == len(training_run.pairs[clf.task]["test"])
+        assert 0.0 <= m["accuracy"] <= 1.0 and -1.0 <= m["pearson"] <= 1.0

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["build_index", "train_classifiers", "evaluate", "push_to_hub", "make_demo"]
+SCRIPTS = ["generate_images", "build_index", "train_classifiers", "evaluate", "push_to_hub", "make_demo"]
 
 
 def _load(name):
