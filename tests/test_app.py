@@ -1,0 +1,385 @@
+"""The Gradio app through gradio_client: every endpoint, every method and task, bad inputs, start-up policy.
+
+Runs the app on the conftest gallery (tiny random-init timm model), on 127.0.0.1, with no network.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import app  # noqa: E402
+from cbir.data import Gallery  # noqa: E402
+from cbir.features import BackboneMismatchError, WeightsUnavailableError  # noqa: E402
+from cbir.images import load_image  # noqa: E402
+from cbir.similarity import TASK_CHOICES, get_method  # noqa: E402
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+METHODS = ["cosine", "euclidean", "logreg", "forest"]
+QUERY_INDEX = 5
+
+
+# --- fixtures --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def engine(gallery_dir, classifier_dir):
+    args = app.parse_args(["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"])
+    return app.build_engine(args)
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    demo = app.create_app(engine)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False, download_files=True)
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def files(engine, tmp_path_factory):
+    """A gallery image and every awkward kind of upload, written once."""
+    d = tmp_path_factory.mktemp("uploads")
+    base = engine.gallery.image(QUERY_INDEX)
+    out = {"query": d / "query.png"}
+    base.save(out["query"])
+    good = out["query"].read_bytes()
+
+    out["corrupt"] = d / "corrupt.png"
+    out["corrupt"].write_bytes(good[: len(good) // 2])
+    out["not_image"] = d / "notes.txt"
+    out["not_image"].write_text("this is not an image\n")
+    out["tiny"] = d / "one_pixel.png"
+    Image.new("RGB", (1, 1), (255, 0, 0)).save(out["tiny"])
+    out["bomb"] = d / "huge.png"
+    out["bomb"].write_bytes(_png_claiming_size(20000, 20000))
+
+    out["grey"] = d / "grey.png"
+    base.convert("L").save(out["grey"])
+    out["rgba"] = d / "rgba.png"
+    rgba = base.convert("RGBA")
+    rgba.putalpha(200)
+    rgba.save(out["rgba"])
+    out["cmyk"] = d / "cmyk.jpg"
+    base.convert("CMYK").save(out["cmyk"], quality=95)
+    out["16bit"] = d / "sixteen.png"
+    Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257).save(out["16bit"])
+    # EXIF orientation 6 ("rotate 90 CW to display"): stored pixels are the upright image rotated back.
+    asym = Image.new("RGB", (64, 40), (200, 200, 200))
+    asym.paste(base.resize((40, 40)), (0, 0))
+    out["upright"] = d / "upright.png"
+    asym.save(out["upright"])
+    out["sideways"] = d / "sideways.png"
+    asym.rotate(90, expand=True).save(out["sideways"])
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out["exif"] = d / "exif_rotated.jpg"
+    asym.rotate(90, expand=True).save(out["exif"], exif=exif, quality=100, subsampling=0)
+    return out
+
+
+def _png_claiming_size(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims width x height (a decompression bomb by its header alone)."""
+    buf = io.BytesIO()
+    Image.new("1", (16, 16)).save(buf, format="PNG")
+    data = bytearray(buf.getvalue())
+    data[16:24] = struct.pack(">II", width, height)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def _search(client, path, method="cosine", task="type", k=10, exclude=-1):
+    return client.predict(handle_file(str(path)), method, task, k, exclude, api_name="/search")
+
+
+def _assert_ranked(result, engine, k):
+    hits = result["results"]
+    assert len(hits) == k
+    assert [h["rank"] for h in hits] == list(range(1, k + 1))
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    labels = set(engine.gallery.labels.tolist())
+    for h in hits:
+        assert h["label"] in labels
+        assert h["label"] == engine.gallery.labels[h["index"]]
+        assert np.isfinite(h["score"])
+
+
+# --- API shape -------------------------------------------------------------------------------------------
+
+
+def test_view_api_lists_exactly_the_named_endpoints(client):
+    info = client.view_api(print_info=False, return_format="dict")
+    assert set(info["named_endpoints"]) == {"/search", "/random", "/compare"}
+    assert not info["unnamed_endpoints"]
+    params = {e: [p["parameter_name"] for p in v["parameters"]] for e, v in info["named_endpoints"].items()}
+    assert params == {
+        "/search": ["image", "method", "task", "k", "exclude"],
+        "/random": [],
+        "/compare": ["image_a", "image_b", "method", "task"],
+    }
+    returns = {e: [r["label"] for r in v["returns"]] for e, v in info["named_endpoints"].items()}
+    assert returns == {"/search": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"]}
+
+
+# --- /search ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_search_every_method_and_task(client, engine, files, method):
+    for task in TASK_CHOICES:
+        result = _search(client, files["query"], method, task, k=7)
+        assert result["method"] == method and result["task"] == task
+        _assert_ranked(result, engine, 7)
+
+
+def test_search_accepts_method_labels_and_default_arguments(client, engine, files):
+    by_label = _search(client, files["query"], get_method("logreg").label, "colour", k=5)
+    by_name = _search(client, files["query"], "logreg", "colour", k=5)
+    assert by_label["method"] == "logreg"
+    assert by_label["results"] == by_name["results"]
+    default = client.predict(handle_file(str(files["query"])), api_name="/search")
+    assert default["method"] == "cosine" and default["k"] == 10
+    _assert_ranked(default, engine, 10)
+
+
+def test_search_query_from_gallery_finds_itself_unless_excluded(client, engine, files):
+    found = _search(client, files["query"], k=3)
+    assert found["results"][0]["index"] == QUERY_INDEX
+    assert found["results"][0]["score"] == pytest.approx(1.0, abs=1e-4)
+    excluded = _search(client, files["query"], k=len(engine.gallery) - 1, exclude=QUERY_INDEX)
+    assert excluded["excluded_index"] == QUERY_INDEX
+    assert QUERY_INDEX not in [h["index"] for h in excluded["results"]]
+    _assert_ranked(excluded, engine, len(engine.gallery) - 1)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("no-such-method", "type", 5, -1), "Unknown or unavailable method"),
+        (("cosine", "size", 5, -1), "task must be one of"),
+        (("cosine", "type", 0, -1), "k must be between 1 and"),
+        (("cosine", "type", 2.5, -1), "k must be a whole number"),
+        (("cosine", "type", 5, 10_000), "exclude must be -1 or a gallery index"),
+    ],
+)
+def test_search_bad_arguments_are_clear_errors(client, engine, files, args, message):
+    with pytest.raises(AppError, match=message):
+        client.predict(handle_file(str(files["query"])), *args, api_name="/search")
+    _assert_ranked(_search(client, files["query"], k=3), engine, 3)
+
+
+# --- /random ---------------------------------------------------------------------------------------------
+
+
+def test_random_returns_a_gallery_image_label_and_index(client, engine):
+    path, label, index = client.predict(api_name="/random")
+    assert 0 <= index < len(engine.gallery)
+    assert label == engine.gallery.labels[index]
+    assert np.array_equal(np.asarray(load_image(path)), np.asarray(engine.gallery.image(index)))
+    # The returned image and index are what /search needs to leave the query out of its own results.
+    result = client.predict(handle_file(path), "cosine", "type", 5, index, api_name="/search")
+    assert index not in [h["index"] for h in result["results"]]
+
+
+# --- /compare --------------------------------------------------------------------------------------------
+
+
+def test_compare_self_scores_at_least_every_other_gallery_image(client, engine, files):
+    self_score = client.predict(handle_file(str(files["query"])), handle_file(str(files["query"])), "cosine",
+                                api_name="/compare")
+    assert self_score == pytest.approx(1.0, abs=1e-4)
+    # Every gallery image, through /search (k = N); a few of them through /compare too, which must agree.
+    everyone = _search(client, files["query"], k=len(engine.gallery), exclude=QUERY_INDEX)["results"]
+    assert all(self_score >= h["score"] - 1e-6 for h in everyone)
+    for h in everyone[:: max(1, len(everyone) // 5)]:
+        other = engine.gallery.image(h["index"])
+        path = files["query"].parent / f"other-{h['index']}.png"
+        other.save(path)
+        score = client.predict(handle_file(str(files["query"])), handle_file(str(path)), "Cosine similarity",
+                               api_name="/compare")
+        assert self_score >= score
+        assert score == pytest.approx(h["score"], abs=1e-4)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_compare_every_method(client, files, method):
+    for task in TASK_CHOICES:
+        score = client.predict(handle_file(str(files["query"])), handle_file(str(files["grey"])), method, task,
+                               api_name="/compare")
+        assert isinstance(score, float) and np.isfinite(score)
+
+
+# --- bad and awkward uploads -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("corrupt", "Corrupt or truncated image"),
+        ("not_image", "Not an image file"),
+        ("tiny", "Image is 1x1 pixels; at least 16x16 is needed"),
+        ("bomb", "Image is too large (400.0 MP); the limit is 40 MP"),
+    ],
+)
+def test_unusable_uploads_give_clear_errors_and_the_app_keeps_serving(client, engine, files, name, message):
+    with pytest.raises(AppError) as err:
+        _search(client, files[name])
+    assert message in err.value.message
+    with pytest.raises(AppError, match="Corrupt|Not an image|pixels|too large"):
+        client.predict(handle_file(str(files[name])), handle_file(str(files["query"])), api_name="/compare")
+    _assert_ranked(_search(client, files["query"], k=4), engine, 4)
+
+
+@pytest.mark.parametrize("name", ["grey", "rgba", "cmyk", "16bit", "exif"])
+def test_awkward_but_valid_uploads_work(client, engine, files, name):
+    _assert_ranked(_search(client, files[name], "euclidean", "type", k=5), engine, 5)
+
+
+def test_exif_orientation_is_applied(client, files):
+    def cos(a, b):
+        return client.predict(handle_file(str(files[a])), handle_file(str(files[b])), "cosine", api_name="/compare")
+
+    upright, sideways = cos("exif", "upright"), cos("exif", "sideways")
+    assert upright > 0.99
+    assert upright > sideways
+
+
+def test_missing_image_and_non_uploaded_paths_are_refused(client, engine, files, tmp_path):
+    with pytest.raises(AppError, match="No image"):
+        client.predict(None, api_name="/search")
+    secret = tmp_path / "server_side.png"
+    shutil.copy(files["query"], secret)
+    # A bare path string, or a file dict pointing outside Gradio's upload folder, must not be read.
+    with pytest.raises(AppError, match="handle_file"):
+        client.predict(str(secret), api_name="/search")
+    with pytest.raises(AppError, match="not uploaded|cannot be accessed|not in the upload folder"):
+        client.predict({"path": str(secret)}, api_name="/search")
+    _assert_ranked(_search(client, files["query"], k=2), engine, 2)
+
+
+# --- UI handlers (private events): the picked gallery image is left out of its own results -------------------
+
+
+def test_ui_random_then_search_excludes_the_picked_image(engine, files):
+    from gradio.utils import get_upload_folder
+
+    h = app._Handlers(engine)
+    path, info, state = h.ui_random()
+    index = state["index"]
+    assert engine.gallery.labels[index] in info
+    # Gradio hands the handler the copy it keeps in its upload/cache folder.
+    cached = Path(get_upload_folder()) / "test-app" / f"picked-{index}.png"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(path, cached)
+    n = len(engine.gallery)
+    items, table, result = h.ui_search({"path": str(cached)}, "Cosine similarity", "type", n - 1, state)
+    assert result["excluded_index"] == index and result["query"]["label"] == engine.gallery.labels[index]
+    assert index not in [r["index"] for r in result["results"]]
+    assert len(items) == n - 1 and all(Path(p).is_file() and " · " in caption for p, caption in items)
+    assert list(table.columns) == ["rank", "label", "score", "type match", "colour match"]
+    # Another image with the stale state (no reset event seen): the fingerprint no longer matches.
+    other = Path(get_upload_folder()) / "test-app" / "other.png"
+    Image.open(cached).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
+    items, table, result = h.ui_search({"path": str(other)}, "cosine", "type", 3, state)
+    assert result["excluded_index"] == -1 and list(table.columns) == ["rank", "label", "score"]
+
+
+# --- start-up policy -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pretrained_gallery_dir(gallery_dir, tmp_path_factory):
+    """The fixture gallery, re-saved with a spec claiming ImageNet-pretrained weights."""
+    g = Gallery.load(gallery_dir)
+    spec = dataclasses.replace(g.spec, weights="pretrained", seed=None, weights_source=f"hub:{g.spec.model}")
+    return Gallery(g.dataset, spec).save(tmp_path_factory.mktemp("pretrained") / "gallery")
+
+
+@pytest.fixture
+def empty_hub_cache(tmp_path, monkeypatch):
+    """Offline with an empty cache: pretrained weights cannot be had, whatever this machine has cached."""
+    import huggingface_hub.constants as hfc
+
+    monkeypatch.setattr(hfc, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(hfc, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+
+def test_pretrained_gallery_without_weights_is_refused(pretrained_gallery_dir, empty_hub_cache, capsys):
+    argv = ["--gallery", str(pretrained_gallery_dir), "--classifiers", "none", "--device", "cpu"]
+    with pytest.raises(WeightsUnavailableError, match="--random-weights"):
+        app.build_engine(app.parse_args(argv))
+    assert app.main(argv) == 1  # what `python app.py ...` exits with: a message, no server
+    err = capsys.readouterr().err
+    assert "cannot start" in err and "--random-weights" in err
+    with pytest.raises(WeightsUnavailableError, match="weights file not found"):
+        app.build_engine(app.parse_args(argv + ["--weights", str(pretrained_gallery_dir / "missing.pth")]))
+
+
+def test_pretrained_gallery_with_random_weights_is_a_flagged_smoke_run(pretrained_gallery_dir, empty_hub_cache, files):
+    argv = ["--gallery", str(pretrained_gallery_dir), "--classifiers", "none", "--device", "cpu", "--random-weights"]
+    engine = app.build_engine(app.parse_args(argv))
+    assert engine.extractor.spec.is_random and not engine.gallery.spec.is_random
+    assert engine.available_methods() == ["cosine", "euclidean"]  # no classifiers: learned methods hidden
+    banner = app.weights_banner(engine)
+    assert banner.startswith("SMOKE RUN: random query features, scores are meaningless")
+    demo = app.create_app(engine)
+    assert "SMOKE RUN: random query features, scores are meaningless" in str(demo.config)
+    assert len(engine.search(files["query"], k=3)) == 3
+
+
+def test_random_init_gallery_gets_a_banner_and_refuses_a_weights_file(engine, gallery_dir, files):
+    banner = app.weights_banner(engine)
+    assert banner and "randomly initialised" in banner.lower() and "not meaningful" in banner
+    assert "not meaningful" in str(app.create_app(engine).config)
+    with pytest.raises(BackboneMismatchError, match="random-init"):
+        app.build_engine(app.parse_args(["--gallery", str(gallery_dir), "--weights", str(files["query"])]))
+
+
+def test_arguments_and_environment(monkeypatch):
+    monkeypatch.setenv("CBIR_GALLERY", "user/gallery")
+    monkeypatch.setenv("CBIR_CLASSIFIERS", "user/classifiers")
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "7999")
+    a = app.parse_args([])
+    expected = ("user/gallery", "user/classifiers", "0.0.0.0", 7999, False)
+    assert (a.gallery, a.classifiers, a.host, a.port, a.share) == expected
+    b = app.parse_args(["--gallery", "x", "--port", "8000", "--host", "127.0.0.1"])
+    assert (b.gallery, b.port, b.host) == ("x", 8000, "127.0.0.1")
+    for var in ("CBIR_GALLERY", "CBIR_CLASSIFIERS", "GRADIO_SERVER_NAME", "GRADIO_SERVER_PORT"):
+        monkeypatch.delenv(var)
+    c = app.parse_args([])
+    assert (c.gallery, c.classifiers, c.host, c.port, c.random_weights) == (None, None, "127.0.0.1", 7860, False)
+    with pytest.raises(SystemExit):
+        app.parse_args(["--weights", "w.pth", "--random-weights"])
+
+
+def test_help_runs():
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run([sys.executable, str(ROOT / "app.py"), "--help"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT, env=env)
+    assert out.returncode == 0, out.stderr
+    for flag in ("--gallery", "--classifiers", "--weights", "--random-weights", "--device", "--host", "--port"):
+        assert flag in out.stdout
+    assert "--share" in out.stdout
