@@ -71,6 +71,12 @@ def _set_k(page, k: int) -> None:
     box.press("Enter")
 
 
+_LOADED_JS = """img => (img.complete && img.naturalWidth > 0) || new Promise(resolve => {
+    img.addEventListener("load", () => resolve(img.naturalWidth > 0), {once: true});
+    img.addEventListener("error", () => resolve(false), {once: true});
+})"""
+
+
 def _search_and_wait(page, k: int):
     page.get_by_role("button", name="Search", exact=True).click()
     thumbs = page.locator("#results-gallery img")
@@ -87,8 +93,8 @@ def test_upload_search_shows_result_gallery(page, gallery, tmp_path):
     page.locator("#query-image input[type=file]").set_input_files(str(query))
     page.locator("#query-image img").first.wait_for()
     thumbs = _search_and_wait(page, K)
-    for i in range(K):
-        assert thumbs.nth(i).evaluate("img => img.complete && img.naturalWidth > 0")
+    for i in range(K):  # each thumbnail really loads (waits for its load event if still in flight)
+        assert thumbs.nth(i).evaluate(_LOADED_JS)
     captions = page.locator("#results-gallery").inner_text()
     assert captions.count(" · ") >= K  # "label · score"
     table = page.locator("#results-table")
