@@ -11,6 +11,7 @@ import argparse
 import atexit
 import hashlib
 import html
+import io
 import logging
 import os
 import random
@@ -26,13 +27,11 @@ from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
-from cbir.classifiers import ClassifierSet
-from cbir.data import Gallery, image_bytes
 from cbir.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
-from cbir.features import BackboneMismatchError, FeatureExtractor, WeightsUnavailableError
+from cbir.features import BackboneMismatchError, WeightsUnavailableError
 from cbir.images import ImageError, load_image
-from cbir.search import Hit, SearchEngine
-from cbir.similarity import TASK_CHOICES, get_method
+from cbir.search import Hit, SearchEngine, load_engine
+from cbir.similarity import TASK_CHOICES, get_method, resolve_method
 
 log = logging.getLogger("cbir.app")
 
@@ -104,66 +103,29 @@ def _is_demo(gallery_arg: Optional[str]) -> bool:
 
 
 def build_engine(args: argparse.Namespace) -> SearchEngine:
-    """Load gallery, backbone and classifiers once, following the weights policy.
+    """Load gallery, backbone and classifiers once (weights policy: `cbir.search.extractor_for`).
 
-    The backbone is created from the gallery's EmbeddingSpec: random init with the spec's seed when the
-    gallery was embedded that way, else pretrained weights (Hub, or the `--weights` file). Pretrained
-    weights that cannot be loaded are fatal (WeightsUnavailableError) unless `--random-weights` asks for
-    a smoke run, which embeds queries with random-init weights; `weights_banner` then says so.
+    The demo gallery comes with the demo classifiers; any other gallery has none unless `--classifiers` is given.
     """
-    gallery_src = args.gallery or str(DEMO_GALLERY)
-    log.info("loading gallery %s", gallery_src)
-    gallery = Gallery.load(gallery_src)
-    spec = gallery.spec
-    allow_mismatch = False
-    if spec.is_random:
-        if args.weights:
-            raise BackboneMismatchError(
-                f"the gallery {gallery_src} was embedded with random-init weights ({spec.describe()}); "
-                f"a weights file ({args.weights}) would not match it"
-            )
-        extractor = FeatureExtractor(spec.model, weights="random", device=args.device, seed=_seed(spec.seed))
-    elif args.random_weights:
-        log.warning("--random-weights: queries use random-init %s weights against a pretrained gallery", spec.model)
-        extractor = FeatureExtractor(spec.model, weights="random", device=args.device, seed=_seed(spec.seed))
-        allow_mismatch = True
-    else:
-        extractor = FeatureExtractor(spec.model, weights=args.weights or "pretrained", device=args.device)
-
-    clf_src = args.classifiers
-    if clf_src is None and _is_demo(args.gallery):
-        clf_src = str(DEMO_CLASSIFIERS)
-    classifiers = None
-    if clf_src and clf_src.lower() != "none":
-        log.info("loading classifiers %s", clf_src)
-        classifiers = ClassifierSet.load(clf_src)
-    engine = SearchEngine(gallery, extractor, classifiers, allow_weights_mismatch=allow_mismatch)
+    gallery = args.gallery or str(DEMO_GALLERY)
+    classifiers = args.classifiers
+    if classifiers is None and _is_demo(args.gallery):
+        classifiers = str(DEMO_CLASSIFIERS)
+    if classifiers and classifiers.lower() == "none":
+        classifiers = None
+    log.info("loading gallery %s and classifiers %s", gallery, classifiers)
+    engine = load_engine(gallery, classifiers, args.weights, args.random_weights, args.device)
     log.info(
         "ready: %d gallery images, backbone %s on %s, methods %s",
-        len(gallery), extractor.spec.describe(), extractor.device, ", ".join(engine.available_methods()),
+        len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device,
+        ", ".join(engine.available_methods()),
     )
     return engine
 
 
-def _seed(seed: Optional[int]) -> int:
-    return 0 if seed is None else int(seed)
-
-
 def weights_banner(engine: SearchEngine) -> Optional[str]:
     """The warning every page must show when features come from random-init weights, else None."""
-    g, q = engine.gallery.spec, engine.extractor.spec
-    if q.is_random and not g.is_random:
-        return (
-            "SMOKE RUN: random query features, scores are meaningless. "
-            f"The gallery was embedded with pretrained {g.model} weights, which were not loaded here "
-            f"(--random-weights); queries use {q.describe()}."
-        )
-    if g.is_random:
-        return (
-            f"Randomly initialised weights: the gallery and the queries are embedded with {g.describe()}, "
-            "not pretrained weights. This is a demo / smoke run only; results are not meaningful."
-        )
-    return None
+    return engine.weights_warning()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -218,21 +180,16 @@ class _Handlers:
     def __init__(self, engine: SearchEngine) -> None:
         self.engine = engine
         self.methods = engine.available_methods()
-        self._by_key = {}
-        for m in self.methods:
-            self._by_key[m.lower()] = m
-            self._by_key[get_method(m).label.lower()] = m
         self._image_dir = Path(tempfile.mkdtemp(prefix="cbir-app-"))
         atexit.register(shutil.rmtree, self._image_dir, ignore_errors=True)
         self._files: dict[int, str] = {}
 
     # -- argument checks --------------------------------------------------------------------
     def method(self, value: Any) -> str:
-        m = self._by_key.get(str(value or "").strip().lower())
-        if m is None:
-            choices = ", ".join(f"{n!r} ({get_method(n).label})" for n in self.methods)
-            raise _error(f"Unknown or unavailable method {value!r}; choose one of {choices}.")
-        return m
+        try:
+            return resolve_method(value, self.methods)
+        except ValueError as e:
+            raise _error(e) from None
 
     @staticmethod
     def task(value: Any) -> str:
@@ -257,12 +214,11 @@ class _Handlers:
         """Gallery image i as a file, written once: its original bytes when browsers show that format, else PNG."""
         if i in self._files:
             return self._files[i]
-        stored = self.engine.gallery.dataset.with_format("arrow", columns=["image"])[int(i)].column("image")[0].as_py()
-        suffix = Path((stored or {}).get("path") or "").suffix.lower()
-        if stored and stored.get("bytes") and suffix in BROWSER_FORMATS:
-            data = stored["bytes"]
-        else:
-            data, suffix = image_bytes(self.engine.gallery.image(i), "PNG"), ".png"
+        data, suffix = self.engine.gallery.image_bytes(i)
+        if suffix not in BROWSER_FORMATS:
+            buf = io.BytesIO()
+            self.engine.gallery.image(i).save(buf, format="PNG")
+            data, suffix = buf.getvalue(), ".png"
         path = self._image_dir / f"gallery-{i:06d}{suffix}"
         with tempfile.NamedTemporaryFile(dir=self._image_dir, suffix=".part", delete=False) as f:
             f.write(data)

@@ -134,6 +134,15 @@ class Gallery:
         """The i-th gallery image, decoded to RGB."""
         return load_image(self.dataset[int(i)]["image"])
 
+    def image_bytes(self, i: int) -> tuple[bytes, str]:
+        """The i-th image as stored (original file bytes) and its file suffix; PNG if only pixels are stored."""
+        stored = self.dataset.with_format("arrow", columns=["image"])[int(i)].column("image")[0].as_py() or {}
+        if stored.get("bytes"):
+            return stored["bytes"], Path(stored.get("path") or "").suffix.lower()
+        buf = io.BytesIO()
+        self.image(i).save(buf, format="PNG")
+        return buf.getvalue(), ".png"
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the dataset with `save_to_disk` and the spec beside it."""
         path = Path(path)
@@ -189,8 +198,3 @@ def _with_dtype(spec: EmbeddingSpec, dtype: str) -> EmbeddingSpec:
     d["dtype"] = dtype
     return EmbeddingSpec.from_dict(d)
 
-
-def image_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    image.save(buf, format=fmt)
-    return buf.getvalue()

@@ -9,7 +9,7 @@ import numpy as np
 
 from .classifiers import ClassifierSet
 from .data import Gallery
-from .features import FeatureExtractor
+from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
 from .index import EmbeddingIndex, top_k
 from .similarity import TASK_CHOICES, get_method, list_methods
 
@@ -48,6 +48,22 @@ class SearchEngine:
         self.extractor = extractor
         self.classifiers = classifiers
         self.index = EmbeddingIndex(gallery.embeddings)
+
+    def weights_warning(self) -> Optional[str]:
+        """What a user must be told when features come from random-init weights; None for real weights."""
+        g, q = self.gallery.spec, self.extractor.spec
+        if q.is_random and not g.is_random:
+            return (
+                "SMOKE RUN: random query features, scores are meaningless. "
+                f"The gallery was embedded with pretrained {g.model} weights, which were not loaded here "
+                f"(--random-weights); queries use {q.describe()}."
+            )
+        if g.is_random:
+            return (
+                f"Randomly initialised weights: the gallery and the queries are embedded with {g.describe()}, "
+                "not pretrained weights. This is a demo / smoke run only; results are not meaningful."
+            )
+        return None
 
     def available_methods(self) -> list[str]:
         """Methods this engine can serve: the learned ones only when their classifiers are loaded."""
@@ -89,3 +105,42 @@ class SearchEngine:
         vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
         m = get_method(method)
         return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers)[0])
+
+
+def extractor_for(
+    spec: EmbeddingSpec,
+    weights: Optional[str] = None,
+    random_weights: bool = False,
+    device: str = "auto",
+) -> tuple[FeatureExtractor, bool]:
+    """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
+
+    A random-init gallery gets the same seeded init. A pretrained one gets the Hub weights or the
+    `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
+    asks for a smoke run (random-init queries; the engine's weights_warning says so).
+    """
+    seed = 0 if spec.seed is None else int(spec.seed)
+    if spec.is_random:
+        if weights:
+            raise BackboneMismatchError(
+                f"the gallery was embedded with random-init weights ({spec.describe()}); "
+                f"a weights file ({weights}) would not match it"
+            )
+        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), False
+    if random_weights:
+        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), True
+    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device), False
+
+
+def load_engine(
+    gallery: str,
+    classifiers: Optional[str] = None,
+    weights: Optional[str] = None,
+    random_weights: bool = False,
+    device: str = "auto",
+) -> SearchEngine:
+    """Load a gallery and classifiers (local folders or Hub ids) and the matching backbone, once."""
+    g = Gallery.load(gallery)
+    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device)
+    clf = ClassifierSet.load(classifiers) if classifiers else None
+    return SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)

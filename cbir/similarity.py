@@ -78,6 +78,17 @@ def get_method(name: str) -> SimilarityMethod:
         raise ValueError(f"unknown similarity method {name!r}; available: {', '.join(_METHODS)}") from None
 
 
+def resolve_method(name_or_label: str, allowed: Optional[list[str]] = None) -> str:
+    """A method's registry name from its name or its label, case-insensitive ("Cosine similarity" -> "cosine")."""
+    key = str(name_or_label or "").strip().lower()
+    names = allowed if allowed is not None else list(_METHODS)
+    for name in names:
+        if key in (name.lower(), _METHODS[name].label.lower()):
+            return name
+    choices = ", ".join(f"{n!r} ({_METHODS[n].label})" for n in names)
+    raise ValueError(f"Unknown or unavailable method {name_or_label!r}; choose one of {choices}.")
+
+
 def list_methods() -> list[str]:
     return list(_METHODS)
 

@@ -74,3 +74,9 @@ def test_unreadable_images_are_reported_not_lost(tmp_path, extractor):
 def test_missing_local_gallery_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         Gallery.load(tmp_path / "nope")
+
+
+def test_image_bytes_are_the_stored_file(gallery, image_folder):
+    data, suffix = gallery.image_bytes(3)
+    rel = gallery.dataset[3]["path"]
+    assert suffix == ".png" and data == (image_folder / rel).read_bytes()

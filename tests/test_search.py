@@ -64,3 +64,23 @@ def test_search_vector_matches_search(engine, gallery):
     b = engine.search(gallery.image(5), "euclidean", k=5)
     assert [h.index for h in a] == [h.index for h in b]
     np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-4)
+
+
+def test_weights_policy_and_warnings(gallery_dir, classifier_dir, gallery):
+    from cbir.features import EmbeddingSpec, WeightsUnavailableError
+    from cbir.search import extractor_for, load_engine
+
+    engine = load_engine(str(gallery_dir), str(classifier_dir), device="cpu")
+    assert engine.extractor.spec == gallery.spec  # same seeded random init as the gallery
+    assert "Randomly initialised weights" in engine.weights_warning()
+    with pytest.raises(BackboneMismatchError, match="weights file"):
+        extractor_for(gallery.spec, weights="some.pth")
+    pretrained = EmbeddingSpec.from_dict({**gallery.spec.to_dict(), "weights": "pretrained", "seed": None})
+    with pytest.raises(WeightsUnavailableError):  # offline in tests: refused, never silently random
+        extractor_for(pretrained, device="cpu")
+    ext, allow = extractor_for(pretrained, random_weights=True, device="cpu")
+    assert ext.spec.is_random and allow
+    from cbir.data import Gallery
+
+    smoke = SearchEngine(Gallery(engine.gallery.dataset, pretrained), ext, allow_weights_mismatch=True)
+    assert smoke.weights_warning().startswith("SMOKE RUN")

@@ -58,3 +58,13 @@ def test_euclidean_orders_by_distance():
 def test_learned_methods_need_classifiers(vectors):
     with pytest.raises(ValueError, match="load classifiers"):
         get_method("forest").score(vectors[0], EmbeddingIndex(vectors))
+
+
+def test_resolve_method_by_name_or_label():
+    from cbir.similarity import resolve_method
+
+    assert resolve_method("Cosine similarity") == "cosine"
+    assert resolve_method(" LOGREG ") == "logreg"
+    assert resolve_method("Random forest", ["cosine", "forest"]) == "forest"
+    with pytest.raises(ValueError, match="Unknown or unavailable method 'forest'"):
+        resolve_method("forest", ["cosine", "euclidean"])
