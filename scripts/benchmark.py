@@ -1,0 +1,92 @@
+#!/usr/bin/env python
+"""Benchmark query latency (vs a naive loop), PCA / float16 / HNSW scale options, memory, embedding
+throughput, end-to-end upload time and optionally a load test; prints one markdown report, writes JSON."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cbir.benchmark import BenchmarkConfig, check_local_url, log_stderr, render_markdown, run_benchmark, write_json  # noqa: E402
+from cbir.data import IMAGE_EXTENSIONS  # noqa: E402
+
+
+def list_images(root: Path) -> list[Path]:
+    """Image files under `root` (any depth), sorted; no decoding or hashing."""
+    if not root.is_dir():
+        raise SystemExit(f"image folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise SystemExit(f"no image files under {root}")
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--quick", action="store_true", help="tiny sizes and 2 repeats (seconds; for smoke runs)")
+    p.add_argument(
+        "--gallery",
+        help="saved real gallery folder (cbir.data.Gallery): real latency rows and the "
+        "PCA/float16 evaluation section; without it that section reports 'skipped'",
+    )
+    p.add_argument(
+        "--images",
+        help="folder of real image files for the embedding and end-to-end sections (default: generated garment images)",
+    )
+    p.add_argument("--out", default="results/benchmark.json", help="JSON report path (default: %(default)s)")
+    p.add_argument("--md", help="also write the markdown report here (default: the --out path with .md)")
+    p.add_argument("--no-md", action="store_true", help="do not write the markdown file (still printed)")
+    p.add_argument("--load-url", help="run the load test against this app (http://127.0.0.1:PORT only)")
+    p.add_argument("--load-requests", type=int, help="load-test requests (default 200; --quick 8)")
+    p.add_argument("--repeats", type=int, help="single-query latency samples per method (default 50; --quick 2)")
+    p.add_argument("--naive-budget", type=float, help="seconds per naive loop before extrapolating (default 3)")
+    p.add_argument("--embed-images", type=int, help="images per embedding-throughput run (default 192)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data, splits and models (default: %(default)s)")
+    args = p.parse_args(argv)
+
+    if args.load_url:
+        try:
+            check_local_url(args.load_url)
+        except ValueError as e:
+            p.error(str(e))
+    overrides = {"seed": args.seed, "load_url": args.load_url}
+    for name, value in (
+        ("load_requests", args.load_requests),
+        ("repeats", args.repeats),
+        ("naive_budget_s", args.naive_budget),
+        ("embed_images", args.embed_images),
+    ):
+        if value is not None:
+            overrides[name] = value
+    cfg = (BenchmarkConfig.quick if args.quick else BenchmarkConfig.full)(**overrides)
+
+    gallery = None
+    if args.gallery:
+        from cbir.data import Gallery
+
+        log_stderr(f"loading gallery {args.gallery}")
+        gallery = Gallery.load(args.gallery)
+        _ = gallery.embeddings  # read once, before any timing
+    images = list_images(Path(args.images)) if args.images else None
+    command = "python " + " ".join(
+        shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *(sys.argv[1:] if argv is None else argv)]
+    )
+    report = run_benchmark(cfg, real_gallery=gallery, image_sources=images, command=command)
+    md = render_markdown(report)
+    print(md)
+    out = write_json(report, args.out)
+    log_stderr(f"wrote {out}")
+    if not args.no_md:
+        md_path = Path(args.md) if args.md else out.with_suffix(".md")
+        md_path.parent.mkdir(parents=True, exist_ok=True)
+        md_path.write_text(md)
+        log_stderr(f"wrote {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
