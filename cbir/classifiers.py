@@ -216,7 +216,7 @@ class PairClassifier:
 
     def score(self, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
         """P(same) of every query against every gallery vector, (Q, N)."""
-        gallery = index.derived((self._key, "projected"), self.project)
+        gallery = index.vectors if self.projection is None else index.derived((self._key, "projected"), self.project)
         q = self.project(queries)
         terms = self._linear_terms()
         if terms is not None:

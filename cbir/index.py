@@ -35,6 +35,11 @@ class EmbeddingIndex:
         return self.derived("unit", l2_normalize)
 
     @property
+    def inv_norms(self) -> np.ndarray:
+        """1 / ||g|| per gallery vector (0 for zero vectors): cosine without a second copy of the gallery."""
+        return self.derived("inv_norms", lambda v: 1.0 / np.maximum(np.linalg.norm(v, axis=1), 1e-12))
+
+    @property
     def sq_norms(self) -> np.ndarray:
         return self.derived("sq_norms", lambda v: np.einsum("ij,ij->i", v, v))
 

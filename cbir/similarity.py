@@ -109,8 +109,8 @@ def _inverse_euclidean_pairs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @register_method("cosine", "Cosine similarity", _cosine_pairs)
 def cosine(queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
-    """Cosine similarity: one product of unit vectors with the gallery's cached unit vectors."""
-    return l2_normalize(queries) @ index.unit.T
+    """Cosine similarity: one matrix product, scaled by the gallery's cached inverse norms."""
+    return (l2_normalize(queries) @ index.vectors.T) * index.inv_norms[None, :]
 
 
 @register_method("euclidean", "Inverse Euclidean distance", _inverse_euclidean_pairs)
