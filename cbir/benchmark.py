@@ -314,7 +314,7 @@ def query_latency(
 ) -> dict[str, float]:
     """Single-query time of scoring the whole gallery plus top-k, one sample per query row.
 
-    The first `warmup` calls are not timed: they fill the index's caches (unit vectors, projections).
+    The first `warmup` calls are not timed: they fill the index's caches (norms, projections).
     """
     m = get_method(method)
     queries = np.asarray(queries, dtype=np.float32)
@@ -416,7 +416,7 @@ def gallery_latency(
         "float16_vectors_mb": vectors.nbytes / 2 / MB,
         "rss_mb": rss_bytes() / MB,
         "rss_growth_mb": (rss_bytes() - rss0) / MB,
-        "note": "index_nbytes = vectors + cached derived arrays (unit vectors, norms, projections) after querying",
+        "note": "index_nbytes = vectors + cached derived arrays (norms, projections) after querying",
     }
     return rows, memory
 
@@ -1313,7 +1313,7 @@ def _md_latency(report: dict[str, Any]) -> list[str]:
         "Naive loop = a Python loop calling the method's pair scorer on one gallery item at a time (plus a heap "
         "top-k); when it would exceed its time budget it is timed on the first items and extrapolated linearly. "
         "Max score diff = largest |naive - vectorised| score over the items the loop scored. Gallery read GB/s = "
-        "the (N, dim) float32 matrix a query streams through (cached unit vectors for cosine, the vectors otherwise) "
+        "the (N, dim) float32 matrix a query streams through (the vectors themselves for every method) "
         "divided by the median time: scoring is memory-bandwidth bound. Learned methods use "
         "the classifier of task `type`" + (": " + "; ".join(classifier_notes) if classifier_notes else "") + ".",
     ]
@@ -1418,10 +1418,9 @@ def _md_memory(report: dict[str, Any]) -> list[str]:
         + _table(headers, rows)
         + [
             "",
-            "EmbeddingIndex.nbytes counts the vectors plus the arrays derived once and cached (unit vectors for "
-            "cosine, norms, classifier projections) after every method ran; it counts the logistic regression's "
-            'cached "projection", which is the gallery array itself, a second time, so the next column counts '
-            "arrays that share memory once. RSS growth = process RSS after minus before indexing and querying that "
+            "EmbeddingIndex.nbytes counts the vectors plus the arrays derived once and cached (norms, classifier "
+            "projections) after every method ran; the next column counts arrays that share memory once (a cache "
+            "that is a view of the gallery). RSS growth = process RSS after minus before indexing and querying that "
             "gallery (its vectors were already in memory): what the caches and query temporaries kept.",
         ]
     )

@@ -25,14 +25,10 @@ class EmbeddingIndex:
         return self.vectors.shape[1]
 
     def derived(self, key: Hashable, compute: Callable[[np.ndarray], Any]) -> Any:
-        """compute(vectors), cached under `key` (e.g. unit vectors, squared norms, a projection)."""
+        """compute(vectors), cached under `key` (e.g. inverse norms, squared norms, a projection)."""
         if key not in self._cache:
             self._cache[key] = compute(self.vectors)
         return self._cache[key]
-
-    @property
-    def unit(self) -> np.ndarray:
-        return self.derived("unit", l2_normalize)
 
     @property
     def inv_norms(self) -> np.ndarray:

@@ -27,14 +27,15 @@ def test_index_caches_derived_arrays():
     v = np.arange(12, dtype=np.float64).reshape(4, 3)
     index = EmbeddingIndex(v)
     assert index.vectors.dtype == np.float32 and index.dim == 3 and len(index) == 4
-    assert index.unit is index.unit
-    np.testing.assert_allclose(np.linalg.norm(index.unit[1:], axis=1), 1.0, rtol=1e-6)
+    assert index.inv_norms is index.inv_norms
+    np.testing.assert_allclose(index.inv_norms[1:], 1.0 / np.linalg.norm(v[1:], axis=1), rtol=1e-6)
+    assert index.inv_norms[0] > 0  # a zero vector stays finite
     np.testing.assert_allclose(index.sq_norms, (v**2).sum(1), rtol=1e-6)
     calls = []
     index.derived("x", lambda g: calls.append(1) or g.sum())
     index.derived("x", lambda g: calls.append(1) or g.sum())
     assert calls == [1]
-    assert index.nbytes >= v.size * 4 * 2
+    assert index.nbytes == v.size * 4 + index.inv_norms.nbytes + index.sq_norms.nbytes
 
 
 def test_bad_shapes_are_clear_errors():
