@@ -11,7 +11,6 @@ import argparse
 import atexit
 import hashlib
 import html
-import io
 import logging
 import os
 import random
@@ -214,11 +213,7 @@ class _Handlers:
         """Gallery image i as a file, written once: its original bytes when browsers show that format, else PNG."""
         if i in self._files:
             return self._files[i]
-        data, suffix = self.engine.gallery.image_bytes(i)
-        if suffix not in BROWSER_FORMATS:
-            buf = io.BytesIO()
-            self.engine.gallery.image(i).save(buf, format="PNG")
-            data, suffix = buf.getvalue(), ".png"
+        data, suffix = self.engine.gallery.image_bytes(i, BROWSER_FORMATS)
         path = self._image_dir / f"gallery-{i:06d}{suffix}"
         with tempfile.NamedTemporaryFile(dir=self._image_dir, suffix=".part", delete=False) as f:
             f.write(data)

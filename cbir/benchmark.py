@@ -582,10 +582,9 @@ def representation_effect(
     all on the same split, test pairs and query images. Returns (report, artefacts for reuse)."""
     from .evaluation import pair_correlations, retrieval_metrics
     from .labels import TASKS
-    from .pairs import build_task_pairs, split_images
+    from .training import fit_classifiers, split_and_pair
 
-    split = split_images(labels, hashes, seed=cfg.seed)  # as cbir.training.make_pairs does
-    pairs = build_task_pairs({t: attributes[t] for t in TASKS}, split, n_pairs=cfg.n_pairs, seed=cfg.seed)
+    split, pairs = split_and_pair(labels, hashes, {t: attributes[t] for t in TASKS}, n_pairs=cfg.n_pairs, seed=cfg.seed)
     test_pairs = {t: p["test"] for t, p in pairs.items()}
     rng = np.random.default_rng(cfg.seed)
     queries = np.sort(rng.choice(split.test, size=min(cfg.eval_queries, len(split.test)), replace=False))
@@ -594,14 +593,8 @@ def representation_effect(
     learned = [m for m in methods if get_method(m).learned]
 
     def fit_all(x: np.ndarray, variant_spec: EmbeddingSpec) -> ClassifierSet:
-        fitted = {}
-        for kind in learned:
-            for task in TASKS:
-                log(f"representation: fitting {kind}/{task} on {x.shape[1]}-d")
-                fitted[(kind, task)] = PairClassifier.fit(
-                    kind, task, x, pairs[task]["train"], split.train, variant_spec, seed=cfg.seed
-                )
-        return ClassifierSet(fitted)
+        log(f"representation: fitting {', '.join(learned)} per task on {x.shape[1]}-d")
+        return fit_classifiers(x, pairs, split, variant_spec, learned, TASKS, seed=cfg.seed, progress=False)
 
     def evaluate_variant(
         name: str, x: np.ndarray, storage: str, classifiers: ClassifierSet, fit_s: float

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Collection, Optional, Protocol, Sequence
 
 import datasets
 import numpy as np
@@ -134,11 +134,15 @@ class Gallery:
         """The i-th gallery image, decoded to RGB."""
         return load_image(self.dataset[int(i)]["image"])
 
-    def image_bytes(self, i: int) -> tuple[bytes, str]:
-        """The i-th image as stored (original file bytes) and its file suffix; PNG if only pixels are stored."""
+    def image_bytes(self, i: int, suffixes: Optional[Collection[str]] = None) -> tuple[bytes, str]:
+        """The i-th image as stored (original file bytes) and its file suffix.
+
+        Re-encoded as PNG when only pixels are stored, or when the stored suffix is not in `suffixes`.
+        """
         stored = self.dataset.with_format("arrow", columns=["image"])[int(i)].column("image")[0].as_py() or {}
-        if stored.get("bytes"):
-            return stored["bytes"], Path(stored.get("path") or "").suffix.lower()
+        suffix = Path(stored.get("path") or "").suffix.lower()
+        if stored.get("bytes") and (suffixes is None or suffix in suffixes):
+            return stored["bytes"], suffix
         buf = io.BytesIO()
         self.image(i).save(buf, format="PNG")
         return buf.getvalue(), ".png"

@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
+
+import numpy as np
 
 from tqdm.auto import tqdm
 
 from .classifiers import CLASSIFIER_KINDS, PAIRS_FILE, ClassifierSet, PairClassifier
 from .data import Gallery
+from .features import EmbeddingSpec
 from .evaluation import correlations
 from .labels import TASKS
 from .pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
@@ -32,6 +35,19 @@ class TrainingRun:
         return written + [folder / PAIRS_FILE]
 
 
+def split_and_pair(
+    labels: np.ndarray,
+    hashes: Optional[np.ndarray],
+    attributes: dict[str, np.ndarray],
+    n_pairs: int = DEFAULT_PAIRS_PER_TASK,
+    test_fraction: float = DEFAULT_TEST_FRACTION,
+    seed: int = 0,
+) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
+    """De-duplicated stratified image split, then train/test pairs per task inside each side."""
+    split = split_images(labels, hashes, test_fraction=test_fraction, seed=seed)
+    return split, build_task_pairs(attributes, split, n_pairs=n_pairs, seed=seed)
+
+
 def make_pairs(
     gallery: Gallery,
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
@@ -39,10 +55,36 @@ def make_pairs(
     seed: int = 0,
     tasks: Sequence[str] = TASKS,
 ) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
-    """De-duplicated stratified image split, then train/test pairs per task inside each side."""
-    split = split_images(gallery.labels, gallery.hashes, test_fraction=test_fraction, seed=seed)
-    pairs = build_task_pairs({t: gallery.attribute(t) for t in tasks}, split, n_pairs=n_pairs, seed=seed)
-    return split, pairs
+    """split_and_pair on a gallery's labels, hashes and task attributes."""
+    attributes = {t: gallery.attribute(t) for t in tasks}
+    return split_and_pair(gallery.labels, gallery.hashes, attributes, n_pairs, test_fraction, seed)
+
+
+def fit_classifiers(
+    embeddings: np.ndarray,
+    pairs: dict[str, dict[str, Pairs]],
+    split: ImageSplit,
+    spec: EmbeddingSpec,
+    kinds: Sequence[str] = tuple(CLASSIFIER_KINDS),
+    tasks: Sequence[str] = TASKS,
+    seed: int = 0,
+    progress: bool = True,
+) -> ClassifierSet:
+    """One classifier per (kind, task) on the training pairs; its card gets metrics on the test pairs."""
+    fitted = {}
+    jobs = [(k, t) for k in kinds for t in tasks]
+    x = embeddings
+    for kind, task in tqdm(jobs, desc="training", unit="classifier", disable=not progress):
+        clf = PairClassifier.fit(kind, task, x, pairs[task]["train"], split.train, spec, seed=seed)
+        test = pairs[task]["test"]
+        proba = clf.score_pairs(x[test.left], x[test.right])
+        clf.card["metrics"] = {
+            "test_pairs": len(test),
+            "accuracy": float(((proba > 0.5) == test.label.astype(bool)).mean()),
+            **{k: v for k, v in correlations(proba, test.label).items() if k != "n"},
+        }
+        fitted[(kind, task)] = clf
+    return ClassifierSet(fitted)
 
 
 def train(
@@ -56,18 +98,6 @@ def train(
 ) -> TrainingRun:
     """Fit every requested classifier kind for every task on the gallery's training pairs."""
     split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
-    fitted = {}
-    jobs = [(k, t) for k in kinds for t in tasks]
-    x = gallery.embeddings
-    for kind, task in tqdm(jobs, desc="training", unit="classifier", disable=not progress):
-        clf = PairClassifier.fit(kind, task, x, pairs[task]["train"], split.train, gallery.spec, seed=seed)
-        test = pairs[task]["test"]
-        proba = clf.score_pairs(x[test.left], x[test.right])
-        clf.card["metrics"] = {
-            "test_pairs": len(test),
-            "accuracy": float(((proba > 0.5) == test.label.astype(bool)).mean()),
-            **{k: v for k, v in correlations(proba, test.label).items() if k != "n"},
-        }
-        fitted[(kind, task)] = clf
+    classifiers = fit_classifiers(gallery.embeddings, pairs, split, gallery.spec, kinds, tasks, seed, progress)
     meta = {"n_pairs_per_task": n_pairs, "test_fraction": test_fraction, "seed": seed, "gallery_size": len(gallery)}
-    return TrainingRun(ClassifierSet(fitted), pairs, split, meta)
+    return TrainingRun(classifiers, pairs, split, meta)

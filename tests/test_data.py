@@ -80,3 +80,11 @@ def test_image_bytes_are_the_stored_file(gallery, image_folder):
     data, suffix = gallery.image_bytes(3)
     rel = gallery.dataset[3]["path"]
     assert suffix == ".png" and data == (image_folder / rel).read_bytes()
+
+
+def test_image_bytes_reencode_outside_allowed_suffixes(gallery):
+    data, suffix = gallery.image_bytes(3, {".jpg"})
+    assert suffix == ".png" and data.startswith(b"\x89PNG")
+    from cbir.images import load_image
+
+    assert np.array_equal(np.asarray(load_image(data)), np.asarray(gallery.image(3)))
