@@ -67,6 +67,16 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="classifiers: local folder or Hub model id, or 'none' (env CBIR_CLASSIFIERS; default: the demo "
         "classifiers for the demo gallery, else none, which hides the learned methods)",
     )
+    p.add_argument(
+        "--gallery-revision",
+        default=env("CBIR_GALLERY_REVISION") or None,
+        help="pin a Hub gallery to a branch, tag or commit (env CBIR_GALLERY_REVISION; default: main)",
+    )
+    p.add_argument(
+        "--classifiers-revision",
+        default=env("CBIR_CLASSIFIERS_REVISION") or None,
+        help="pin Hub classifiers to a branch, tag or commit (env CBIR_CLASSIFIERS_REVISION; default: main)",
+    )
     w = p.add_mutually_exclusive_group()
     w.add_argument(
         "--weights",
@@ -128,7 +138,10 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
     if classifiers and classifiers.lower() == "none":
         classifiers = None
     log.info("loading gallery %s and classifiers %s", gallery, classifiers)
-    engine = load_engine(gallery, classifiers, args.weights, args.random_weights, args.device)
+    engine = load_engine(
+        gallery, classifiers, args.weights, args.random_weights, args.device,
+        gallery_revision=args.gallery_revision, classifiers_revision=args.classifiers_revision if classifiers else None,
+    )
     log.info(
         "ready: %d gallery images, backbone %s on %s, methods %s",
         len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device,

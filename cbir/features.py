@@ -44,6 +44,13 @@ class EmbeddingSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EmbeddingSpec":
+        missing = [k for k in ("model", "weights", "dim") if k not in d]
+        if missing or not isinstance(d.get("dim"), int) or d["dim"] <= 0:
+            problem = f"lacks {', '.join(missing)}" if missing else f"has dim {d.get('dim')!r}, not a positive integer"
+            raise BackboneMismatchError(
+                f"the embedding spec {problem}: it does not describe how the embeddings were made; "
+                "rebuild the gallery with scripts/build_index.py"
+            )
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         cfg = dict(known.get("data_config") or {})
         known["data_config"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
@@ -118,12 +125,20 @@ def create_backbone(
             raise WeightsUnavailableError(f"weights file not found: {weights}")
         kwargs = {"pretrained_cfg_overlay": {"file": str(path)}}
         source = f"file:{path.name}"
+    from .hub import offline_unless_reachable
+
+    status = "local file"
     try:
-        model = timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
+        if weights == "pretrained":  # Hub weights: from the cache at once when the Hub is off or unreachable
+            with offline_unless_reachable() as status:
+                model = timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
+        else:
+            model = timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
     except Exception as e:  # network errors, missing cache, bad state dicts all mean "no weights"
+        hub = {"offline": " (Hub offline mode is on)", "unreachable": " (the Hugging Face Hub is unreachable)"}
         raise WeightsUnavailableError(
-            f"could not load pretrained weights for {model_name!r} ({source}): {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}. Offline? Pass a local weights file "
+            f"could not load pretrained weights for {model_name!r} ({source}){hub.get(status, '')}: "
+            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. Offline? Pass a local weights file "
             "(--weights PATH) or, for a smoke run only, random weights (--random-weights)."
         ) from e
     return model, source

@@ -454,6 +454,26 @@ def test_arguments_and_environment(monkeypatch):
     d = app.parse_args([])
     assert (d.concurrency, d.threads) == (4, 1)
     assert app.parse_args(["--concurrency", "3", "--threads", "2"]).concurrency == 3
+    assert (d.gallery_revision, d.classifiers_revision) == (None, None)
+    monkeypatch.setenv("CBIR_GALLERY_REVISION", "v1.0")
+    monkeypatch.setenv("CBIR_CLASSIFIERS_REVISION", "3f2a1c0")
+    e = app.parse_args([])
+    assert (e.gallery_revision, e.classifiers_revision) == ("v1.0", "3f2a1c0")
+    assert app.parse_args(["--gallery-revision", "main"]).gallery_revision == "main"
+
+
+def test_revisions_reach_the_loaders(monkeypatch):
+    seen = {}
+
+    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **revisions):
+        seen.update(gallery=gallery, classifiers=classifiers, **revisions)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(app, "load_engine", fake_load_engine)
+    argv = ["--gallery", "me/g", "--gallery-revision", "v2", "--classifiers", "me/c", "--classifiers-revision", "abc"]
+    with pytest.raises(ValueError, match="stop here"):
+        app.build_engine(app.parse_args(argv))
+    assert seen == {"gallery": "me/g", "classifiers": "me/c", "gallery_revision": "v2", "classifiers_revision": "abc"}
     with pytest.raises(SystemExit):
         app.parse_args(["--weights", "w.pth", "--random-weights"])
 
