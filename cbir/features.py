@@ -1,4 +1,4 @@
-"""Image embeddings from a timm backbone with its classifier removed (VGG16 -> 4096-d by default)."""
+"""Image embeddings from a timm backbone with its classifier removed (EfficientNet-Lite2 -> 1280-d by default)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .backbones import DEFAULT_MODEL, DEFAULT_SEED, WeightsUnavailableError, create_model
 from .images import ImageError, load_image
 
-DEFAULT_MODEL = "vgg16.tv_in1k"
-DEFAULT_SEED = 0
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained backbone weights could not be loaded (offline, missing file, wrong file)."""
-
+__all__ = [
+    "DEFAULT_MODEL", "DEFAULT_SEED", "WeightsUnavailableError", "BackboneMismatchError", "EmbeddingSpec",
+    "FeatureExtractor", "create_backbone", "resolve_device",
+]
 
 class BackboneMismatchError(ValueError):
     """A gallery embedded with one backbone/preprocessing is searched with another."""
@@ -36,8 +34,9 @@ class EmbeddingSpec:
     dim: int
     data_config: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None  # the init seed when weights == "random"
-    weights_source: str = ""  # informational: Hub id or file name
+    weights_source: str = ""  # where the weights came from: pip:<package>, hub:<repo>, file:<name>
     dtype: str = "float32"
+    weights_sha256: str = ""  # sha256 of the weights file ("" for random init and older galleries)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,6 +81,10 @@ class EmbeddingSpec:
             problems.append(f"preprocessing {self.data_config} vs {other.data_config}")
         if not allow_weights_mismatch and (self.weights, self.seed) != (other.weights, other.seed):
             problems.append(f"weights {self.describe()} vs {other.describe()}")
+        elif not allow_weights_mismatch and self.weights_sha256 and other.weights_sha256 and (
+            self.weights_sha256 != other.weights_sha256
+        ):
+            problems.append(f"weights file sha256 {self.weights_sha256[:12]}... vs {other.weights_sha256[:12]}...")
         if problems:
             raise BackboneMismatchError(
                 "the gallery was embedded differently from this feature extractor: " + "; ".join(problems)
@@ -104,48 +107,13 @@ def create_backbone(
     weights: str = "pretrained",
     seed: int = DEFAULT_SEED,
 ) -> tuple[torch.nn.Module, str]:
-    """Create a timm model with no classifier head.
-
-    `weights` is "pretrained" (timm's Hub weights), "random" (seeded init, for tests and
-    smoke runs) or a path to a local weights file. Returns the model and a source string.
-    """
-    import timm
-
-    if weights == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = timm.create_model(model_name, pretrained=False, num_classes=0)
-        return model, f"random-init seed={seed}"
-    if weights == "pretrained":
-        kwargs: dict[str, Any] = {}
-        source = f"hub:{model_name}"
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsUnavailableError(f"weights file not found: {weights}")
-        kwargs = {"pretrained_cfg_overlay": {"file": str(path)}}
-        source = f"file:{path.name}"
-    from .hub import offline_unless_reachable
-
-    status = "local file"
-    try:
-        if weights == "pretrained":  # Hub weights: from the cache at once when the Hub is off or unreachable
-            with offline_unless_reachable() as status:
-                model = timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
-        else:
-            model = timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
-    except Exception as e:  # network errors, missing cache, bad state dicts all mean "no weights"
-        hub = {"offline": " (Hub offline mode is on)", "unreachable": " (the Hugging Face Hub is unreachable)"}
-        raise WeightsUnavailableError(
-            f"could not load pretrained weights for {model_name!r} ({source}){hub.get(status, '')}: "
-            f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}. Offline? Pass a local weights file "
-            "(--weights PATH) or, for a smoke run only, random weights (--random-weights)."
-        ) from e
-    return model, source
+    """A headless timm model with weights from the backbone registry (cbir.backbones); returns it and its source."""
+    model, resolved = create_model(model_name, weights, seed)
+    return model, resolved.source
 
 
 class FeatureExtractor:
-    """A timm backbone plus timm's own eval transform; turns images into float32 vectors."""
+    """A registered backbone (cbir.backbones) plus timm's own eval transform; turns images into float32 vectors."""
 
     def __init__(
         self,
@@ -156,7 +124,7 @@ class FeatureExtractor:
     ) -> None:
         import timm.data
 
-        self.model, source = create_backbone(model_name, weights, seed)
+        self.model, resolved = create_model(model_name, weights, seed)
         self.device = resolve_device(device)
         self.model.eval().to(self.device)
         cfg = timm.data.resolve_data_config({}, model=self.model)
@@ -169,7 +137,8 @@ class FeatureExtractor:
             dim=dim,
             data_config=_norm_cfg(dict(cfg)),
             seed=seed if kind == "random" else None,
-            weights_source=source,
+            weights_source=resolved.source,
+            weights_sha256=resolved.sha256,
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

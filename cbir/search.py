@@ -115,8 +115,8 @@ def extractor_for(
 ) -> tuple[FeatureExtractor, bool]:
     """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
 
-    A random-init gallery gets the same seeded init. A pretrained one gets the Hub weights or the
-    `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
+    A random-init gallery gets the same seeded init. A pretrained one gets the weights its backbone's
+    registered source provides (cbir.backbones: a pip package, or the Hub via timm) or the `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
     asks for a smoke run (random-init queries; the engine's weights_warning says so).
     """
     seed = 0 if spec.seed is None else int(spec.seed)
