@@ -29,6 +29,7 @@ from PIL import Image
 from cbir.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
 from cbir.features import BackboneMismatchError, WeightsUnavailableError
 from cbir.images import ImageError, load_image
+from cbir.runtime import RUNTIME_CHOICES
 from cbir.search import Hit, SearchEngine, load_engine
 from cbir.similarity import TASK_CHOICES, get_method, resolve_method
 
@@ -78,6 +79,13 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     p.add_argument(
+        "--runtime",
+        default=env("CBIR_RUNTIME") or "auto",
+        choices=RUNTIME_CHOICES,
+        help="query forward pass: onnx, torch, or auto (ONNX Runtime for pretrained weights on the CPU) "
+        "(env CBIR_RUNTIME; default: %(default)s)",
+    )
+    p.add_argument(
         "--host",
         default=env("GRADIO_SERVER_NAME") or "127.0.0.1",
         help="address to listen on (env GRADIO_SERVER_NAME; default: %(default)s)",
@@ -113,10 +121,10 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
     if classifiers and classifiers.lower() == "none":
         classifiers = None
     log.info("loading gallery %s and classifiers %s", gallery, classifiers)
-    engine = load_engine(gallery, classifiers, args.weights, args.random_weights, args.device)
+    engine = load_engine(gallery, classifiers, args.weights, args.random_weights, args.device, args.runtime)
     log.info(
-        "ready: %d gallery images, backbone %s on %s, methods %s",
-        len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device,
+        "ready: %d gallery images, backbone %s on %s (runtime %s), methods %s",
+        len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device, engine.extractor.runtime.name,
         ", ".join(engine.available_methods()),
     )
     return engine

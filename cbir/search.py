@@ -112,6 +112,7 @@ def extractor_for(
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
 ) -> tuple[FeatureExtractor, bool]:
     """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
 
@@ -126,10 +127,10 @@ def extractor_for(
                 f"the gallery was embedded with random-init weights ({spec.describe()}); "
                 f"a weights file ({weights}) would not match it"
             )
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), False
+        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, runtime=runtime), False
     if random_weights:
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), True
-    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device), False
+        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, runtime=runtime), True
+    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device, runtime=runtime), False
 
 
 def load_engine(
@@ -138,9 +139,10 @@ def load_engine(
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
 ) -> SearchEngine:
     """Load a gallery and classifiers (local folders or Hub ids) and the matching backbone, once."""
     g = Gallery.load(gallery)
-    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device)
+    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device, runtime)
     clf = ClassifierSet.load(classifiers) if classifiers else None
     return SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)

