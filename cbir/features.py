@@ -44,6 +44,13 @@ class EmbeddingSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EmbeddingSpec":
+        missing = [k for k in ("model", "weights", "dim") if k not in d]
+        if missing or not isinstance(d.get("dim"), int) or d["dim"] <= 0:
+            problem = f"lacks {', '.join(missing)}" if missing else f"has dim {d.get('dim')!r}, not a positive integer"
+            raise BackboneMismatchError(
+                f"the embedding spec {problem}: it does not describe how the embeddings were made; "
+                "rebuild the gallery with scripts/build_index.py"
+            )
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         cfg = dict(known.get("data_config") or {})
         known["data_config"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}

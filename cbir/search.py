@@ -140,9 +140,11 @@ def load_engine(
     random_weights: bool = False,
     device: str = "auto",
     runtime: str = "auto",
+    gallery_revision: Optional[str] = None,
+    classifiers_revision: Optional[str] = None,
 ) -> SearchEngine:
-    """Load a gallery and classifiers (local folders or Hub ids) and the matching backbone, once."""
-    g = Gallery.load(gallery)
+    """Load a gallery and classifiers (local folders or Hub ids, optionally pinned to revisions) and the backbone."""
+    g = Gallery.load(gallery, revision=gallery_revision)
     extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device, runtime)
-    clf = ClassifierSet.load(classifiers) if classifiers else None
+    clf = ClassifierSet.load(classifiers, revision=classifiers_revision) if classifiers else None
     return SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
