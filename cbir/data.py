@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .features import EmbeddingSpec
+from .hub import fetch_file, is_local, push_dataset
 from .images import load_image
 from .labels import Label, LabelError, parse_label
 
@@ -157,14 +158,17 @@ class Gallery:
     @classmethod
     def load(cls, source: str | os.PathLike) -> "Gallery":
         """Load from a local `save_to_disk` folder or a Hub dataset id (`load_dataset`)."""
-        from .hub import fetch_file, is_local
-
         if is_local(source):
             ds = datasets.load_from_disk(str(source))
         else:
             ds = datasets.load_dataset(str(source), split="train")
         spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset"))
         return cls(ds, spec)
+
+
+def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Push a saved gallery (dataset + embedding spec) to a Hub dataset repo; returns its URL."""
+    return push_dataset(gallery_dir, repo_id, (SPEC_FILE,), private=private, token=token)
 
 
 def build_gallery(
