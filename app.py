@@ -76,6 +76,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="SMOKE RUN ONLY: embed queries with random-init weights when the gallery was embedded with pretrained "
         "ones (scores are meaningless; a warning banner is shown)",
     )
+    p.add_argument(
+        "--store",
+        default=env("CBIR_STORE") or None,
+        help="vector store: numpy (default: exact, in the app process), faiss[:hnsw|ivf|flat], milvus:PATH "
+        "(a milvus-lite file, built from the gallery on first start) or milvus://host:port (env CBIR_STORE)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     p.add_argument(
         "--host",
@@ -113,7 +119,7 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
     if classifiers and classifiers.lower() == "none":
         classifiers = None
     log.info("loading gallery %s and classifiers %s", gallery, classifiers)
-    engine = load_engine(gallery, classifiers, args.weights, args.random_weights, args.device)
+    engine = load_engine(gallery, classifiers, args.weights, args.random_weights, args.device, store=args.store)
     log.info(
         "ready: %d gallery images, backbone %s on %s, methods %s",
         len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device,
@@ -419,7 +425,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         engine = build_engine(args)
-    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError) as e:
+    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 1
     banner = weights_banner(engine)

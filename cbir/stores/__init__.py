@@ -3,7 +3,7 @@ Milvus) chosen by a URI (`numpy`, `faiss`, `milvus:PATH`, `milvus://host:port`),
 similarity method expressed as a search over stored per-image vectors (cbir.stores.methods)."""
 
 from .base import LABEL_COLUMNS, METRICS, VectorStore
-from .gallery import GalleryStore, fill_from_gallery
+from .gallery import GalleryStore, fill_from_gallery, gallery_columns, open_gallery_store
 from .methods import FOREST_SHORTLIST, STORED_METHODS, Space, StoredMethod, register_space, register_stored_method
 from .uri import DEFAULT_STORE, STORE_HELP, StoreURI, describe, open_store, parse_store_uri
 
@@ -21,6 +21,8 @@ __all__ = [
     "VectorStore",
     "describe",
     "fill_from_gallery",
+    "gallery_columns",
+    "open_gallery_store",
     "open_store",
     "parse_store_uri",
     "register_space",

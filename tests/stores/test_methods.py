@@ -7,7 +7,7 @@ import pytest
 
 from cbir.index import EmbeddingIndex, top_k
 from cbir.similarity import get_method
-from cbir.stores import GalleryStore, Space, StoredMethod, fill_from_gallery
+from cbir.stores import GalleryStore, Space, StoredMethod, fill_from_gallery, gallery_columns
 from cbir.stores import methods as stored
 
 from .test_contract import EXACT, uri_for
@@ -15,16 +15,14 @@ from .test_contract import EXACT, uri_for
 METHODS = ["cosine", "euclidean", "logreg", "forest"]
 
 
-def columns(gallery) -> dict[str, np.ndarray]:
-    return {"label": np.asarray(gallery.labels), "colour": np.asarray(gallery.colours), "type": np.asarray(gallery.types)}
 
 
 @pytest.fixture(scope="module", params=EXACT)
 def store(request, gallery, training_run, tmp_path_factory):
     uri = uri_for(request.param, tmp_path_factory)
     s = GalleryStore(uri, gallery.spec.dim, METHODS, training_run.classifiers)
-    assert fill_from_gallery(s, gallery.embeddings, columns(gallery), batch_size=50) == len(gallery)
-    assert fill_from_gallery(s, gallery.embeddings, columns(gallery)) == 0  # resumes: nothing left to write
+    assert fill_from_gallery(s, gallery.embeddings, gallery_columns(gallery), batch_size=50) == len(gallery)
+    assert fill_from_gallery(s, gallery.embeddings, gallery_columns(gallery)) == 0  # resumes: nothing left to write
     return s
 
 
@@ -83,7 +81,7 @@ def test_an_inner_product_method_is_one_registry_entry(monkeypatch, gallery, tmp
         stored.STORED_METHODS, "toyprob", StoredMethod("toyprob", "toyprob", lambda q, t, clf: np.abs(q[:, :2]) + 0.1)
     )
     s = GalleryStore("numpy", gallery.spec.dim, ["toyprob"])
-    fill_from_gallery(s, gallery.embeddings, columns(gallery))
+    fill_from_gallery(s, gallery.embeddings, gallery_columns(gallery))
     q = gallery.embeddings[[7]]
     ids, scores = s.search("toyprob", q, 5)
     want = (np.abs(q[:, :2]) + 0.1) @ (np.abs(gallery.embeddings[:, :2]) + 0.1).T
@@ -94,6 +92,6 @@ def test_unknown_method_and_missing_classifiers_are_clear(gallery):
     s = GalleryStore("numpy", gallery.spec.dim, ["cosine"])
     with pytest.raises(ValueError, match="cannot run on a vector store"):
         GalleryStore("numpy", gallery.spec.dim, ["nope"])
-    fill_from_gallery(s, gallery.embeddings, columns(gallery))
+    fill_from_gallery(s, gallery.embeddings, gallery_columns(gallery))
     with pytest.raises(ValueError, match="load classifiers"):
         s.search("logreg", gallery.embeddings[:1], 5)
