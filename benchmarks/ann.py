@@ -32,7 +32,7 @@ def ann_benchmark(
     log: Log = log_stderr,
 ) -> dict[str, Any]:
     """HNSW build time, per-efSearch recall@k and single-query latency, against exact numpy search."""
-    from cbir.ann import ApproximateIndex, recall_at_k
+    from .ann_index import ApproximateIndex, recall_at_k
 
     k = cfg.k
     n_lat = min(cfg.ann_repeats, len(queries))
@@ -90,7 +90,7 @@ def ann_benchmark(
 def ann_section(cfg: BenchmarkConfig, data: DataCache, artefacts: dict[str, Any], log: Log) -> dict[str, Any]:
     """One HNSW run per configured set, or why it was skipped."""
     try:
-        from cbir.ann import import_faiss
+        from .ann_index import import_faiss
 
         import_faiss()
     except ImportError as e:
