@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..filters import Filters
+from ..filters import Filters, label_mask, normalise_filters
 
 METRICS = ("cosine", "l2", "ip")
 LABEL_COLUMNS = ("label", "colour", "type")
@@ -47,6 +47,15 @@ def check_batch(ids: np.ndarray, vectors: np.ndarray, labels: Labels, dim: int) 
 
 def empty_result(q: int, k: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return np.full((q, k), -1, np.int64), np.full((q, k), -np.inf, np.float32)
+
+
+def cached_mask(cache: dict, columns: Mapping[str, np.ndarray], filters: Optional[Filters]) -> Optional[np.ndarray]:
+    """label_mask, remembered per filter in `cache` (the caller empties it on every write): a repeated
+    filter costs nothing instead of a string comparison over every row."""
+    key = repr(sorted(normalise_filters(filters).items()))
+    if key not in cache:
+        cache[key] = label_mask(columns, filters)
+    return cache[key]
 
 
 def pad(ids: np.ndarray, scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

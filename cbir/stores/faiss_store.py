@@ -2,7 +2,10 @@
 
 FAISS graph indexes cannot remove vectors, so a delete or an upsert marks the old internal row
 dead and every search excludes dead rows through the same bitmap that carries the filters.
-Cosine is an inner product between unit vectors; l2 scores 1 / (1 + distance); ip is raw.
+Cosine is an inner product between unit vectors; l2 scores 1 / (1 + distance); ip is raw. Graph and
+cell indexes search poorly under an inner product (it is not a metric), so for hnsw/ivf an ip store
+keeps each row as [x, sqrt(R^2 - |x|^2)] under L2, which ranks rows exactly as x.q does
+(Bachrach et al., 2014); R is 1.5x the largest norm of the first batch (larger rows are clipped).
 """
 
 from __future__ import annotations
@@ -11,9 +14,19 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..filters import Filters, label_mask
+from ..filters import Filters
 from ..index import as_queries, l2_normalize
-from .base import LABEL_COLUMNS, Labels, VectorStore, check_batch, check_metric, empty_result, l2_to_score, pad
+from .base import (
+    LABEL_COLUMNS,
+    Labels,
+    VectorStore,
+    cached_mask,
+    check_batch,
+    check_metric,
+    empty_result,
+    l2_to_score,
+    pad,
+)
 
 FAISS_KINDS = ("flat", "hnsw", "ivf")
 
@@ -50,35 +63,52 @@ class FaissStore(VectorStore):
         self.dim, self.metric, self.kind = int(dim), check_metric(metric), kind
         self.m, self.ef_construction, self.ef_search = int(m), int(ef_construction), int(ef_search)
         self.nlist, self.nprobe = int(nlist), int(nprobe)
-        self._faiss_metric = self.faiss.METRIC_L2 if metric == "l2" else self.faiss.METRIC_INNER_PRODUCT
-        self.index: Any = None if kind == "ivf" else self._new_index()
+        self._augment = metric == "ip" and kind != "flat"  # MIPS as L2 search, see the module docstring
+        self._radius2 = 0.0
+        self._faiss_metric = (
+            self.faiss.METRIC_L2 if metric == "l2" or self._augment else self.faiss.METRIC_INNER_PRODUCT
+        )
+        self._width = self.dim + int(self._augment)
+        self.index: Any = None if kind == "ivf" or self._augment else self._new_index()
         self._ext: list[np.ndarray] = []  # external id per internal row, in blocks
         self._lab: dict[str, list[np.ndarray]] = {c: [] for c in LABEL_COLUMNS}
         self._row: dict[int, int] = {}  # external id -> live internal row
         self._alive = np.zeros(0, bool)
         self._flat_cache: Optional[tuple[np.ndarray, dict[str, np.ndarray]]] = None
+        self._masks: dict[str, Optional[np.ndarray]] = {}  # filter -> row mask, until the next write
 
     def _new_index(self, train: Optional[np.ndarray] = None) -> Any:
         f = self.faiss
         if self.kind == "flat":
-            return f.IndexFlat(self.dim, self._faiss_metric)
+            return f.IndexFlat(self._width, self._faiss_metric)
         if self.kind == "hnsw":
-            index = f.IndexHNSWFlat(self.dim, self.m, self._faiss_metric)
+            index = f.IndexHNSWFlat(self._width, self.m, self._faiss_metric)
             index.hnsw.efConstruction = self.ef_construction
             return index
         nlist = max(1, min(self.nlist, len(train) // 39))  # FAISS wants ~39 training points per cell
-        quantizer = f.IndexFlat(self.dim, self._faiss_metric)
-        index = f.IndexIVFFlat(quantizer, self.dim, nlist, self._faiss_metric)
+        quantizer = f.IndexFlat(self._width, self._faiss_metric)
+        index = f.IndexIVFFlat(quantizer, self._width, nlist, self._faiss_metric)
         index.train(train)
         self.nlist = nlist
         return index
 
-    def _prepare(self, x: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(l2_normalize(x) if self.metric == "cosine" else x, dtype=np.float32)
+    def _prepare(self, x: np.ndarray, rows: bool = False) -> np.ndarray:
+        """Vectors as the index holds them: unit length for cosine, [x, sqrt(R^2 - |x|^2)] (rows) or [q, 0]
+        (queries) for an augmented inner product."""
+        x = np.asarray(x, dtype=np.float32)
+        if self.metric == "cosine":
+            x = l2_normalize(x)
+        elif self._augment:
+            sq = np.einsum("ij,ij->i", x, x)
+            if rows and self._radius2 == 0.0:
+                self._radius2 = float(2.25 * max(sq.max(), 1e-12))
+            extra = np.sqrt(np.maximum(self._radius2 - sq, 0.0)) if rows else np.zeros(len(x), np.float32)
+            x = np.hstack([x, extra[:, None].astype(np.float32)])
+        return np.ascontiguousarray(x, dtype=np.float32)
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, labels: Labels) -> None:
         ids, vectors = check_batch(ids, vectors, labels, self.dim)
-        x = self._prepare(vectors)
+        x = self._prepare(vectors, rows=True)
         if self.index is None:
             self.index = self._new_index(x)
         self.delete(ids)
@@ -90,6 +120,7 @@ class FaissStore(VectorStore):
         self._alive = np.concatenate([self._alive, np.ones(len(ids), bool)])
         self._row.update(zip(ids.tolist(), range(start, start + len(ids))))
         self._flat_cache = None
+        self._masks = {}
 
     def delete(self, ids: Sequence[int]) -> None:
         for i in np.asarray(ids, dtype=np.int64).tolist():
@@ -125,7 +156,7 @@ class FaissStore(VectorStore):
         if not self._row:
             return empty_result(len(q), want)
         ext, lab = self._columns()
-        mask = label_mask(lab, filters)
+        mask = cached_mask(self._masks, lab, filters)
         allowed = self._alive if mask is None else self._alive & mask
         k = max(0, min(int(k), int(allowed.sum())))
         if k == 0:
@@ -134,6 +165,8 @@ class FaissStore(VectorStore):
         params, _keep = self._params(None if all_alive else allowed)
         raw, rows = self.index.search(q, k, params=params)
         ids = np.where(rows >= 0, ext[np.maximum(rows, 0)], -1).astype(np.int64)
+        if self._augment:  # |q~ - x~|^2 = |q|^2 + R^2 - 2 q.x
+            raw = (np.einsum("ij,ij->i", q, q)[:, None] + self._radius2 - raw) / 2.0
         scores = l2_to_score(raw) if self.metric == "l2" else raw.astype(np.float32)
         return pad(ids, np.where(rows >= 0, scores, -np.inf).astype(np.float32), want)
 
@@ -146,7 +179,7 @@ class FaissStore(VectorStore):
             return np.empty((0, self.dim), np.float32)
         if self.kind == "ivf":
             self.index.make_direct_map()  # IVF lists are not addressable by row without it
-        return np.stack([self.index.reconstruct(self._row[i]) for i in want]).astype(np.float32)
+        return np.stack([self.index.reconstruct(self._row[i])[: self.dim] for i in want]).astype(np.float32)
 
     def ids(self) -> np.ndarray:
         return np.fromiter(self._row, dtype=np.int64, count=len(self._row))
@@ -155,9 +188,9 @@ class FaissStore(VectorStore):
     def nbytes(self) -> int:
         """Approximate resident size: stored vectors plus HNSW links or IVF lists."""
         n = 0 if self.index is None else int(self.index.ntotal)
-        size = n * self.dim * 4
+        size = n * self._width * 4
         if self.kind == "hnsw" and n:
             size += int(self.index.hnsw.neighbors.size()) * 4 + int(self.index.hnsw.offsets.size()) * 8
         elif self.kind == "ivf":
-            size += n * 8 + self.nlist * self.dim * 4
+            size += n * 8 + self.nlist * self._width * 4
         return size

@@ -6,9 +6,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..filters import Filters, label_mask
+from ..filters import Filters
 from ..index import as_queries, l2_normalize, top_k
-from .base import LABEL_COLUMNS, Labels, VectorStore, check_batch, check_metric, empty_result, l2_to_score, pad
+from .base import LABEL_COLUMNS, Labels, VectorStore, cached_mask, check_batch, check_metric, empty_result, l2_to_score, pad
 
 
 class NumpyStore(VectorStore):
@@ -21,6 +21,7 @@ class NumpyStore(VectorStore):
         self._labels = {c: np.empty(0, dtype=object) for c in LABEL_COLUMNS}
         self._pending: list[tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]] = []
         self._sq: Optional[np.ndarray] = None  # squared norms (l2) or inverse norms (cosine), per row
+        self._masks: dict[str, Optional[np.ndarray]] = {}  # filter -> row mask, until the next write
 
     def upsert(self, ids: np.ndarray, vectors: np.ndarray, labels: Labels) -> None:
         ids, vectors = check_batch(ids, vectors, labels, self.dim)
@@ -38,14 +39,14 @@ class NumpyStore(VectorStore):
         keep = np.sort(len(ids) - 1 - last)
         self._ids, self._vectors = ids[keep], np.ascontiguousarray(vecs[keep])
         self._labels = {c: v[keep] for c, v in labels.items()}
-        self._sq = None
+        self._sq, self._masks = None, {}
 
     def delete(self, ids: Sequence[int]) -> None:
         self._compact()
         keep = ~np.isin(self._ids, np.asarray(ids, dtype=np.int64))
         self._ids, self._vectors = self._ids[keep], self._vectors[keep]
         self._labels = {c: v[keep] for c, v in self._labels.items()}
-        self._sq = None
+        self._sq, self._masks = None, {}
 
     def _scores(self, q: np.ndarray) -> np.ndarray:
         v = self._vectors
@@ -66,7 +67,7 @@ class NumpyStore(VectorStore):
         if len(self._ids) == 0:
             return empty_result(len(q), int(k))
         scores = np.asarray(self._scores(q), dtype=np.float32)
-        mask = label_mask(self._labels, filters)
+        mask = cached_mask(self._masks, self._labels, filters)
         if mask is not None:
             scores[:, ~mask] = -np.inf
         rows, sc = top_k(scores, min(int(k), len(self._ids) if mask is None else int(mask.sum())))
@@ -82,6 +83,9 @@ class NumpyStore(VectorStore):
             missing = want if len(order) == 0 else want[self._ids[order][pos] != want]
             raise KeyError(f"ids not in the store: {missing[:5].tolist()}")
         return self._vectors[order[pos]]
+
+    def flush(self) -> None:
+        self._compact()
 
     def ids(self) -> np.ndarray:
         self._compact()

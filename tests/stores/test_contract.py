@@ -77,13 +77,16 @@ def test_exact_backends_return_the_numpy_ranking(backend, metric, data, tmp_path
     assert (np.diff(scores, axis=1) <= 1e-6).all()
 
 
-@pytest.mark.parametrize("metric", ["cosine", "l2"])
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])  # ip: MIPS as L2 over augmented rows
 @pytest.mark.parametrize("backend", APPROX)
 def test_approximate_backends_find_most_of_the_exact_top_k(backend, metric, data, tmp_path_factory):
     store = make(backend, metric, data, tmp_path_factory)
     q = data[3]
-    ids, _ = store.search(q, 10)
+    ids, scores = store.search(q, 10)
     truth = reference(data, metric, q, 10)
+    if metric == "ip":  # scores are the true inner products, not distances of the augmented vectors
+        x = dict(zip(data[0].tolist(), data[1]))
+        np.testing.assert_allclose(scores, [[q[r] @ x[i] for i in row] for r, row in enumerate(ids)], rtol=1e-4, atol=1e-4)
     recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, truth)])
     assert recall >= 0.9
 
