@@ -54,13 +54,18 @@ def participation_ratio(x: np.ndarray, sample: int = 20_000, seed: int = 0) -> f
 
 
 def synthetic_classifiers(
-    vectors: np.ndarray, kinds: Iterable[str], n_pairs: int = 2000, seed: int = 0, task: str = "type"
+    vectors: np.ndarray,
+    kinds: Iterable[str],
+    n_pairs: int = 2000,
+    seed: int = 0,
+    task: str = "type",
+    keys: Optional[np.ndarray] = None,
 ) -> ClassifierSet:
-    """Classifiers fitted on random-label pairs of the first few thousand vectors: real fitted models
-    whose scoring cost matches a trained gallery's (their predictions mean nothing)."""
+    """Classifiers fitted on pairs of the first few thousand vectors: real fitted models whose scoring
+    cost matches a trained gallery's; with random labels (no `keys`) their predictions mean nothing."""
     rng = np.random.default_rng(seed)
     n_img = int(min(len(vectors), max(4 * n_pairs, 200)))
-    keys = rng.integers(0, 5, size=n_img).astype(str)
+    keys = rng.integers(0, 5, size=n_img).astype(str) if keys is None else np.asarray(keys[:n_img]).astype(str)
     pool = np.arange(n_img)
     pairs = sample_pairs(keys, pool, n_pairs, rng)
     spec = EmbeddingSpec(model="synthetic-vectors", weights="random", dim=int(vectors.shape[1]), seed=seed)
