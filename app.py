@@ -90,6 +90,12 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="SMOKE RUN ONLY: embed queries with random-init weights when the gallery was embedded with pretrained "
         "ones (scores are meaningless; a warning banner is shown)",
     )
+    p.add_argument(
+        "--store",
+        default=env("CBIR_STORE") or None,
+        help="vector store: numpy (default: exact, in the app process), faiss[:hnsw|ivf|flat], milvus:PATH "
+        "(a milvus-lite file, built from the gallery on first start) or milvus://host:port (env CBIR_STORE)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
     p.add_argument(
         "--runtime",
@@ -149,6 +155,7 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
     engine = load_engine(
         gallery, classifiers, args.weights, args.random_weights, args.device, args.runtime,
         gallery_revision=args.gallery_revision, classifiers_revision=args.classifiers_revision if classifiers else None,
+        store=args.store,
     )
     log.info(
         "ready: %d gallery images, backbone %s on %s (runtime %s), methods %s",
@@ -466,7 +473,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         engine = build_engine(args)
-    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError) as e:
+    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 1
     banner = weights_banner(engine)
