@@ -30,6 +30,7 @@ from PIL import Image
 from cbir.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
 from cbir.features import BackboneMismatchError, WeightsUnavailableError
 from cbir.images import ImageError, load_image
+from cbir.runtime import RUNTIME_CHOICES
 from cbir.search import Hit, SearchEngine, load_engine
 from cbir.similarity import TASK_CHOICES, get_method, resolve_method
 
@@ -89,7 +90,20 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="SMOKE RUN ONLY: embed queries with random-init weights when the gallery was embedded with pretrained "
         "ones (scores are meaningless; a warning banner is shown)",
     )
+    p.add_argument(
+        "--store",
+        default=env("CBIR_STORE") or None,
+        help="vector store: numpy (default: exact, in the app process), faiss[:hnsw|ivf|flat], milvus:PATH "
+        "(a milvus-lite file, built from the gallery on first start) or milvus://host:port (env CBIR_STORE)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    p.add_argument(
+        "--runtime",
+        default=env("CBIR_RUNTIME") or "auto",
+        choices=RUNTIME_CHOICES,
+        help="query forward pass: onnx, torch, or auto (ONNX Runtime for pretrained weights on the CPU) "
+        "(env CBIR_RUNTIME; default: %(default)s)",
+    )
     p.add_argument(
         "--host",
         default=env("GRADIO_SERVER_NAME") or "127.0.0.1",
@@ -139,12 +153,13 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
         classifiers = None
     log.info("loading gallery %s and classifiers %s", gallery, classifiers)
     engine = load_engine(
-        gallery, classifiers, args.weights, args.random_weights, args.device,
+        gallery, classifiers, args.weights, args.random_weights, args.device, args.runtime,
         gallery_revision=args.gallery_revision, classifiers_revision=args.classifiers_revision if classifiers else None,
+        store=args.store,
     )
     log.info(
-        "ready: %d gallery images, backbone %s on %s, methods %s",
-        len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device,
+        "ready: %d gallery images, backbone %s on %s (runtime %s), methods %s",
+        len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device, engine.extractor.runtime.name,
         ", ".join(engine.available_methods()),
     )
     return engine
@@ -458,7 +473,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         engine = build_engine(args)
-    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError) as e:
+    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 1
     banner = weights_banner(engine)

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .features import EmbeddingSpec
+from .hub import fetch_file, is_local, push_dataset
 from .images import load_image
 from .labels import Label, LabelError, parse_label
 
@@ -202,6 +203,11 @@ class Gallery:
             )
         spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset", revision=revision))
         return cls(ds, spec)
+
+
+def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Push a saved gallery (dataset + embedding spec) to a Hub dataset repo; returns its URL."""
+    return push_dataset(gallery_dir, repo_id, (SPEC_FILE,), private=private, token=token)
 
 
 def build_gallery(

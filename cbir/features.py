@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from .backbones import DEFAULT_MODEL, DEFAULT_SEED, WeightsUnavailableError, create_model
 from .images import ImageError, load_image
+from .runtime import make_runtime
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_SEED", "WeightsUnavailableError", "BackboneMismatchError", "EmbeddingSpec",
@@ -121,13 +122,18 @@ class FeatureExtractor:
         weights: str = "pretrained",
         device: str = "auto",
         seed: int = DEFAULT_SEED,
+        runtime: str = "auto",
+        threads: int | None = None,
     ) -> None:
+        """`runtime`: "torch", "onnx" or "auto" (ONNX Runtime for pretrained weights on the CPU; cbir.runtime)."""
         import timm.data
 
         self.model, resolved = create_model(model_name, weights, seed)
         self.device = resolve_device(device)
         self.model.eval().to(self.device)
         cfg = timm.data.resolve_data_config({}, model=self.model)
+        key = f"{model_name}-{resolved.sha256[:16]}" if resolved.sha256 else None
+        self.runtime = make_runtime(runtime, self.model, self.device, key, tuple(cfg["input_size"]), threads)
         self.transform = timm.data.create_transform(**cfg, is_training=False)
         dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         kind = "random" if weights == "random" else "pretrained"
@@ -144,11 +150,9 @@ class FeatureExtractor:
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image)
 
-    @torch.inference_mode()
     def embed_tensor(self, batch: torch.Tensor) -> np.ndarray:
-        """Forward one preprocessed batch (B, 3, H, W) and return (B, dim) float32."""
-        out = self.model(batch.to(self.device))
-        return out.float().cpu().numpy().astype(np.float32, copy=False)
+        """Forward one preprocessed batch (B, 3, H, W) through the runtime and return (B, dim) float32."""
+        return self.runtime(batch)
 
     def embed_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Embed already-decoded images (PIL, arrays, paths or bytes: anything load_image takes)."""

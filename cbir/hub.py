@@ -173,21 +173,24 @@ def fetch_file(
     return hub_load(download, str(source), repo_type, revision)
 
 
-def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Push a saved gallery (dataset + embedding spec) to a Hub dataset repo; returns its URL."""
+def push_dataset(
+    dataset_dir: str | os.PathLike,
+    repo_id: str,
+    extra_files: tuple[str, ...] = (),
+    private: bool = False,
+    token: str | None = None,
+) -> str:
+    """Push a `save_to_disk` dataset folder to a Hub dataset repo, plus named files beside it; returns its URL."""
     import datasets
     from huggingface_hub import HfApi
 
-    from .data import SPEC_FILE
-
-    ds = datasets.load_from_disk(str(gallery_dir))
+    ds = datasets.load_from_disk(str(dataset_dir))
     ds.push_to_hub(repo_id, private=private, token=token)
-    HfApi(token=token).upload_file(
-        path_or_fileobj=str(Path(gallery_dir) / SPEC_FILE),
-        path_in_repo=SPEC_FILE,
-        repo_id=repo_id,
-        repo_type="dataset",
-    )
+    api = HfApi(token=token)
+    for name in extra_files:
+        api.upload_file(
+            path_or_fileobj=str(Path(dataset_dir) / name), path_in_repo=name, repo_id=repo_id, repo_type="dataset"
+        )
     return f"https://huggingface.co/datasets/{repo_id}"
 
 

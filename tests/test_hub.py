@@ -12,7 +12,7 @@ import pytest
 
 import cbir.hub as hub
 from cbir.classifiers import ClassifierSet
-from cbir.data import Gallery
+from cbir.data import Gallery, push_gallery
 
 
 def test_is_local_and_path_like_errors(tmp_path):
@@ -223,7 +223,7 @@ def test_push_uploads_dataset_spec_and_classifier_folder(monkeypatch, gallery_di
             uploaded.append(("folder", kw["folder_path"], kw["repo_type"]))
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    assert hub.push_gallery(gallery_dir, "me/gallery").endswith("datasets/me/gallery")
+    assert push_gallery(gallery_dir, "me/gallery").endswith("datasets/me/gallery")
     assert hub.push_folder(classifier_dir, "me/classifiers").endswith("/me/classifiers")
     assert pushed == [("me/gallery", 96)]
     assert ("file", "embedding_spec.json", "dataset") in uploaded
