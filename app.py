@@ -126,7 +126,7 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=int(env("CBIR_THREADS") or 0) or None,
-        help="CPU threads per model call (env CBIR_THREADS; default: torch's choice)",
+        help="CPU threads per model call, torch and ONNX Runtime (env CBIR_THREADS; default: all cores)",
     )
     return p.parse_args(argv)
 
@@ -471,6 +471,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if args.threads:  # before the engine: the ONNX Runtime session takes torch's thread count when it is made
+        torch.set_num_threads(args.threads)
     try:
         engine = build_engine(args)
     except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:
@@ -479,11 +481,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     banner = weights_banner(engine)
     if banner:
         log.warning(banner)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     demo = create_app(engine, banner)
     demo.queue(default_concurrency_limit=args.concurrency)
-    log.info("queue: %d model calls at a time, %d torch threads", args.concurrency, torch.get_num_threads())
+    log.info("queue: %d model calls at a time, %d threads each", args.concurrency, torch.get_num_threads())
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE)
     return 0
 
