@@ -74,3 +74,12 @@ def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, tmp_path
     store = open_gallery_store(f"milvus:{db}", g, None, ["cosine", "euclidean"], progress=False)
     ids, scores = store.search("cosine", g.embeddings[[4]], 3)
     assert ids[0, 0] == 4 and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_a_datasets_source_is_streamed_chunk_by_chunk(gallery_dir, extractor, gallery, tmp_path):
+    from cbir.build import dataset_chunks
+
+    chunks = dataset_chunks(gallery_dir, 40, partial_dir(tmp_path / "g"))
+    built, errors = build_gallery_streaming(chunks, extractor, tmp_path / "g", chunk=40, batch_size=16, log=lambda m: None)
+    assert not errors and list(built.labels) == list(gallery.labels) and list(built.hashes) == list(gallery.hashes)
+    np.testing.assert_allclose(built.embeddings, gallery.embeddings, rtol=1e-5, atol=1e-6)
