@@ -116,9 +116,9 @@ class SearchEngine:
         q = l2_normalize(img) + np.float32(weight) * l2_normalize(self.text_vector(text))
         return l2_normalize(q) * np.linalg.norm(img)
 
-    def search_text(self, text: str, k: int = 10) -> list[Hit]:
-        """Search by words: the gallery images whose embeddings are most cosine-similar to the text's."""
-        return self.search_vector(self.text_vector(text), "cosine", "type", k)
+    def search_text(self, text: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Search by words: the gallery images most cosine-similar to the text's embedding (`options` go to search_vector)."""
+        return self.search_vector(self.text_vector(text), "cosine", "type", k, **options)
 
     def search_vector(
         self, vector: np.ndarray, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1

@@ -20,7 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("images", help="folder of class folders named colour_type")
     p.add_argument("--out", required=True, help="output folder for the gallery dataset")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="timm model name (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="timm model name, or hf:<Hub repo id or local folder> for a transformers encoder "
+        "(CLIP, SigLIP, DINOv2, ViT; e.g. hf:patrickjohncyh/fashion-clip) (default: %(default)s)",
+    )
+    p.add_argument("--revision", default="", help="hf: models only: Hub branch, tag or commit to pin (default: main)")
     w = p.add_mutually_exclusive_group()
     w.add_argument("--weights", default="pretrained", help="'pretrained' (Hub) or a local weights file")
     w.add_argument("--random-weights", action="store_true", help="random init (smoke runs and tests only)")
@@ -36,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.limit:
         records = records[: args.limit]
     weights = "random" if args.random_weights else args.weights
-    extractor = FeatureExtractor(args.model, weights=weights, device=args.device, seed=args.seed)
+    extractor = FeatureExtractor(args.model, weights=weights, device=args.device, seed=args.seed, revision=args.revision)
     print(f"{len(records)} images in {len({r.label for r in records})} classes; backbone {extractor.spec.describe()} "
           f"on {extractor.device}")
     t0 = time.perf_counter()
