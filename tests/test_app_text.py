@@ -14,24 +14,14 @@ sys.path.insert(0, str(ROOT))
 import app  # noqa: E402
 
 gradio_client = pytest.importorskip("gradio_client")
-from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client import handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
+from test_app import client  # noqa: E402,F401  (the same launched-app fixture, over this module's CLIP engine)
 
 
 @pytest.fixture(scope="module")
 def engine(clip_gallery_dir):
     return app.build_engine(app.parse_args(["--gallery", str(clip_gallery_dir), "--device", "cpu"]))
-
-
-@pytest.fixture(scope="module")
-def client(engine):
-    demo = app.create_app(engine)
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False, download_files=True)
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
