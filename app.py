@@ -234,11 +234,11 @@ class _Handlers:
             raise _error(e) from None
         return hits, _hits_json(hits, m, t, kk, exclude)
 
-    def search_text(self, text: Any, k: Any) -> tuple[list[Hit], dict]:
-        """Search by words (cosine against the text embedding; CLIP/SigLIP galleries)."""
+    def search_text(self, text: Any, k: Any, **options: Any) -> tuple[list[Hit], dict]:
+        """Search by words (cosine against the text embedding; CLIP/SigLIP galleries); `options` go to the engine."""
         kk = self.integer(k, "k")
         try:
-            hits = self.engine.search_text(str(text or ""), kk)
+            hits = self.engine.search_text(str(text or ""), kk, **options)
         except ValueError as e:
             raise _error(e) from None
         return hits, {**_hits_json(hits, "cosine", "type", kk, -1), "text": " ".join(str(text).split())}

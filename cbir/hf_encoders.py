@@ -250,7 +250,7 @@ def load_hf_encoder(name: str, weights: str = "pretrained", seed: int = 0, revis
                 f"(missing {sorted(missing)[:3]}, mismatched {list(info.get('mismatched_keys', []))[:3]})"
             )
         sha, files = weights_digest(folder)
-        where = f"hub:{hf_source(name)}@{commit}" if commit else f"folder:{folder.name}"
+        where = f"hub:{hf_source(name)}" if commit else f"folder:{folder.name}"  # the commit is spec.revision
         resolved = Weights(None, f"{where} ({files})", sha)
     processor = AutoImageProcessor.from_pretrained(folder)
     tokenizer = None

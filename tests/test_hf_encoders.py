@@ -109,7 +109,8 @@ def test_hub_repo_is_fetched_as_a_snapshot_and_its_commit_pinned(clip_dir, tmp_p
     ext = FeatureExtractor("hf:user/tiny-clip", revision="v1", device="cpu")
     assert calls[0][:2] == ("user/tiny-clip", "v1") and "*.safetensors" in calls[0][2]
     assert ext.spec.revision == COMMIT and ext.spec.model == "hf:user/tiny-clip"
-    assert ext.spec.weights_source.startswith(f"hub:user/tiny-clip@{COMMIT}")
+    assert ext.spec.weights_source == "hub:user/tiny-clip (model.safetensors)"
+    assert f"hf:user/tiny-clip@{COMMIT[:10]}" in ext.spec.describe()
     again, _ = extractor_for(ext.spec, device="cpu")
     assert calls[-1][:2] == ("user/tiny-clip", COMMIT)  # the app asks for the recorded commit, not "v1"
     assert again.spec == ext.spec
