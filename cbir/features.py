@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from .backbones import DEFAULT_MODEL, DEFAULT_SEED, WeightsUnavailableError, create_model
 from .hf_encoders import is_hf_model, load_hf_encoder, text_families
 from .images import ImageError, load_image
+from .runtime import make_runtime
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_SEED", "WeightsUnavailableError", "BackboneMismatchError", "EmbeddingSpec",
@@ -47,6 +48,13 @@ class EmbeddingSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EmbeddingSpec":
+        missing = [k for k in ("model", "weights", "dim") if k not in d]
+        if missing or not isinstance(d.get("dim"), int) or d["dim"] <= 0:
+            problem = f"lacks {', '.join(missing)}" if missing else f"has dim {d.get('dim')!r}, not a positive integer"
+            raise BackboneMismatchError(
+                f"the embedding spec {problem}: it does not describe how the embeddings were made; "
+                "rebuild the gallery with scripts/build_index.py"
+            )
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         cfg = dict(known.get("data_config") or {})
         known["data_config"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
@@ -122,8 +130,11 @@ class FeatureExtractor:
         weights: str = "pretrained",
         device: str = "auto",
         seed: int = DEFAULT_SEED,
+        runtime: str = "auto",
+        threads: int | None = None,
         revision: str = "",
     ) -> None:
+        """`runtime`: "torch", "onnx" or "auto" (ONNX Runtime for pretrained weights on the CPU; cbir.runtime)."""
         import timm.data
 
         hf = is_hf_model(model_name)  # transformers encoders bring their own forward and preprocessing
@@ -132,11 +143,17 @@ class FeatureExtractor:
         )
         self.device = resolve_device(device)
         self.model.eval().to(self.device)
-        if hf:
+        if hf:  # auto = torch: ONNX exports of transformers encoders are not exercised here (--runtime onnx is)
             cfg, self.transform = self.model.data_config, self.model.transform
+            key = f"hf-{self.model.family.name}-{resolved.sha256[:16]}" if resolved.sha256 else None
+            input_size = tuple(self.transform(Image.new("RGB", (64, 64))).shape)
+            runtime = "torch" if runtime == "auto" else runtime
         else:
             cfg = timm.data.resolve_data_config({}, model=self.model)
+            key = f"{model_name}-{resolved.sha256[:16]}" if resolved.sha256 else None
+            input_size = tuple(cfg["input_size"])
             self.transform = timm.data.create_transform(**cfg, is_training=False)
+        self.runtime = make_runtime(runtime, self.model, self.device, key, input_size, threads)
         dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         kind = "random" if weights == "random" else "pretrained"
         self.spec = EmbeddingSpec(
@@ -154,11 +171,9 @@ class FeatureExtractor:
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image)
 
-    @torch.inference_mode()
     def embed_tensor(self, batch: torch.Tensor) -> np.ndarray:
-        """Forward one preprocessed batch (B, 3, H, W) and return (B, dim) float32."""
-        out = self.model(batch.to(self.device))
-        return out.float().cpu().numpy().astype(np.float32, copy=False)
+        """Forward one preprocessed batch (B, 3, H, W) through the runtime and return (B, dim) float32."""
+        return self.runtime(batch)
 
     @property
     def has_text(self) -> bool:

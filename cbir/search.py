@@ -44,6 +44,7 @@ class SearchEngine:
         extractor: FeatureExtractor,
         classifiers: Optional[ClassifierSet] = None,
         allow_weights_mismatch: bool = False,
+        store: Any = None,
     ) -> None:
         gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
         if classifiers is not None:
@@ -53,6 +54,7 @@ class SearchEngine:
         self.classifiers = classifiers
         self.index = EmbeddingIndex(gallery.embeddings)
         self._text_vector = functools.lru_cache(maxsize=TEXT_CACHE_SIZE)(self._embed_text)
+        self.store = store  # a cbir.stores.GalleryStore: searches go to it (filters pushed down); None = in-process
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""
@@ -125,12 +127,31 @@ class SearchEngine:
     ) -> list[Hit]:
         """Top-k gallery items for one embedding; `exclude` drops that gallery row (the query itself)."""
         self._check(method, task, k)
+        if self.store is not None:
+            return self.search_store(vector, method, task, k, exclude)
         scores = get_method(method).score(vector, self.index, task=task, classifiers=self.classifiers)
         idx, sc = top_k(scores, k, exclude=np.array([exclude]))
         g = self.gallery
         return [
             Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
             for r, (i, s) in enumerate(zip(idx[0], sc[0]))
+        ]
+
+    def search_store(
+        self,
+        vector: np.ndarray,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        filters: Optional[dict[str, Any]] = None,
+    ) -> list[Hit]:
+        """Top-k from the vector store (`self.store`), label `filters` ({column: [values]}) applied by the store."""
+        idx, sc = self.store.search(method, vector, k, task=task, filters=filters, exclude=[exclude])
+        g = self.gallery
+        return [
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
+            for r, (i, s) in enumerate((i, s) for i, s in zip(idx[0], sc[0]) if i >= 0)
         ]
 
     def search(
@@ -162,6 +183,7 @@ def extractor_for(
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
 ) -> tuple[FeatureExtractor, bool]:
     """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
 
@@ -176,10 +198,10 @@ def extractor_for(
                 f"the gallery was embedded with random-init weights ({spec.describe()}); "
                 f"a weights file ({weights}) would not match it"
             )
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, revision=spec.revision), False
+        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), False
     if random_weights:
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, revision=spec.revision), True
-    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device, revision=spec.revision), False
+        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), True
+    return FeatureExtractor(spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision), False
 
 
 def load_engine(
@@ -188,9 +210,23 @@ def load_engine(
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
+    gallery_revision: Optional[str] = None,
+    classifiers_revision: Optional[str] = None,
+    store: Optional[str] = None,
 ) -> SearchEngine:
-    """Load a gallery and classifiers (local folders or Hub ids) and the matching backbone, once."""
-    g = Gallery.load(gallery)
-    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device)
-    clf = ClassifierSet.load(classifiers) if classifiers else None
-    return SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
+    """Load a gallery and classifiers (local folders or Hub ids, optionally pinned to revisions) and the backbone.
+
+    `store` (a cbir.stores URI such as `faiss` or `milvus:./gallery.db`) serves searches from a vector
+    store, filled from the gallery where it lacks rows; None or `numpy` keeps the in-process exact search.
+    """
+    g = Gallery.load(gallery, revision=gallery_revision)
+    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device, runtime)
+    clf = ClassifierSet.load(classifiers, revision=classifiers_revision) if classifiers else None
+    engine = SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
+    if store:
+        from .stores import open_gallery_store, parse_store_uri
+
+        if parse_store_uri(store).backend != "numpy":  # numpy = this engine's own exact in-process search
+            engine.store = open_gallery_store(store, g, clf, engine.available_methods())
+    return engine
