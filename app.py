@@ -4,7 +4,7 @@
 `python app.py` starts on the embedded demo gallery. Everything is loaded once at start-up; the
 request handlers below only translate between Gradio and `cbir.search.SearchEngine`.
 
-API (gradio_client): /search, /random and /compare; see `create_app`.
+API (gradio_client): /search, /search_text, /random and /compare; see `create_app`.
 """
 
 import argparse
@@ -272,17 +272,28 @@ class _Handlers:
         return str(path)
 
     # -- core -------------------------------------------------------------------------------
-    def search(self, image: Image.Image, method: Any, task: Any, k: Any, exclude: int) -> tuple[list[Hit], dict]:
+    def search(
+        self, image: Image.Image, method: Any, task: Any, k: Any, exclude: int, text: Optional[str] = None
+    ) -> tuple[list[Hit], dict]:
         m, t, kk = self.method(method), self.task(task), self.integer(k, "k")
         if not -1 <= exclude < len(self.engine.gallery):
             raise _error(f"exclude must be -1 or a gallery index 0..{len(self.engine.gallery) - 1}; got {exclude}.")
         try:
-            hits = self.engine.search(image, m, t, kk, exclude=exclude)
+            hits = self.engine.search(image, m, t, kk, exclude=exclude, text=text)
         except ValueError as e:
             raise _error(e) from None
         except Exception:
             raise _internal_error("searching") from None
         return hits, _hits_json(hits, m, t, kk, exclude)
+
+    def search_text(self, text: Any, k: Any, **options: Any) -> tuple[list[Hit], dict]:
+        """Search by words (cosine against the text embedding; CLIP/SigLIP galleries); `options` go to the engine."""
+        kk = self.integer(k, "k")
+        try:
+            hits = self.engine.search_text(str(text or ""), kk, **options)
+        except ValueError as e:
+            raise _error(e) from None
+        return hits, {**_hits_json(hits, "cosine", "type", kk, -1), "text": " ".join(str(text).split())}
 
     def compare(self, image_a: Any, image_b: Any, method: Any, task: Any) -> float:
         a, b = _decode(image_a), _decode(image_b)
@@ -309,12 +320,15 @@ class _Handlers:
         )
         return path, info, state
 
-    def ui_search(self, image, method, task, k, picked):
-        img = _decode(image)
+    def ui_search(self, image, method, task, k, picked, text=""):
         exclude = -1
-        if picked and picked.get("fingerprint") == _fingerprint(img):
-            exclude = int(picked["index"])
-        hits, result = self.search(img, method, task, k, exclude)
+        if image is None and str(text or "").strip():  # words only (the box is shown for CLIP/SigLIP galleries)
+            hits, result = self.search_text(text, k)
+        else:
+            img = _decode(image)
+            if picked and picked.get("fingerprint") == _fingerprint(img):
+                exclude = int(picked["index"])
+            hits, result = self.search(img, method, task, k, exclude, text)
         g = self.engine.gallery
         if exclude >= 0:
             result["query"] = {"index": exclude, "label": str(g.labels[exclude])}
@@ -354,9 +368,14 @@ def create_app(engine: SearchEngine, banner: Optional[str] = None) -> gr.Blocks:
 
     # -- public API endpoints (gr.api: typed by these signatures) ----------------------------
     def search(
-        image: FileData, method: MethodArg = "cosine", task: TaskArg = "type", k: int = K_DEFAULT, exclude: int = -1
+        image: FileData,
+        method: MethodArg = "cosine",
+        task: TaskArg = "type",
+        k: int = K_DEFAULT,
+        exclude: int = -1,
+        text: str = "",
     ) -> dict:
-        """The k gallery images most similar to an image, best first.
+        """The k gallery images most similar to an image, best first; `text` nudges the query (CLIP/SigLIP galleries).
 
         Returns {method, method_label, task, k, excluded_index, results: [{rank, index, score, label, colour, type}]}.
 
@@ -366,9 +385,21 @@ def create_app(engine: SearchEngine, banner: Optional[str] = None) -> gr.Blocks:
             task: type, colour or both: what the learned methods (logreg, forest) judge; ignored by the others
             k: number of results
             exclude: a gallery index to leave out (the index /random returned), or -1
+            text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.TEXT_WEIGHT)
         """
-        hits, result = h.search(_decode(image), method, task, k, h.integer(exclude, "exclude"))
+        hits, result = h.search(_decode(image), method, task, k, h.integer(exclude, "exclude"), text)
         return result
+
+    def search_text(text: str, k: int = K_DEFAULT) -> dict:
+        """Search by words, e.g. "red summer dress": galleries embedded with a CLIP or SigLIP backbone (hf:...).
+
+        Returns /search's shape (method "cosine"), plus the normalised `text`.
+
+        Args:
+            text: a description of the garment
+            k: number of results
+        """
+        return h.search_text(text, k)[1]
 
     def random_image() -> tuple[FileData, str, int]:
         """A random gallery image: (image file, label, gallery index); pass the index to /search as `exclude`."""
@@ -408,6 +439,13 @@ def create_app(engine: SearchEngine, banner: Optional[str] = None) -> gr.Blocks:
                         format="png",
                         height=320,
                         elem_id="query-image",
+                    )
+                    query_text = gr.Textbox(
+                        label="Describe the garment",
+                        placeholder="red summer dress; or, with an image: but in red",
+                        info="Words alone search by description; with an image they nudge it.",
+                        visible=engine.supports_text,  # CLIP/SigLIP backbones only
+                        elem_id="query-text",
                     )
                     random_btn = gr.Button("Random gallery image")
                     query_info = gr.Markdown("", elem_id="query-info")
@@ -452,12 +490,14 @@ def create_app(engine: SearchEngine, banner: Optional[str] = None) -> gr.Blocks:
         # A user upload, webcam shot, paste or clear replaces the picked gallery image: forget it.
         query.input(lambda: (None, ""), None, [picked, query_info], api_name="_ui_forget", queue=False, **ui)
         search_btn.click(
-            h.ui_search, [query, method, task, k, picked], [results, table, result_json], api_name="_ui_search", **model
+            h.ui_search, [query, method, task, k, picked, query_text], [results, table, result_json],
+            api_name="_ui_search", **model
         )
         compare_btn.click(h.compare, [image_a, image_b, method_c, task_c], score, api_name="_ui_compare", **model)
 
         endpoints = [
             (gr.api(search, api_name="search", concurrency_id=ENGINE_CONCURRENCY), ["results"]),
+            (gr.api(search_text, api_name="search_text", concurrency_id=ENGINE_CONCURRENCY), ["results"]),
             (gr.api(random_image, api_name="random"), ["image", "label", "index"]),
             (gr.api(compare, api_name="compare", concurrency_id=ENGINE_CONCURRENCY), ["score"]),
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -10,10 +11,13 @@ import numpy as np
 from .classifiers import ClassifierSet
 from .data import Gallery
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
-from .index import EmbeddingIndex, top_k
+from .index import EmbeddingIndex, l2_normalize, top_k
 from .similarity import TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
+TEXT_WEIGHT = 1.0  # composed query: unit image vector + TEXT_WEIGHT x unit text vector (equal say for both)
+TEXT_CACHE_SIZE = 256  # text embeddings cached per query string (LRU)
+MAX_TEXT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class SearchEngine:
         self.extractor = extractor
         self.classifiers = classifiers
         self.index = EmbeddingIndex(gallery.embeddings)
+        self._text_vector = functools.lru_cache(maxsize=TEXT_CACHE_SIZE)(self._embed_text)
         self.store = store  # a cbir.stores.GalleryStore: searches go to it (filters pushed down); None = in-process
 
     def weights_warning(self) -> Optional[str]:
@@ -83,6 +88,40 @@ class SearchEngine:
     def embed(self, image: Any) -> np.ndarray:
         return self.extractor.embed_image(image)
 
+    @property
+    def supports_text(self) -> bool:
+        """Whether queries can be words (the backbone has a text tower: hf: CLIP/SigLIP)."""
+        return self.extractor.has_text
+
+    def _embed_text(self, text: str) -> np.ndarray:
+        v = self.extractor.embed_text([text])[0]
+        v.setflags(write=False)  # shared by every later query with the same words
+        return v
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """A description's embedding (cached per string); a clear error when empty, too long or unsupported."""
+        t = " ".join(str(text or "").split())
+        if not t:
+            raise ValueError("Type a description of the garment, e.g. 'red summer dress'.")
+        if len(t) > MAX_TEXT_CHARS:
+            raise ValueError(f"The description is {len(t)} characters long; the limit is {MAX_TEXT_CHARS}.")
+        if not self.supports_text:
+            self.extractor.embed_text([t])  # raises the message naming the backbones that can
+        return self._text_vector(t)
+
+    def compose(self, image_vector: np.ndarray, text: str, weight: float = TEXT_WEIGHT) -> np.ndarray:
+        """Image plus words: unit(image) + weight * unit(text), rescaled to the image vector's length.
+
+        Rescaling leaves cosine unchanged and keeps Euclidean and the learned methods on vectors of the usual size.
+        """
+        img = np.asarray(image_vector, dtype=np.float32)
+        q = l2_normalize(img) + np.float32(weight) * l2_normalize(self.text_vector(text))
+        return l2_normalize(q) * np.linalg.norm(img)
+
+    def search_text(self, text: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Search by words: the gallery images most cosine-similar to the text's embedding (`options` go to search_vector)."""
+        return self.search_vector(self.text_vector(text), "cosine", "type", k, **options)
+
     def search_vector(
         self, vector: np.ndarray, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1
     ) -> list[Hit]:
@@ -115,10 +154,21 @@ class SearchEngine:
             for r, (i, s) in enumerate((i, s) for i, s in zip(idx[0], sc[0]) if i >= 0)
         ]
 
-    def search(self, image: Any, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1) -> list[Hit]:
-        """Embed an image (path, bytes, PIL or array) and search the gallery with it."""
+    def search(
+        self,
+        image: Any,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        text: Optional[str] = None,
+    ) -> list[Hit]:
+        """Embed an image (path, bytes, PIL or array) and search the gallery with it; `text` nudges it (compose)."""
         self._check(method, task, k)
-        return self.search_vector(self.embed(image), method, task, k, exclude)
+        vector = self.embed(image)
+        if text and text.strip():
+            vector = self.compose(vector, text)
+        return self.search_vector(vector, method, task, k, exclude)
 
     def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
         """The method's score for one pair of images."""
@@ -148,10 +198,10 @@ def extractor_for(
                 f"the gallery was embedded with random-init weights ({spec.describe()}); "
                 f"a weights file ({weights}) would not match it"
             )
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, runtime=runtime), False
+        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), False
     if random_weights:
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, runtime=runtime), True
-    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device, runtime=runtime), False
+        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), True
+    return FeatureExtractor(spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision), False
 
 
 def load_engine(

@@ -131,16 +131,19 @@ def _assert_ranked(result, engine, k):
 
 def test_view_api_lists_exactly_the_named_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
-    assert set(info["named_endpoints"]) == {"/search", "/random", "/compare"}
+    assert set(info["named_endpoints"]) == {"/search", "/search_text", "/random", "/compare"}
     assert not info["unnamed_endpoints"]
     params = {e: [p["parameter_name"] for p in v["parameters"]] for e, v in info["named_endpoints"].items()}
     assert params == {
-        "/search": ["image", "method", "task", "k", "exclude"],
+        "/search": ["image", "method", "task", "k", "exclude", "text"],
+        "/search_text": ["text", "k"],
         "/random": [],
         "/compare": ["image_a", "image_b", "method", "task"],
     }
     returns = {e: [r["label"] for r in v["returns"]] for e, v in info["named_endpoints"].items()}
-    assert returns == {"/search": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"]}
+    assert returns == {
+        "/search": ["results"], "/search_text": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"]
+    }
 
 
 # --- /search ---------------------------------------------------------------------------------------------
@@ -487,3 +490,14 @@ def test_help_runs():
     for flag in ("--gallery", "--classifiers", "--weights", "--random-weights", "--device", "--host", "--port"):
         assert flag in out.stdout
     assert "--share" in out.stdout
+
+
+# --- words: a timm gallery refuses them clearly (the CLIP gallery is in test_app_text.py) ------------------
+
+
+def test_search_text_on_a_timm_gallery_names_the_backbones_that_can(client, engine, files):
+    with pytest.raises(AppError, match="text tower.*clip or siglip.*hf:patrickjohncyh/fashion-clip"):
+        client.predict("red dress", 5, api_name="/search_text")
+    with pytest.raises(AppError, match="text tower"):
+        client.predict(handle_file(str(files["query"])), "cosine", "type", 3, -1, "in red", api_name="/search")
+    _assert_ranked(_search(client, files["query"], k=3), engine, 3)  # and it keeps serving

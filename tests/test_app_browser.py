@@ -53,17 +53,26 @@ def app_url(gallery_dir, classifier_dir):
 
 
 @pytest.fixture(scope="module")
-def page(app_url):
+def browser():
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            pg = browser.new_page(viewport={"width": 1400, "height": 1100})
-            pg.set_default_timeout(TIMEOUT_MS)
-            pg.goto(app_url, wait_until="domcontentloaded")
-            pg.get_by_role("heading", name="Apparel image search").wait_for()
-            yield pg
+            yield b
         finally:
-            browser.close()
+            b.close()
+
+
+def _open(browser, url: str):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+    pg.set_default_timeout(TIMEOUT_MS)
+    pg.goto(url, wait_until="domcontentloaded")
+    pg.get_by_role("heading", name="Apparel image search").wait_for()
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    return _open(browser, app_url)
 
 
 def _set_k(page, k: int) -> None:
@@ -130,3 +139,29 @@ def test_random_gallery_image_is_left_out_of_its_own_results(page, gallery, tmp_
     sync_api.expect(info).not_to_contain_text("Gallery image #")
     page.get_by_role("button", name="Search", exact=True).click()
     sync_api.expect(page.locator("#results-table")).not_to_contain_text("type match", timeout=TIMEOUT_MS)
+
+
+def test_describe_box_is_hidden_for_a_timm_gallery(page):
+    sync_api.expect(page.get_by_label("Describe the garment")).to_have_count(0)
+    sync_api.expect(page.locator("#query-text")).to_be_hidden()
+
+
+@pytest.fixture(scope="module")
+def clip_page(browser, clip_gallery_dir):
+    """The app on a CLIP gallery (tiny random-weight transformers model): the words box is there."""
+    demo = app.create_app(app.build_engine(app.parse_args(["--gallery", str(clip_gallery_dir), "--device", "cpu"])))
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield _open(browser, demo.local_url)
+    finally:
+        demo.close()
+
+
+def test_words_alone_search_a_clip_gallery(clip_page):
+    box = clip_page.get_by_label("Describe the garment")
+    sync_api.expect(box).to_be_visible()
+    box.fill("red summer dress")
+    _set_k(clip_page, K)
+    _search_and_wait(clip_page, K)
+    sync_api.expect(clip_page.locator("#results-json")).to_contain_text('"text": "red summer dress"')
