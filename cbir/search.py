@@ -9,7 +9,9 @@ import numpy as np
 
 from .classifiers import ClassifierSet
 from .data import Gallery
+from .dedup import DEFAULT_THRESHOLD, collapse_duplicates
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
+from .filters import Filters, check_values, label_mask
 from .index import EmbeddingIndex, top_k
 from .similarity import TASK_CHOICES, get_method, list_methods
 
@@ -26,6 +28,7 @@ class Hit:
     label: str
     colour: str
     type: str
+    copies: int = 1  # gallery items this result stands for when duplicates are collapsed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +51,8 @@ class SearchEngine:
         self.extractor = extractor
         self.classifiers = classifiers
         self.index = EmbeddingIndex(gallery.embeddings)
+        # Random-init features are all alike (median cosine ~0.95): there only byte-identical copies collapse.
+        self.dedup_threshold: Optional[float] = None if gallery.spec.is_random else DEFAULT_THRESHOLD
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""
@@ -81,23 +86,74 @@ class SearchEngine:
     def embed(self, image: Any) -> np.ndarray:
         return self.extractor.embed_image(image)
 
+    def label_columns(self) -> dict[str, np.ndarray]:
+        """The label columns filters can use: {column: per-image values}."""
+        g = self.gallery
+        return {"type": g.types, "colour": g.colours, "label": g.labels}
+
+    def scores(self, vector: np.ndarray, method: str = "cosine", task: str = "type") -> np.ndarray:
+        """(N,) the method's score of one embedding against every gallery image."""
+        self._check(method, task)
+        return get_method(method).score(vector, self.index, task=task, classifiers=self.classifiers)[0]
+
     def search_vector(
-        self, vector: np.ndarray, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1
+        self,
+        vector: np.ndarray,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
+        dedup_threshold: Optional[float] | str = "auto",
     ) -> list[Hit]:
-        """Top-k gallery items for one embedding; `exclude` drops that gallery row (the query itself)."""
+        """Top-k gallery items for one embedding; `exclude` drops that gallery row (the query itself).
+
+        `filters` ({"type": [...], "colour": [...]}) masks rows before top-k, so k come back whenever k match;
+        `dedup` shows same-sha1 and near-identical (cosine >= dedup_threshold; "auto" = the engine's
+        `dedup_threshold`, None = sha1 only) results once, with `copies`.
+        """
         self._check(method, task, k)
-        scores = get_method(method).score(vector, self.index, task=task, classifiers=self.classifiers)
-        idx, sc = top_k(scores, k, exclude=np.array([exclude]))
+        scores = np.array(self.scores(vector, method, task), dtype=np.float32)
+        check_values(self.label_columns(), filters)
+        mask = label_mask(self.label_columns(), filters)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        if 0 <= exclude < len(scores):
+            scores[exclude] = -np.inf
+        n_valid = int(np.isfinite(scores).sum())
+        want = min(k, n_valid)
+        fetch = min(n_valid, max(2 * k, k + 20)) if dedup else want
+        while True:
+            idx, sc = (a[0] for a in top_k(scores, fetch))
+            copies = np.ones(len(idx), dtype=np.int64)
+            if dedup:
+                unit = self.index.vectors[idx] * self.index.inv_norms[idx, None]
+                thr = self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold
+                leaders, copies = collapse_duplicates(self.gallery.hashes[idx], unit, thr)
+                idx, sc = idx[leaders], sc[leaders]
+            if len(idx) >= want or fetch >= n_valid:
+                break
+            fetch = min(n_valid, fetch * 4)
         g = self.gallery
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
-            for r, (i, s) in enumerate(zip(idx[0], sc[0]))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]), int(c))
+            for r, (i, s, c) in enumerate(zip(idx[:k], sc[:k], copies[:k]))
         ]
 
-    def search(self, image: Any, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1) -> list[Hit]:
+    def search(
+        self,
+        image: Any,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
+    ) -> list[Hit]:
         """Embed an image (path, bytes, PIL or array) and search the gallery with it."""
         self._check(method, task, k)
-        return self.search_vector(self.embed(image), method, task, k, exclude)
+        return self.search_vector(self.embed(image), method, task, k, exclude, filters=filters, dedup=dedup)
 
     def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
         """The method's score for one pair of images."""

@@ -84,3 +84,46 @@ def test_weights_policy_and_warnings(gallery_dir, classifier_dir, gallery):
 
     smoke = SearchEngine(Gallery(engine.gallery.dataset, pretrained), ext, allow_weights_mismatch=True)
     assert smoke.weights_warning().startswith("SMOKE RUN")
+
+
+def test_filters_mask_before_top_k(engine, gallery):
+    hits = engine.search(gallery.image(0), "cosine", k=5, filters={"type": ["shoes"], "colour": ["red", "blue"]})
+    assert len(hits) == 5 and all(h.type == "shoes" and h.colour in ("red", "blue") for h in hits)
+    n_match = int(((gallery.types == "shoes") & (gallery.colours == "green")).sum())
+    hits = engine.search(gallery.image(0), "euclidean", k=50, filters={"type": "shoes", "colour": "green"})
+    assert len(hits) == n_match and [h.rank for h in hits] == list(range(1, n_match + 1))
+    assert engine.search(gallery.image(0), k=3, filters={"type": ["hat"]}) == []
+    assert len(engine.search(gallery.image(0), k=4, filters={"type": [], "colour": []})) == 4
+    with pytest.raises(ValueError, match="label columns"):
+        engine.search(gallery.image(0), k=3, filters={"size": ["M"]})
+
+
+def test_dedup_collapses_identical_rows_with_a_copy_count(gallery, extractor):
+    import datasets
+
+    from cbir.data import Gallery
+
+    dup = Gallery(datasets.concatenate_datasets([gallery.dataset, gallery.dataset.select([3, 3])]), gallery.spec)
+    engine = SearchEngine(dup, extractor)
+    plain = engine.search_vector(gallery.embeddings[3], "cosine", k=5)
+    assert sorted(h.index for h in plain[:3]) == [3, len(gallery), len(gallery) + 1]
+    assert all(h.copies == 1 for h in plain)
+    # Random-init features are all alike, so only byte-identical rows count as copies here (threshold > 1).
+    collapsed = engine.search_vector(gallery.embeddings[3], "cosine", k=5, dedup=True, dedup_threshold=1.01)
+    assert len(collapsed) == 5 and collapsed[0].index in (3, len(gallery), len(gallery) + 1)
+    assert collapsed[0].copies == 3 and all(h.copies == 1 for h in collapsed[1:])
+    assert len({dup.hashes[h.index] for h in collapsed}) == 5
+    assert [h.index for h in collapsed[1:]] == [h.index for h in engine.search_vector(
+        gallery.embeddings[3], "cosine", k=7)[3:7]]
+    assert collapsed[0].to_dict()["copies"] == 3
+    # A near-duplicate threshold of -1 makes everything one group: a single result standing for all.
+    everything = engine.search_vector(gallery.embeddings[3], "cosine", k=5, dedup=True, dedup_threshold=-1.0)
+    assert len(everything) == 1 and everything[0].copies == len(dup)
+
+
+def test_near_duplicates_collapse_only_for_pretrained_features(engine, gallery):
+    assert engine.dedup_threshold is None  # random-init gallery: sha1 only, else the results would all merge
+    hits = engine.search_vector(gallery.embeddings[0], "cosine", k=10, dedup=True)
+    assert len(hits) == 10 and all(h.copies == 1 for h in hits)
+    merged = engine.search_vector(gallery.embeddings[0], "cosine", k=10, dedup=True, dedup_threshold=0.5)
+    assert sum(h.copies for h in merged) >= 10 and any(h.copies > 1 for h in merged)
