@@ -10,6 +10,7 @@ import numpy as np
 from .classifiers import ClassifierSet
 from .data import Gallery
 from .dedup import DEFAULT_THRESHOLD, collapse_duplicates
+from .feedback import check_indices, rocchio
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
 from .filters import Filters, check_values, label_mask
 from .index import EmbeddingIndex, top_k
@@ -85,6 +86,14 @@ class SearchEngine:
 
     def embed(self, image: Any) -> np.ndarray:
         return self.extractor.embed_image(image)
+
+    def refine(
+        self, vector: np.ndarray, positives: Optional[list[int]] = None, negatives: Optional[list[int]] = None
+    ) -> np.ndarray:
+        """Relevance feedback: the query moved towards the `positives` and away from the `negatives` (Rocchio)."""
+        n, v = len(self.gallery), self.index.vectors
+        pos, neg = check_indices(positives, n, "positives"), check_indices(negatives, n, "negatives")
+        return rocchio(vector, v[pos], v[neg]) if len(pos) or len(neg) else np.asarray(vector, dtype=np.float32)
 
     def label_columns(self) -> dict[str, np.ndarray]:
         """The label columns filters can use: {column: per-image values}."""

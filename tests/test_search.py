@@ -127,3 +127,24 @@ def test_near_duplicates_collapse_only_for_pretrained_features(engine, gallery):
     assert len(hits) == 10 and all(h.copies == 1 for h in hits)
     merged = engine.search_vector(gallery.embeddings[0], "cosine", k=10, dedup=True, dedup_threshold=0.5)
     assert sum(h.copies for h in merged) >= 10 and any(h.copies > 1 for h in merged)
+
+
+def test_feedback_ranks_positives_higher_and_negatives_lower(engine, gallery, method="cosine"):
+    query = int(np.flatnonzero(gallery.types == "dress")[0])
+    vec = gallery.embeddings[query]
+    before = engine.search_vector(vec, method, "type", k=10, exclude=query)
+    pos = np.flatnonzero(gallery.types == "shoes")[:6]
+    neg = np.array([h.index for h in before if h.type != "dress"])
+    refined = engine.refine(vec, positives=pos.tolist(), negatives=neg.tolist())
+
+    def mean_rank(v, rows):
+        order = np.argsort(-engine.scores(v, method, "type"), kind="stable")
+        return np.flatnonzero(np.isin(order, rows)).mean()
+
+    assert mean_rank(refined, pos) < mean_rank(vec, pos)
+    assert mean_rank(refined, neg) > mean_rank(vec, neg)
+    for other in ("euclidean", "logreg", "forest"):  # every method searches with the refined vector
+        assert len(engine.search_vector(refined, other, "both", k=10, exclude=query)) == 10
+    np.testing.assert_array_equal(engine.refine(vec), vec)
+    with pytest.raises(ValueError, match="positives must be gallery indices"):
+        engine.refine(vec, positives=[len(gallery)])
