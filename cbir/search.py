@@ -10,6 +10,7 @@ import numpy as np
 from .classifiers import ClassifierSet
 from .data import Gallery
 from .dedup import DEFAULT_THRESHOLD, collapse_duplicates
+from .explain import Explanation, explain_pair
 from .feedback import check_indices, rocchio
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
 from .filters import Filters, check_values, label_mask
@@ -170,6 +171,19 @@ class SearchEngine:
         vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
         m = get_method(method)
         return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers)[0])
+
+
+    def explain(self, image: Any, index: int, method: str = "cosine", task: str = "type") -> tuple[Explanation, float]:
+        """Heat-maps of a query and gallery image `index` against each other, and the method's score of the pair."""
+        self._check(method, task)
+        if not 0 <= int(index) < len(self.gallery):
+            raise ValueError(f"index must be a gallery index 0..{len(self.gallery) - 1}; got {index}")
+        other = self.gallery.image(int(index))
+        q = self.embed(image)
+        score = get_method(method).score_pairs(
+            q[None], self.index.vectors[[int(index)]], task=task, classifiers=self.classifiers
+        )[0]
+        return explain_pair(self.extractor, image, other), float(score)
 
 
 def extractor_for(

@@ -148,3 +148,12 @@ def test_feedback_ranks_positives_higher_and_negatives_lower(engine, gallery, me
     np.testing.assert_array_equal(engine.refine(vec), vec)
     with pytest.raises(ValueError, match="positives must be gallery indices"):
         engine.refine(vec, positives=[len(gallery)])
+
+
+def test_explain_returns_overlays_and_the_search_score(engine, gallery):
+    hit = engine.search(gallery.image(2), "euclidean", k=2)[1]
+    e, score = engine.explain(gallery.image(2), hit.index, "euclidean")
+    assert score == pytest.approx(hit.score, rel=1e-4)
+    assert e.overlay_a.size == e.overlay_b.size and e.heat_a.ndim == 2
+    with pytest.raises(ValueError, match="index must be a gallery index"):
+        engine.explain(gallery.image(2), len(gallery))
