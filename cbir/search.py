@@ -56,6 +56,11 @@ class SearchEngine:
         # Random-init features are all alike (median cosine ~0.95): there only byte-identical copies collapse.
         self.dedup_threshold: Optional[float] = None if gallery.spec.is_random else DEFAULT_THRESHOLD
 
+    def set_gallery(self, gallery: Gallery) -> None:
+        """Serve another version of the gallery (same backbone): the live gallery's add and remove."""
+        self.gallery.spec.check_compatible(gallery.spec)
+        self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings)
+
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""
         g, q = self.gallery.spec, self.extractor.spec
