@@ -32,3 +32,43 @@ def crop_to_box(image: Image.Image, box: Optional[Box]) -> Image.Image:
             f"image; at least {MIN_SIDE}x{MIN_SIDE} is needed"
         )
     return image.crop((cx0, cy0, cx1, cy1))
+
+
+def parse_box(value: object) -> Optional[list[float]]:
+    """A box from the API or the UI: None, [] or "" = no crop; a list of 4 numbers or the text "x0, y0, x1, y1"."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        parts = [p for p in value.replace("[", " ").replace("]", " ").replace(",", " ").split()]
+        try:
+            return [float(p) for p in parts] if len(parts) == 4 else _bad_box(value)
+        except ValueError:
+            return _bad_box(value)
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0:
+            return None
+        try:
+            return [float(v) for v in value] if len(value) == 4 else _bad_box(value)
+        except (TypeError, ValueError):
+            return _bad_box(value)
+    return _bad_box(value)
+
+
+def _bad_box(value: object) -> list[float]:
+    raise ImageError(f"box must be four numbers [x0, y0, x1, y1] in query pixels; got {value!r}")
+
+
+def box_from_corners(a: Sequence[float], b: Sequence[float]) -> list[float]:
+    """The box spanned by two clicked corners, in either order."""
+    return [min(a[0], b[0]), min(a[1], b[1]), max(a[0], b[0]), max(a[1], b[1])]
+
+
+def draw_box(image: Image.Image, box: Optional[Box], colour: tuple[int, int, int] = (255, 0, 80)) -> Image.Image:
+    """A copy of the image with the box outlined (what will be searched), for the crop preview."""
+    from PIL import ImageDraw
+
+    out = image.convert("RGB")
+    if box:
+        width = max(2, round(min(image.size) / 150))
+        ImageDraw.Draw(out).rectangle([float(v) for v in box], outline=colour, width=width)
+    return out
