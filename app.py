@@ -33,7 +33,7 @@ from cbir.filters import available_values
 from cbir.hub import is_local
 from cbir.images import ImageError, load_image
 from cbir.live import AdminTokenError, LiveGallery, admin_token, check_token
-from cbir.plots import gallery_map, pca_2d, score_histogram
+from cbir.plots import QUERY, RESULT, gallery_map, pca_2d, score_histogram
 from cbir.search import Hit, SearchEngine, load_engine
 from cbir.similarity import TASK_CHOICES, get_method, resolve_method
 
@@ -438,6 +438,9 @@ def create_app(
     MethodArg = Literal[accepted]  # type: ignore[valid-type]  # names and labels, shown by view_api
     TaskArg = Literal[TASK_CHOICES]  # type: ignore[valid-type]
     values = available_values(engine.label_columns())
+    palette = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#bab0ac", "#f28e2b", "#ff9da7"]
+    groups = values.get("type", []) + ["unlabelled"]
+    map_colours = {t: palette[i % len(palette)] for i, t in enumerate(groups)} | {QUERY: "#000000", RESULT: "#e3001b"}
 
     # -- public API endpoints (gr.api: typed by these signatures) ----------------------------
     def search(
@@ -601,8 +604,8 @@ def create_app(
                         elem_id="results-gallery",
                     )
                     with gr.Row(equal_height=True):
-                        more_btn = gr.Button("👍 More like this", size="sm", elem_id="more-like")
-                        less_btn = gr.Button("👎 Less like this", size="sm", elem_id="less-like")
+                        more_btn = gr.Button("More like this", size="sm", elem_id="more-like")
+                        less_btn = gr.Button("Less like this", size="sm", elem_id="less-like")
                         clear_btn = gr.Button("Clear feedback", size="sm")
                     marks_md = gr.Markdown(_marks_text(NO_MARKS), elem_id="feedback-marks")
                     with gr.Group(visible=False) as explain_box:
@@ -617,11 +620,14 @@ def create_app(
                         with gr.Row():
                             hist = gr.BarPlot(
                                 x="score", y="count", color="part", label="Query score against the whole gallery",
-                                elem_id="score-histogram", height=260,
+                                elem_id="score-histogram", height=300, color_map={"top-k": "#e8590c", "rest": "#74a9cf"},
+                                caption="Orange bars hold the top-k results: the cut is where orange starts.",
                             )
                             pca = gr.ScatterPlot(
                                 x="x", y="y", color="group", label="Gallery map (PCA), query and results marked",
-                                elem_id="gallery-map", height=260, tooltip=["group", "index"],
+                                elem_id="gallery-map", height=300, tooltip=["group", "index"], color_map=map_colours,
+                                caption="Each dot is a gallery image, coloured by type; black = the query, "
+                                "red = its results.",
                             )
                     result_json = gr.JSON(label="Results (JSON)", elem_id="results-json")
         with gr.Tab("Compare two images"):
@@ -672,6 +678,15 @@ def create_app(
         # A user upload, webcam shot, paste or clear replaces the picked gallery image: forget it and its feedback.
         query.input(lambda: (None, "") + reset, None, [picked, query_info] + reset_outputs, api_name="_ui_forget",
                     queue=False, **ui)
+        def ui_check_upload(payload):
+            try:
+                _decode(payload)
+            except gr.Error as e:
+                gr.Warning(e.message)
+                return None
+            return gr.skip()
+
+        query.upload(ui_check_upload, query, query, api_name="_ui_check_upload", preprocess=False, **ui)
         query.change(lambda p: p, query, crop_preview, api_name="_ui_preview", queue=False, **ui)
         search_btn.click(_toast_only(ui_search, len(all_outputs)), search_inputs, all_outputs, api_name="_ui_search",
                          **model)
