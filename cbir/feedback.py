@@ -25,14 +25,29 @@ def rocchio(
     gamma: float = GAMMA,
 ) -> np.ndarray:
     """The refined (dim,) query from (P, dim) positive and (M, dim) negative embeddings (either may be empty)."""
-    q = np.asarray(query, dtype=np.float32).reshape(-1)
-    out = alpha * q
-    if len(positives):
-        out = out + beta * np.asarray(positives, dtype=np.float32).mean(axis=0)
-    if len(negatives):
-        out = out - gamma * np.asarray(negatives, dtype=np.float32).mean(axis=0)
-    norm = float(np.linalg.norm(out))
-    return (out * (np.linalg.norm(q) / norm) if norm > 0 else q).astype(np.float32)
+    q = np.asarray(query, dtype=np.float32).reshape(1, -1)
+    pos = np.asarray(positives, dtype=np.float32).reshape(-1, q.shape[1])
+    neg = np.asarray(negatives, dtype=np.float32).reshape(-1, q.shape[1])
+    zero = np.zeros_like(q)
+    pos_mean = pos.mean(axis=0, keepdims=True) if len(pos) else zero
+    neg_mean = neg.mean(axis=0, keepdims=True) if len(neg) else zero
+    return rocchio_rows(q, pos_mean, neg_mean, alpha, beta, gamma)[0]
+
+
+def rocchio_rows(
+    queries: np.ndarray,
+    pos_means: np.ndarray,
+    neg_means: np.ndarray,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    gamma: float = GAMMA,
+) -> np.ndarray:
+    """Rocchio for a batch: (Q, dim) queries and the (Q, dim) means of their marks (zero rows = no marks)."""
+    q = np.asarray(queries, dtype=np.float32)
+    out = alpha * q + beta * np.asarray(pos_means, np.float32) - gamma * np.asarray(neg_means, np.float32)
+    norm = np.linalg.norm(out, axis=1, keepdims=True)
+    scale = np.where(norm > 0, np.linalg.norm(q, axis=1, keepdims=True) / np.maximum(norm, 1e-12), 1.0)
+    return np.where(norm > 0, out * scale, q).astype(np.float32)
 
 
 def check_indices(indices: Sequence[int] | None, n: int, name: str) -> np.ndarray:

@@ -27,3 +27,13 @@ def test_check_indices():
     for bad in ([5], [-1], [1.5], ["x"]):
         with pytest.raises(ValueError, match="negatives must be gallery indices 0..4"):
             check_indices(bad, 5, "negatives")
+
+
+def test_batch_matches_single_queries():
+    from cbir.feedback import rocchio_rows
+
+    rng = np.random.default_rng(0)
+    q, pos, neg = rng.normal(size=(2, 4)), rng.normal(size=(3, 4)), rng.normal(size=(2, 4))
+    rows = rocchio_rows(q, np.stack([pos.mean(0), np.zeros(4)]), np.stack([neg.mean(0), neg.mean(0)]))
+    np.testing.assert_allclose(rows[0], rocchio(q[0], pos, neg), rtol=1e-5)
+    np.testing.assert_allclose(rows[1], rocchio(q[1], np.empty((0, 4)), neg), rtol=1e-5)
