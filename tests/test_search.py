@@ -92,7 +92,8 @@ def test_filters_mask_before_top_k(engine, gallery):
     n_match = int(((gallery.types == "shoes") & (gallery.colours == "green")).sum())
     hits = engine.search(gallery.image(0), "euclidean", k=50, filters={"type": "shoes", "colour": "green"})
     assert len(hits) == n_match and [h.rank for h in hits] == list(range(1, n_match + 1))
-    assert engine.search(gallery.image(0), k=3, filters={"type": ["hat"]}) == []
+    with pytest.raises(ValueError, match="no type 'hat' in this gallery; it has: dress, pants"):
+        engine.search(gallery.image(0), k=3, filters={"type": ["hat"]})
     assert len(engine.search(gallery.image(0), k=4, filters={"type": [], "colour": []})) == 4
     with pytest.raises(ValueError, match="label columns"):
         engine.search(gallery.image(0), k=3, filters={"size": ["M"]})
