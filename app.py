@@ -22,6 +22,7 @@ from typing import Any, Literal, Optional
 
 import gradio as gr
 import pandas as pd
+import torch
 from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
@@ -34,6 +35,7 @@ from cbir.hub import is_local
 from cbir.images import ImageError, load_image
 from cbir.live import AdminTokenError, LiveGallery, admin_token, check_token
 from cbir.plots import QUERY, RESULT, gallery_map, pca_2d, score_histogram
+from cbir.runtime import RUNTIME_CHOICES
 from cbir.search import Hit, SearchEngine, load_engine
 from cbir.similarity import TASK_CHOICES, get_method, resolve_method
 
@@ -45,6 +47,8 @@ TASK_ALIASES = {"color": "colour"}
 BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})  # served as stored; others become PNG
 SOURCES = ["upload", "webcam", "clipboard"]
 ENGINE_CONCURRENCY = "engine"  # every event that runs the model shares one concurrency group
+MAX_FILE_SIZE = "25mb"  # larger uploads are refused by Gradio (client and server) before any handler runs
+DEFAULT_CONCURRENCY = 2  # model calls at a time (README, "Soak under load": measured on 2 cores)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -69,6 +73,16 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="classifiers: local folder or Hub model id, or 'none' (env CBIR_CLASSIFIERS; default: the demo "
         "classifiers for the demo gallery, else none, which hides the learned methods)",
     )
+    p.add_argument(
+        "--gallery-revision",
+        default=env("CBIR_GALLERY_REVISION") or None,
+        help="pin a Hub gallery to a branch, tag or commit (env CBIR_GALLERY_REVISION; default: main)",
+    )
+    p.add_argument(
+        "--classifiers-revision",
+        default=env("CBIR_CLASSIFIERS_REVISION") or None,
+        help="pin Hub classifiers to a branch, tag or commit (env CBIR_CLASSIFIERS_REVISION; default: main)",
+    )
     w = p.add_mutually_exclusive_group()
     w.add_argument(
         "--weights",
@@ -81,7 +95,20 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="SMOKE RUN ONLY: embed queries with random-init weights when the gallery was embedded with pretrained "
         "ones (scores are meaningless; a warning banner is shown)",
     )
+    p.add_argument(
+        "--store",
+        default=env("CBIR_STORE") or None,
+        help="vector store: numpy (default: exact, in the app process), faiss[:hnsw|ivf|flat], milvus:PATH "
+        "(a milvus-lite file, built from the gallery on first start) or milvus://host:port (env CBIR_STORE)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ... (default: %(default)s)")
+    p.add_argument(
+        "--runtime",
+        default=env("CBIR_RUNTIME") or "auto",
+        choices=RUNTIME_CHOICES,
+        help="query forward pass: onnx, torch, or auto (ONNX Runtime for pretrained weights on the CPU) "
+        "(env CBIR_RUNTIME; default: %(default)s)",
+    )
     p.add_argument(
         "--host",
         default=env("GRADIO_SERVER_NAME") or "127.0.0.1",
@@ -94,6 +121,18 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         help="port (env GRADIO_SERVER_PORT; default: %(default)s)",
     )
     p.add_argument("--share", action="store_true", help="create a public gradio.live link (off by default)")
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=int(env("CBIR_CONCURRENCY") or DEFAULT_CONCURRENCY),
+        help="model calls served at a time by the queue (env CBIR_CONCURRENCY; default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=int(env("CBIR_THREADS") or 0) or None,
+        help="CPU threads per model call (env CBIR_THREADS; default: torch's choice)",
+    )
     return p.parse_args(argv)
 
 
@@ -118,10 +157,14 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
     if classifiers and classifiers.lower() == "none":
         classifiers = None
     log.info("loading gallery %s and classifiers %s", gallery, classifiers)
-    engine = load_engine(gallery, classifiers, args.weights, args.random_weights, args.device)
+    engine = load_engine(
+        gallery, classifiers, args.weights, args.random_weights, args.device, args.runtime,
+        gallery_revision=args.gallery_revision, classifiers_revision=args.classifiers_revision if classifiers else None,
+        store=args.store,
+    )
     log.info(
-        "ready: %d gallery images, backbone %s on %s, methods %s",
-        len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device,
+        "ready: %d gallery images, backbone %s on %s (runtime %s), methods %s",
+        len(engine.gallery), engine.extractor.spec.describe(), engine.extractor.device, engine.extractor.runtime.name,
         ", ".join(engine.available_methods()),
     )
     return engine
@@ -139,7 +182,14 @@ def weights_banner(engine: SearchEngine) -> Optional[str]:
 
 def _error(message: object) -> gr.Error:
     """A message for the user (a library error's text is already written for users); no traceback in the log."""
+    log.info("request refused: %s", message)
     return gr.Error(html.escape(str(message), quote=False), print_exception=False)
+
+
+def _internal_error(action: str) -> gr.Error:
+    """An unexpected failure: the traceback goes to the server log, the user gets what to do."""
+    log.exception("unexpected error while %s", action)
+    return _error(f"The server failed while {action} (the details are in its log): try again, or try another image.")
 
 
 def _upload_path(payload: Any) -> str:
@@ -286,6 +336,8 @@ class _Handlers:
             hits = self.engine.search_vector(vec, m, t, kk, exclude=exclude, filters=filters, dedup=dedup)
         except ValueError as e:
             raise _error(e) from None
+        except Exception:
+            raise _internal_error("searching") from None
         result = _hits_json(hits, m, t, kk, exclude)
         result.update(
             filters={c: v for c, v in filters.items() if v},
@@ -302,6 +354,8 @@ class _Handlers:
             e, score = self.engine.explain(crop_to_box(image, parse_box(box)), i, m, t)
         except ValueError as err:
             raise _error(err) from None
+        except Exception:
+            raise _internal_error("explaining the match") from None
         return self._save(e.overlay_a, "explain-query-"), self._save(e.overlay_b, "explain-result-"), round(score, 6)
 
     def compare(self, image_a: Any, image_b: Any, method: Any, task: Any) -> float:
@@ -311,6 +365,8 @@ class _Handlers:
             return round(self.engine.compare(a, b, m, t), 6)
         except ValueError as e:
             raise _error(e) from None
+        except Exception:
+            raise _internal_error("comparing the images") from None
 
     def pick(self) -> int:
         return random.randrange(len(self.engine.gallery))
@@ -778,16 +834,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         engine = build_engine(args)
-    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError) as e:
+    except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:
         print(f"error: cannot start: {e}", file=sys.stderr)
         return 1
     banner = weights_banner(engine)
     if banner:
         log.warning(banner)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     gallery_dir = args.gallery or str(DEMO_GALLERY)
     demo = create_app(engine, banner, gallery_dir if is_local(gallery_dir) else None, admin_token())
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size="25mb")
+    demo.queue(default_concurrency_limit=args.concurrency)
+    log.info("queue: %d model calls at a time, %d torch threads", args.concurrency, torch.get_num_threads())
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE)
     return 0
 
 

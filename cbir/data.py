@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from .features import EmbeddingSpec
+from .hub import fetch_file, is_local, push_dataset
 from .images import load_image
 from .labels import Label, LabelError, parse_label
 
@@ -82,6 +83,38 @@ def gallery_features(dim: int, dtype: str = "float32") -> datasets.Features:
     )
 
 
+class GalleryMismatchError(ValueError):
+    """A gallery's stored embeddings do not match its embedding spec (width or dtype)."""
+
+
+def _mismatch(stored: str, spec: str) -> str:
+    return (
+        f"the gallery's embeddings are {stored} but its {SPEC_FILE} says {spec}: the dataset and its spec do not "
+        "belong together; rebuild the gallery with scripts/build_index.py (or restore the matching spec)"
+    )
+
+
+def check_embedding_column(feature: Any, spec: EmbeddingSpec) -> None:
+    """Refuse an embedding column whose width or storage dtype differs from the spec (GalleryMismatchError)."""
+    inner = getattr(feature, "feature", None)
+    dtype = getattr(inner, "dtype", None)
+    length = getattr(feature, "length", -1)
+    if dtype is None:
+        raise GalleryMismatchError(f"the gallery's embedding column is {feature}, not a list of numbers")
+    if dtype not in STORAGE_DTYPES:
+        raise GalleryMismatchError(
+            f"the gallery's embeddings are stored as {dtype}; only {' and '.join(STORAGE_DTYPES)} are supported: "
+            "rebuild the gallery with scripts/build_index.py --dtype float32"
+        )
+    problems = []
+    if length not in (-1, None) and length != spec.dim:
+        problems.append((f"{length}-d", f"{spec.dim}-d"))
+    if dtype != spec.dtype:
+        problems.append((dtype, spec.dtype))
+    if problems:
+        raise GalleryMismatchError(_mismatch(", ".join(p[0] for p in problems), ", ".join(p[1] for p in problems)))
+
+
 class Gallery:
     """A gallery dataset with its EmbeddingSpec; label arrays and float32 embeddings are read once."""
 
@@ -89,6 +122,7 @@ class Gallery:
         missing = {"image", "label", "colour", "type", "embedding"} - set(dataset.column_names)
         if missing:
             raise ValueError(f"gallery dataset lacks columns {sorted(missing)}")
+        check_embedding_column(dataset.features["embedding"], spec)
         self.dataset = dataset
         self.spec = spec
 
@@ -102,7 +136,7 @@ class Gallery:
         flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         vecs = np.asarray(flat, dtype=np.float32).reshape(len(self), -1)
         if vecs.shape[1] != self.spec.dim:
-            raise ValueError(f"embeddings are {vecs.shape[1]}-d but the spec says {self.spec.dim}-d")
+            raise GalleryMismatchError(_mismatch(f"{vecs.shape[1]}-d", f"{self.spec.dim}-d"))
         return vecs
 
     def _column(self, name: str) -> np.ndarray:
@@ -155,16 +189,25 @@ class Gallery:
         return path
 
     @classmethod
-    def load(cls, source: str | os.PathLike) -> "Gallery":
-        """Load from a local `save_to_disk` folder or a Hub dataset id (`load_dataset`)."""
-        from .hub import fetch_file, is_local
+    def load(cls, source: str | os.PathLike, revision: Optional[str] = None) -> "Gallery":
+        """Load from a local `save_to_disk` folder or a Hub dataset id (`load_dataset`, pinned to `revision`)."""
+        from .hub import check_revision, fetch_file, hub_load, is_local
 
+        check_revision(source, revision)
         if is_local(source):
             ds = datasets.load_from_disk(str(source))
         else:
-            ds = datasets.load_dataset(str(source), split="train")
-        spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset"))
+            ds = hub_load(
+                lambda: datasets.load_dataset(str(source), split="train", revision=revision),
+                str(source), "dataset", revision,
+            )
+        spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset", revision=revision))
         return cls(ds, spec)
+
+
+def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Push a saved gallery (dataset + embedding spec) to a Hub dataset repo; returns its URL."""
+    return push_dataset(gallery_dir, repo_id, (SPEC_FILE,), private=private, token=token)
 
 
 def build_gallery(

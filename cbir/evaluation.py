@@ -22,14 +22,23 @@ REFERENCE = {
 
 
 def correlations(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Pearson and Spearman between scores and 0/1 labels (NaN when either is constant)."""
+    """Pearson, Spearman and ROC-AUC between scores and 0/1 labels (NaN when either is constant).
+
+    With balanced binary labels Spearman cannot exceed ~0.866 (ties), so ROC-AUC is reported beside it.
+    """
+    from sklearn.metrics import roc_auc_score
+
     scores = np.asarray(scores, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.float64)
-    if len(scores) < 2 or np.ptp(scores) == 0 or np.ptp(labels) == 0:
-        return {"pearson": float("nan"), "spearman": float("nan"), "n": int(len(scores))}
+    if len(scores) < 2 or np.ptp(labels) == 0:
+        return {"pearson": float("nan"), "spearman": float("nan"), "roc_auc": float("nan"), "n": int(len(scores))}
+    auc = float(roc_auc_score(labels, scores))
+    if np.ptp(scores) == 0:
+        return {"pearson": float("nan"), "spearman": float("nan"), "roc_auc": auc, "n": int(len(scores))}
     return {
         "pearson": float(stats.pearsonr(scores, labels)[0]),
         "spearman": float(stats.spearmanr(scores, labels)[0]),
+        "roc_auc": auc,
         "n": int(len(scores)),
     }
 

@@ -1,4 +1,4 @@
-"""Image embeddings from a timm backbone with its classifier removed (VGG16 -> 4096-d by default)."""
+"""Image embeddings from a timm backbone with its classifier removed (EfficientNet-Lite2 -> 1280-d by default)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,14 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .backbones import DEFAULT_MODEL, DEFAULT_SEED, WeightsUnavailableError, create_model
 from .images import ImageError, load_image
+from .runtime import make_runtime
 
-DEFAULT_MODEL = "vgg16.tv_in1k"
-DEFAULT_SEED = 0
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained backbone weights could not be loaded (offline, missing file, wrong file)."""
-
+__all__ = [
+    "DEFAULT_MODEL", "DEFAULT_SEED", "WeightsUnavailableError", "BackboneMismatchError", "EmbeddingSpec",
+    "FeatureExtractor", "create_backbone", "resolve_device",
+]
 
 class BackboneMismatchError(ValueError):
     """A gallery embedded with one backbone/preprocessing is searched with another."""
@@ -36,14 +35,22 @@ class EmbeddingSpec:
     dim: int
     data_config: dict[str, Any] = field(default_factory=dict)
     seed: int | None = None  # the init seed when weights == "random"
-    weights_source: str = ""  # informational: Hub id or file name
+    weights_source: str = ""  # where the weights came from: pip:<package>, hub:<repo>, file:<name>
     dtype: str = "float32"
+    weights_sha256: str = ""  # sha256 of the weights file ("" for random init and older galleries)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EmbeddingSpec":
+        missing = [k for k in ("model", "weights", "dim") if k not in d]
+        if missing or not isinstance(d.get("dim"), int) or d["dim"] <= 0:
+            problem = f"lacks {', '.join(missing)}" if missing else f"has dim {d.get('dim')!r}, not a positive integer"
+            raise BackboneMismatchError(
+                f"the embedding spec {problem}: it does not describe how the embeddings were made; "
+                "rebuild the gallery with scripts/build_index.py"
+            )
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         cfg = dict(known.get("data_config") or {})
         known["data_config"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
@@ -75,6 +82,10 @@ class EmbeddingSpec:
             problems.append(f"preprocessing {self.data_config} vs {other.data_config}")
         if not allow_weights_mismatch and (self.weights, self.seed) != (other.weights, other.seed):
             problems.append(f"weights {self.describe()} vs {other.describe()}")
+        elif not allow_weights_mismatch and self.weights_sha256 and other.weights_sha256 and (
+            self.weights_sha256 != other.weights_sha256
+        ):
+            problems.append(f"weights file sha256 {self.weights_sha256[:12]}... vs {other.weights_sha256[:12]}...")
         if problems:
             raise BackboneMismatchError(
                 "the gallery was embedded differently from this feature extractor: " + "; ".join(problems)
@@ -97,40 +108,13 @@ def create_backbone(
     weights: str = "pretrained",
     seed: int = DEFAULT_SEED,
 ) -> tuple[torch.nn.Module, str]:
-    """Create a timm model with no classifier head.
-
-    `weights` is "pretrained" (timm's Hub weights), "random" (seeded init, for tests and
-    smoke runs) or a path to a local weights file. Returns the model and a source string.
-    """
-    import timm
-
-    if weights == "random":
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = timm.create_model(model_name, pretrained=False, num_classes=0)
-        return model, f"random-init seed={seed}"
-    if weights == "pretrained":
-        kwargs: dict[str, Any] = {}
-        source = f"hub:{model_name}"
-    else:
-        path = Path(weights)
-        if not path.is_file():
-            raise WeightsUnavailableError(f"weights file not found: {weights}")
-        kwargs = {"pretrained_cfg_overlay": {"file": str(path)}}
-        source = f"file:{path.name}"
-    try:
-        model = timm.create_model(model_name, pretrained=True, num_classes=0, **kwargs)
-    except Exception as e:  # network errors, missing cache, bad state dicts all mean "no weights"
-        raise WeightsUnavailableError(
-            f"could not load pretrained weights for {model_name!r} ({source}): {type(e).__name__}: "
-            f"{str(e).splitlines()[0] if str(e) else ''}. Offline? Pass a local weights file "
-            "(--weights PATH) or, for a smoke run only, random weights (--random-weights)."
-        ) from e
-    return model, source
+    """A headless timm model with weights from the backbone registry (cbir.backbones); returns it and its source."""
+    model, resolved = create_model(model_name, weights, seed)
+    return model, resolved.source
 
 
 class FeatureExtractor:
-    """A timm backbone plus timm's own eval transform; turns images into float32 vectors."""
+    """A registered backbone (cbir.backbones) plus timm's own eval transform; turns images into float32 vectors."""
 
     def __init__(
         self,
@@ -138,13 +122,18 @@ class FeatureExtractor:
         weights: str = "pretrained",
         device: str = "auto",
         seed: int = DEFAULT_SEED,
+        runtime: str = "auto",
+        threads: int | None = None,
     ) -> None:
+        """`runtime`: "torch", "onnx" or "auto" (ONNX Runtime for pretrained weights on the CPU; cbir.runtime)."""
         import timm.data
 
-        self.model, source = create_backbone(model_name, weights, seed)
+        self.model, resolved = create_model(model_name, weights, seed)
         self.device = resolve_device(device)
         self.model.eval().to(self.device)
         cfg = timm.data.resolve_data_config({}, model=self.model)
+        key = f"{model_name}-{resolved.sha256[:16]}" if resolved.sha256 else None
+        self.runtime = make_runtime(runtime, self.model, self.device, key, tuple(cfg["input_size"]), threads)
         self.transform = timm.data.create_transform(**cfg, is_training=False)
         dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         kind = "random" if weights == "random" else "pretrained"
@@ -154,17 +143,16 @@ class FeatureExtractor:
             dim=dim,
             data_config=_norm_cfg(dict(cfg)),
             seed=seed if kind == "random" else None,
-            weights_source=source,
+            weights_source=resolved.source,
+            weights_sha256=resolved.sha256,
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image)
 
-    @torch.inference_mode()
     def embed_tensor(self, batch: torch.Tensor) -> np.ndarray:
-        """Forward one preprocessed batch (B, 3, H, W) and return (B, dim) float32."""
-        out = self.model(batch.to(self.device))
-        return out.float().cpu().numpy().astype(np.float32, copy=False)
+        """Forward one preprocessed batch (B, 3, H, W) through the runtime and return (B, dim) float32."""
+        return self.runtime(batch)
 
     def embed_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Embed already-decoded images (PIL, arrays, paths or bytes: anything load_image takes)."""

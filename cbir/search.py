@@ -45,6 +45,7 @@ class SearchEngine:
         extractor: FeatureExtractor,
         classifiers: Optional[ClassifierSet] = None,
         allow_weights_mismatch: bool = False,
+        store: Any = None,
     ) -> None:
         gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
         if classifiers is not None:
@@ -53,11 +54,14 @@ class SearchEngine:
         self.extractor = extractor
         self.classifiers = classifiers
         self.index = EmbeddingIndex(gallery.embeddings)
+        self.store = store  # a cbir.stores.GalleryStore: searches go to it (filters pushed down); None = in-process
         # Random-init features are all alike (median cosine ~0.95): there only byte-identical copies collapse.
         self.dedup_threshold: Optional[float] = None if gallery.spec.is_random else DEFAULT_THRESHOLD
 
     def set_gallery(self, gallery: Gallery) -> None:
         """Serve another version of the gallery (same backbone): the live gallery's add and remove."""
+        if self.store is not None:
+            raise ValueError("adding and removing images works with the in-process search only (start without --store)")
         self.gallery.spec.check_compatible(gallery.spec)
         self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings)
 
@@ -129,32 +133,55 @@ class SearchEngine:
         `dedup_threshold`, None = sha1 only) results once, with `copies`.
         """
         self._check(method, task, k)
-        scores = np.array(self.scores(vector, method, task), dtype=np.float32)
         check_values(self.label_columns(), filters)
-        mask = label_mask(self.label_columns(), filters)
-        if mask is not None:
-            scores[~mask] = -np.inf
-        if 0 <= exclude < len(scores):
-            scores[exclude] = -np.inf
-        n_valid = int(np.isfinite(scores).sum())
-        want = min(k, n_valid)
-        fetch = min(n_valid, max(2 * k, k + 20)) if dedup else want
+        n = len(self.gallery) - int(0 <= exclude < len(self.gallery))
+        fetch = min(n, max(2 * k, k + 20)) if dedup else k
         while True:
-            idx, sc = (a[0] for a in top_k(scores, fetch))
+            idx, sc = self._candidates(vector, method, task, fetch, exclude, filters)
+            exhausted = len(idx) < fetch or fetch >= n
             copies = np.ones(len(idx), dtype=np.int64)
             if dedup:
                 unit = self.index.vectors[idx] * self.index.inv_norms[idx, None]
                 thr = self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold
                 leaders, copies = collapse_duplicates(self.gallery.hashes[idx], unit, thr)
                 idx, sc = idx[leaders], sc[leaders]
-            if len(idx) >= want or fetch >= n_valid:
+            if len(idx) >= k or exhausted:
                 break
-            fetch = min(n_valid, fetch * 4)
+            fetch = min(n, fetch * 4)
         g = self.gallery
         return [
             Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]), int(c))
             for r, (i, s, c) in enumerate(zip(idx[:k], sc[:k], copies[:k]))
         ]
+
+    def _candidates(
+        self, vector: np.ndarray, method: str, task: str, fetch: int, exclude: int, filters: Optional[Filters]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best `fetch` (index, score) that pass the filters: from the store if there is one, else in-process."""
+        if self.store is not None:
+            idx, sc = self.store.search(method, vector, fetch, task=task, filters=filters, exclude=[exclude])
+            keep = idx[0] >= 0
+            return idx[0][keep], sc[0][keep]
+        scores = np.array(self.scores(vector, method, task), dtype=np.float32)
+        mask = label_mask(self.label_columns(), filters)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        if 0 <= exclude < len(scores):
+            scores[exclude] = -np.inf
+        idx, sc = (a[0] for a in top_k(scores, min(fetch, int(np.isfinite(scores).sum()))))
+        return idx, sc
+
+    def search_store(
+        self,
+        vector: np.ndarray,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        filters: Optional[dict[str, Any]] = None,
+    ) -> list[Hit]:
+        """Top-k from the vector store (`self.store`), label `filters` ({column: [values]}) applied by the store."""
+        return self.search_vector(vector, method, task, k, exclude, filters=filters)
 
     def search(
         self,
@@ -177,7 +204,6 @@ class SearchEngine:
         m = get_method(method)
         return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers)[0])
 
-
     def explain(self, image: Any, index: int, method: str = "cosine", task: str = "type") -> tuple[Explanation, float]:
         """Heat-maps of a query and gallery image `index` against each other, and the method's score of the pair."""
         self._check(method, task)
@@ -196,11 +222,12 @@ def extractor_for(
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
 ) -> tuple[FeatureExtractor, bool]:
     """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
 
-    A random-init gallery gets the same seeded init. A pretrained one gets the Hub weights or the
-    `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
+    A random-init gallery gets the same seeded init. A pretrained one gets the weights its backbone's
+    registered source provides (cbir.backbones: a pip package, or the Hub via timm) or the `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
     asks for a smoke run (random-init queries; the engine's weights_warning says so).
     """
     seed = 0 if spec.seed is None else int(spec.seed)
@@ -210,10 +237,10 @@ def extractor_for(
                 f"the gallery was embedded with random-init weights ({spec.describe()}); "
                 f"a weights file ({weights}) would not match it"
             )
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), False
+        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, runtime=runtime), False
     if random_weights:
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), True
-    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device), False
+        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed, runtime=runtime), True
+    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device, runtime=runtime), False
 
 
 def load_engine(
@@ -222,9 +249,23 @@ def load_engine(
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
+    gallery_revision: Optional[str] = None,
+    classifiers_revision: Optional[str] = None,
+    store: Optional[str] = None,
 ) -> SearchEngine:
-    """Load a gallery and classifiers (local folders or Hub ids) and the matching backbone, once."""
-    g = Gallery.load(gallery)
-    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device)
-    clf = ClassifierSet.load(classifiers) if classifiers else None
-    return SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
+    """Load a gallery and classifiers (local folders or Hub ids, optionally pinned to revisions) and the backbone.
+
+    `store` (a cbir.stores URI such as `faiss` or `milvus:./gallery.db`) serves searches from a vector
+    store, filled from the gallery where it lacks rows; None or `numpy` keeps the in-process exact search.
+    """
+    g = Gallery.load(gallery, revision=gallery_revision)
+    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device, runtime)
+    clf = ClassifierSet.load(classifiers, revision=classifiers_revision) if classifiers else None
+    engine = SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
+    if store:
+        from .stores import open_gallery_store, parse_store_uri
+
+        if parse_store_uri(store).backend != "numpy":  # numpy = this engine's own exact in-process search
+            engine.store = open_gallery_store(store, g, clf, engine.available_methods())
+    return engine

@@ -10,6 +10,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest  # noqa: E402
+from ci_skips import pytest_configure, pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401
 
 from cbir.data import Gallery, build_gallery, scan_image_folder  # noqa: E402
 from cbir.features import FeatureExtractor  # noqa: E402
@@ -55,3 +56,4 @@ def classifier_dir(training_run, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("classifiers") / "classifiers"
     training_run.save(folder)
     return folder
+

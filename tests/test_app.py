@@ -49,7 +49,8 @@ def engine(gallery_dir, classifier_dir):
 def client(engine):
     demo = app.create_app(engine)
     demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                max_file_size=app.MAX_FILE_SIZE)  # the limits app.main launches with
     try:
         yield Client(demo.local_url, verbose=False, download_files=True)
     finally:
@@ -256,6 +257,82 @@ def test_unusable_uploads_give_clear_errors_and_the_app_keeps_serving(client, en
     with pytest.raises(AppError, match="Corrupt|Not an image|pixels|too large"):
         client.predict(handle_file(str(files[name])), handle_file(str(files["query"])), api_name="/compare")
     _assert_ranked(_search(client, files["query"], k=4), engine, 4)
+
+
+def test_fuzzed_uploads_through_search_give_clear_errors_and_the_app_keeps_serving(client, engine, files, tmp_path):
+    from fuzzing import fuzz_cases
+
+    sample = list(fuzz_cases(per_format=200, seed=0))[::73]  # 31 cases across all eleven formats
+    outcomes = []
+    for i, (case, data) in enumerate(sample):
+        path = tmp_path / f"case{i}.{case.split('/')[0]}"
+        path.write_bytes(data)
+        try:
+            result = _search(client, path, k=3)
+        except AppError as e:
+            message = e.message or ""
+            assert message and "upstream" not in message and "Traceback" not in message, (case, message)
+            assert "Try another photo" in message or "upload a" in message or "resize it" in message, (case, message)
+            outcomes.append("error")
+        else:
+            _assert_ranked(result, engine, 3)
+            outcomes.append("ok")
+    assert outcomes.count("error") >= 10
+    _assert_ranked(_search(client, files["query"], k=3), engine, 3)  # and the next good request works
+
+
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (b"", "empty.jpg", "The file is empty (0 bytes"),
+        (b"\n", "blank.png", "Not an image file"),
+        (b"\x89PNG\r\n\x1a\n", "header_only.png", "PNG data damaged or cut short"),
+        (b"\xff\xd8\xff\xe0" + bytes(range(7, 47)), "cut_in_app0.jpg", "JPEG data damaged or cut short"),
+    ],
+)
+def test_empty_and_cut_uploads_are_clear_errors(client, engine, files, tmp_path, content, name, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AppError) as err:
+        _search(client, path)
+    assert message in err.value.message and "Error" not in err.value.message
+    _assert_ranked(_search(client, files["query"], k=2), engine, 2)
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.txt", "photo"])
+def test_an_image_with_a_wrong_extension_simply_works(client, engine, files, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(files["query"].read_bytes())  # PNG bytes under a misleading name
+    assert _search(client, path, k=1)["results"][0]["index"] == QUERY_INDEX
+
+
+def test_uploads_over_the_size_limit_are_refused_clearly(client, engine, files, tmp_path):
+    import httpx
+
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(files["query"].read_bytes() + bytes(26 * 1024 * 1024))  # 26 MB > MAX_FILE_SIZE (25 MB)
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 26214400 bytes"):
+        _search(client, big)  # gradio_client checks the limit before sending
+    with big.open("rb") as f:  # a client that does not check is refused by the server
+        r = httpx.post(client.src.rstrip("/") + "/gradio_api/upload", files={"files": ("huge.jpg", f)}, timeout=60)
+    assert r.status_code == 413 and "maximum allowed size of 26214400 bytes" in r.text
+    _assert_ranked(_search(client, files["query"], k=2), engine, 2)
+
+
+def test_an_unexpected_server_error_is_logged_and_the_user_told_what_to_do(client, engine, files, monkeypatch,
+                                                                             caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(engine, "search_vector", broken)
+    with caplog.at_level("INFO", logger="cbir.app"):
+        with pytest.raises(AppError) as err:
+            _search(client, files["query"])
+    assert "The server failed while searching" in err.value.message and "try again" in err.value.message
+    assert "model exploded" not in err.value.message
+    assert "model exploded" in caplog.text  # the detail stays in the server log
+    monkeypatch.undo()
+    _assert_ranked(_search(client, files["query"], k=2), engine, 2)
 
 
 @pytest.mark.parametrize("name", ["grey", "rgba", "cmyk", "16bit", "exif"])
@@ -501,6 +578,32 @@ def test_arguments_and_environment(monkeypatch):
         monkeypatch.delenv(var)
     c = app.parse_args([])
     assert (c.gallery, c.classifiers, c.host, c.port, c.random_weights) == (None, None, "127.0.0.1", 7860, False)
+    assert (c.concurrency, c.threads) == (app.DEFAULT_CONCURRENCY, None)
+    monkeypatch.setenv("CBIR_CONCURRENCY", "4")
+    monkeypatch.setenv("CBIR_THREADS", "1")
+    d = app.parse_args([])
+    assert (d.concurrency, d.threads) == (4, 1)
+    assert app.parse_args(["--concurrency", "3", "--threads", "2"]).concurrency == 3
+    assert (d.gallery_revision, d.classifiers_revision) == (None, None)
+    monkeypatch.setenv("CBIR_GALLERY_REVISION", "v1.0")
+    monkeypatch.setenv("CBIR_CLASSIFIERS_REVISION", "3f2a1c0")
+    e = app.parse_args([])
+    assert (e.gallery_revision, e.classifiers_revision) == ("v1.0", "3f2a1c0")
+    assert app.parse_args(["--gallery-revision", "main"]).gallery_revision == "main"
+
+
+def test_revisions_reach_the_loaders(monkeypatch):
+    seen = {}
+
+    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **revisions):
+        seen.update(gallery=gallery, classifiers=classifiers, **revisions)
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(app, "load_engine", fake_load_engine)
+    argv = ["--gallery", "me/g", "--gallery-revision", "v2", "--classifiers", "me/c", "--classifiers-revision", "abc"]
+    with pytest.raises(ValueError, match="stop here"):
+        app.build_engine(app.parse_args(argv))
+    assert seen == {"gallery": "me/g", "classifiers": "me/c", "gallery_revision": "v2", "classifiers_revision": "abc"}
     with pytest.raises(SystemExit):
         app.parse_args(["--weights", "w.pth", "--random-weights"])
 

@@ -46,7 +46,8 @@ def app_url(gallery_dir, classifier_dir):
     args = app.parse_args(["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"])
     demo = app.create_app(app.build_engine(args))
     demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                max_file_size=app.MAX_FILE_SIZE)
     try:
         yield demo.local_url
     finally:

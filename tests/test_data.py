@@ -88,3 +88,54 @@ def test_image_bytes_reencode_outside_allowed_suffixes(gallery):
     from cbir.images import load_image
 
     assert np.array_equal(np.asarray(load_image(data)), np.asarray(gallery.image(3)))
+
+
+# --- a gallery whose embeddings do not match its spec is refused, naming the mismatch ----------------------
+
+
+def _resaved(gallery, tmp_path, storage=None, spec_changes=None):
+    import dataclasses
+
+    import datasets
+
+    from cbir.data import SPEC_FILE
+
+    ds = gallery.dataset
+    if storage:
+        ds = ds.cast_column("embedding", datasets.List(datasets.Value(storage), length=gallery.spec.dim))
+    ds.save_to_disk(str(tmp_path / "g"))
+    dataclasses.replace(gallery.spec, **(spec_changes or {})).save(tmp_path / "g" / SPEC_FILE)
+    return tmp_path / "g"
+
+
+@pytest.mark.parametrize(
+    "dtype, spec_changes, fragments",
+    [
+        (None, {"dim": 128}, ["embeddings are 96-d", "says 128-d"]),
+        ("float16", {}, ["embeddings are float16", "says float32"]),
+        (None, {"dtype": "float16", "dim": 64}, ["are 96-d, float32", "says 64-d, float16"]),
+        ("float64", {"dtype": "float64"}, ["stored as float64", "float32 and float16"]),
+    ],
+)
+def test_a_gallery_not_matching_its_spec_is_refused(gallery, tmp_path, dtype, spec_changes, fragments):
+    from cbir.data import GalleryMismatchError
+
+    folder = _resaved(gallery, tmp_path, dtype, spec_changes)
+    with pytest.raises(GalleryMismatchError) as err:
+        Gallery.load(folder)
+    for fragment in fragments:
+        assert fragment in str(err.value)
+    assert "build_index.py" in str(err.value)
+
+
+def test_a_spec_that_does_not_describe_the_embeddings_is_refused(gallery, tmp_path):
+    import json
+
+    from cbir.features import BackboneMismatchError
+
+    folder = _resaved(gallery, tmp_path)
+    spec = json.loads((folder / "embedding_spec.json").read_text())
+    del spec["model"]
+    (folder / "embedding_spec.json").write_text(json.dumps(spec))
+    with pytest.raises(BackboneMismatchError, match="the embedding spec lacks model"):
+        Gallery.load(folder)

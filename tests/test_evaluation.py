@@ -28,11 +28,15 @@ def test_correlations_on_a_hand_made_case():
     assert perfect["spearman"] == pytest.approx(2 / math.sqrt(5))  # ties in labels cap Spearman
     anti = correlations(np.array([4.0, 3.0, 2.0, 1.0]), np.array([0, 0, 1, 1]))
     assert anti["pearson"] == pytest.approx(-2 / math.sqrt(5))
+    assert (r["roc_auc"], perfect["roc_auc"], anti["roc_auc"]) == (1.0, 1.0, 0.0)
+    # one positive outranked by one negative out of 2 x 2 pairs: AUC 3/4
+    assert correlations(np.array([0.1, 0.5, 0.4, 0.9]), np.array([0, 0, 1, 1]))["roc_auc"] == pytest.approx(0.75)
 
 
 def test_constant_scores_give_nan_not_a_crash():
     r = correlations(np.ones(5), np.array([0, 1, 0, 1, 1]))
     assert math.isnan(r["pearson"]) and math.isnan(r["spearman"])
+    assert r["roc_auc"] == 0.5  # constant scores rank nothing: chance
 
 
 def test_average_precision_hand_made():

