@@ -249,10 +249,8 @@ class _Handlers:
         g = self.engine.gallery
         path = self.image_file(i)
         state = {"index": i, "fingerprint": _fingerprint(load_image(path))}
-        info = (
-            f"Gallery image #{i}: **{g.labels[i]}** (colour {g.colours[i]}, type {g.types[i]}); "
-            "it is left out of its own results."
-        )
+        attrs = ", ".join(f"{t} {g.attribute(t)[i]}" for t in ("colour", "type") if g.attribute(t)[i])
+        info = f"Gallery image #{i}: **{g.labels[i]}**{f' ({attrs})' if attrs else ''}; it is left out of its own results."
         return path, info, state
 
     def ui_search(self, image, method, task, k, picked):
@@ -268,9 +266,8 @@ class _Handlers:
         rows = []
         for h in hits:
             row = {"rank": h.rank, "label": h.label, "score": round(h.score, 4)}
-            if exclude >= 0:
-                row["type match"] = "✓" if h.type == g.types[exclude] else "✗"
-                row["colour match"] = "✓" if h.colour == g.colours[exclude] else "✗"
+            for task in g.tasks if exclude >= 0 else ():  # no colour labels (CC0 demo): no colour-match column
+                row[f"{task} match"] = "✓" if getattr(h, task) == g.attribute(task)[exclude] else "✗"
             rows.append(row)
         return items, pd.DataFrame(rows), result
 

@@ -24,8 +24,8 @@ class Hit:
     index: int
     score: float
     label: str
-    colour: str
-    type: str
+    colour: Optional[str]  # None when the gallery's labels give no colour (e.g. the CC0 demo)
+    type: Optional[str]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,7 +61,7 @@ class SearchEngine:
         if g.is_random:
             return (
                 f"Randomly initialised weights: the gallery and the queries are embedded with {g.describe()}, "
-                "not pretrained weights. This is a demo / smoke run only; results are not meaningful."
+                "not pretrained weights (--random-weights). This is a smoke run only; results are not meaningful."
             )
         return None
 
@@ -90,7 +90,7 @@ class SearchEngine:
         idx, sc = top_k(scores, k, exclude=np.array([exclude]))
         g = self.gallery
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]))
             for r, (i, s) in enumerate(zip(idx[0], sc[0]))
         ]
 
@@ -144,3 +144,7 @@ def load_engine(
     extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device)
     clf = ClassifierSet.load(classifiers) if classifiers else None
     return SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
+
+
+def _opt(value: object) -> Optional[str]:
+    return None if value is None else str(value)
