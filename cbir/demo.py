@@ -64,9 +64,11 @@ def build_demo(
     apparel_classifiers: str | os.PathLike,
     out_dir: str | os.PathLike = DEMO_DIR,
     model: str = DEFAULT_MODEL,
+    weights: str = "pretrained",
     per_type_holdout: int = 2,
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
     seed: int = 0,
+    progress: bool = True,
 ) -> tuple[Gallery, dict, list[Path]]:
     """Embed the CC0 photos (minus the held-out ones), pick each type classifier's source, write `out_dir`.
 
@@ -77,14 +79,14 @@ def build_demo(
     records = scan_image_folder(cc0_dir)
     holdout = choose_holdout(records, per_type_holdout, seed)
     kept = [r for r in records if r.relpath not in set(holdout)]
-    extractor = FeatureExtractor(model, weights="pretrained", device="cpu")
+    extractor = FeatureExtractor(model, weights=weights, device="cpu", seed=seed)
     apparel = ClassifierSet.load(apparel_classifiers)
     apparel.check_backbone(extractor.spec)
-    gallery, errors = build_gallery(kept, extractor, batch_size=16)
+    gallery, errors = build_gallery(kept, extractor, batch_size=16, progress=progress)
     if errors:
         raise RuntimeError(f"CC0 photos failed to load: {errors}")
 
-    run = train(gallery, tasks=("type",), n_pairs=n_pairs, seed=seed)  # CC0 training split, type only
+    run = train(gallery, tasks=("type",), n_pairs=n_pairs, seed=seed, progress=progress)  # CC0 training split, type only
     test_pairs = run.pairs["type"]["test"]
     chosen = {}
     comparison = {}

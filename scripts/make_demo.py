@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     gallery, report, written = build_demo(
-        args.images, args.apparel_classifiers, args.out, args.model, args.holdout_per_type, args.pairs, args.seed
+        args.images, args.apparel_classifiers, args.out, args.model, "pretrained", args.holdout_per_type, args.pairs, args.seed
     )
     print(f"demo gallery: {len(gallery)} images, {gallery.spec.describe()} -> {Path(args.out) / 'gallery'}")
     print(f"held out of the gallery: {len(report['held_out'])} photos")
