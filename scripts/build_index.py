@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Image folder (`colour_type/*.jpg`) -> gallery dataset with embeddings, saved with save_to_disk."""
+"""Image folder (class folders: `colour_type/*.jpg` or any label) -> gallery dataset with embeddings, saved with save_to_disk."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cbir.cli import run  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("images", help="folder of class folders named colour_type")
+    p.add_argument("images", help="folder of class folders: colour_type (black_dress/) or any label (shoes/)")
     p.add_argument("--out", required=True, help="output folder for the gallery dataset")
     p.add_argument("--model", default=DEFAULT_MODEL, help="timm model name (default: %(default)s)")
     w = p.add_mutually_exclusive_group()
