@@ -68,7 +68,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     w.add_argument(
         "--weights",
         default=None,
-        help="local backbone weights file for a gallery embedded with pretrained weights (default: timm's Hub weights)",
+        help="local backbone weights file for a gallery embedded with pretrained weights (default: the registered "
+        "source of the backbone the gallery names: the pip package for Lite2, the Hub for VGG16)",
     )
     w.add_argument(
         "--random-weights",
