@@ -7,9 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cbir.classifiers import ClassifierSet
+from cbir.classifiers import PAIRS_FILE, ClassifierSet
 from cbir.data import Gallery, scan_image_folder
 from cbir.demo import ALWAYS_HELD_OUT, DEMO_CLASSIFIERS, DEMO_DIR, DEMO_GALLERY, HOLDOUT_FILE, build_demo, choose_holdout
+from cbir.evaluation import evaluate
+from cbir.pairs import load_pairs
 from cbir.synthetic import garment_image
 from tests.conftest import TINY_MODEL
 
@@ -52,6 +54,14 @@ def test_build_demo_picks_a_type_source_and_takes_colour_from_the_apparel_classi
         assert card["metrics"] == comp[better] and card["metrics_source"] == "demo (CC0) held-out type pairs"
         assert "Apparel Images Dataset" in clf.get(kind, "colour").card["train_source"]
     assert all(Path(p).exists() for p in written)
+
+    # evaluate.py's path on a gallery without colour: type pairs only, retrieval judged by type only
+    pairs, split, meta = load_pairs(tmp_path / "classifiers" / PAIRS_FILE)
+    assert set(pairs) == {"type"} and meta["gallery_size"] == len(gallery)
+    attributes = {t: gallery.attribute(t) for t in gallery.tasks}
+    res = evaluate(gallery.embeddings, attributes, {"type": pairs["type"]["test"]}, split.test, ["cosine", "logreg"],
+                   clf, n_queries=8, progress=False)
+    assert set(res["retrieval"]["logreg"]) == {"type"} and set(res["correlation"]["cosine"]) == {"type", "overall"}
 
 
 @pytest.mark.skipif(not (DEMO_DIR / HOLDOUT_FILE).is_file(), reason="no committed demo")
