@@ -87,7 +87,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     w.add_argument(
         "--weights",
         default=None,
-        help="local backbone weights file for a gallery embedded with pretrained weights (default: timm's Hub weights)",
+        help="local backbone weights file for a gallery embedded with pretrained weights (default: the registered "
+        "source of the backbone the gallery names: the pip package for Lite2, the Hub for VGG16)",
     )
     w.add_argument(
         "--random-weights",
@@ -433,10 +434,8 @@ class _Handlers:
         g = self.engine.gallery
         path = self.image_file(i)
         state = {"index": i, "fingerprint": _fingerprint(load_image(path))}
-        info = (
-            f"Gallery image #{i}: **{g.labels[i]}** (colour {g.colours[i] or '–'}, type {g.types[i] or '–'}); "
-            "it is left out of its own results."
-        )
+        attrs = ", ".join(f"{t} {g.attribute(t)[i]}" for t in ("colour", "type") if g.attribute(t)[i])
+        info = f"Gallery image #{i}: **{g.labels[i]}**{f' ({attrs})' if attrs else ''}; it is left out of its own results."
         return path, info, state
 
     def ui_search(
@@ -463,9 +462,8 @@ class _Handlers:
         rows = []
         for h in hits:
             row = {"rank": h.rank, "label": h.label, "score": round(h.score, 4), "copies": h.copies}
-            if exclude >= 0:
-                row["type match"] = "✓" if h.type == g.types[exclude] else "✗"
-                row["colour match"] = "✓" if h.colour == g.colours[exclude] else "✗"
+            for task in g.tasks if exclude >= 0 else ():  # no colour labels (CC0 demo): no colour-match column
+                row[f"{task} match"] = "✓" if getattr(h, task) == g.attribute(task)[exclude] else "✗"
             rows.append(row)
         hist, pca = self.plots(vec, result["method"], result["task"], hits)
         return items, pd.DataFrame(rows, columns=list(rows[0]) if rows else TABLE_COLUMNS), result, hist, pca

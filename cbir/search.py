@@ -32,8 +32,8 @@ class Hit:
     index: int
     score: float
     label: str
-    colour: str
-    type: str
+    colour: Optional[str]  # None when the gallery's labels give no colour (e.g. the CC0 demo)
+    type: Optional[str]
     copies: int = 1  # gallery items this result stands for when duplicates are collapsed
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +82,7 @@ class SearchEngine:
         if g.is_random:
             return (
                 f"Randomly initialised weights: the gallery and the queries are embedded with {g.describe()}, "
-                "not pretrained weights. This is a demo / smoke run only; results are not meaningful."
+                "not pretrained weights (--random-weights). This is a smoke run only; results are not meaningful."
             )
         return None
 
@@ -189,7 +189,7 @@ class SearchEngine:
             fetch = min(n, fetch * 4)
         g = self.gallery
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]), int(c))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c))
             for r, (i, s, c) in enumerate(zip(idx[:k], sc[:k], copies[:k]))
         ]
 
@@ -312,3 +312,7 @@ def load_engine(
         if parse_store_uri(store).backend != "numpy":  # numpy = this engine's own exact in-process search
             engine.store = open_gallery_store(store, g, clf, engine.available_methods())
     return engine
+
+
+def _opt(value: object) -> Optional[str]:
+    return None if value is None else str(value)

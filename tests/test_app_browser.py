@@ -3,7 +3,9 @@
 Uploads an image, searches, and checks the result gallery; then picks a random gallery image and checks it is
 left out of its own results (the gr.State path), and that a new upload forgets it. Then what a new user tries:
 a search with no image, a truncated upload, filters, selecting a result (heat-maps), feedback, a crop box, the
-plots. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
+plots. Last, the app as a user starts it (`python app.py`: the real-photo demo, real Lite2 weights): a CC0 photo
+of shoes that is not in the demo returns shoes first, and a gallery without colour labels shows no colour-match
+column. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
 """
 
 from __future__ import annotations
@@ -288,3 +290,49 @@ def test_crop_by_clicking_two_corners(page, gallery, tmp_path):
 
 def test_admin_tab_is_hidden_without_a_token(page):
     assert page.get_by_role("tab", name="Manage gallery").count() == 0
+
+
+@pytest.fixture(scope="module")
+def demo_page():
+    """The app with no options (the embedded real-photo demo) in its own browser page."""
+    demo = app.create_app(app.build_engine(app.parse_args(["--device", "cpu"])))
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+                pg.set_default_timeout(TIMEOUT_MS)
+                pg.goto(demo.local_url, wait_until="domcontentloaded")
+                pg.get_by_role("heading", name="Apparel image search").wait_for()
+                yield pg
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
+def test_demo_finds_shoes_for_a_cc0_shoe_photo_not_in_the_demo(demo_page):
+    page = demo_page
+    assert page.locator("#weights-banner").count() == 0  # real weights: no random-weights banner
+    shoes = ROOT / "tests" / "data" / "cc0" / "shoes.jpg"  # held out of demo/ (demo/holdout.json)
+    _set_k(page, 5)
+    page.locator("#query-image input[type=file]").set_input_files(str(shoes))
+    page.locator("#query-image img").first.wait_for()
+    _search_and_wait(page, 5)
+    sync_api.expect(page.locator("#results-json")).to_contain_text('"rank": 1')
+    shown = _json(page)
+    assert shown["results"][0]["label"] == "shoes", shown["results"]
+    assert shown["results"][0]["colour"] is None  # the CC0 demo has types, no colours
+    _shot(page, "10-demo-cc0-shoes")
+
+
+def test_demo_without_colour_labels_has_no_colour_match_column(demo_page):
+    page = demo_page
+    page.get_by_role("button", name="Random gallery image").click()
+    sync_api.expect(page.locator("#query-info")).to_contain_text("Gallery image #")
+    page.get_by_role("button", name="Search", exact=True).click()
+    table = page.locator("#results-table")
+    sync_api.expect(table).to_contain_text("type match", timeout=TIMEOUT_MS)
+    assert "colour match" not in table.inner_text()
