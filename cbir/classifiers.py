@@ -13,6 +13,7 @@ import inspect
 import json
 import os
 import uuid
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -268,7 +269,9 @@ class PairClassifier:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         model_path = folder / f"{self.kind}-{self.task}.skops"
-        sio.dump({"estimator": self.estimator, "projection": self.projection}, model_path)
+        # deflated: a 200-tree forest's node arrays shrink several-fold, which matters for the committed demo
+        sio.dump({"estimator": self.estimator, "projection": self.projection}, model_path,
+                 compression=zipfile.ZIP_DEFLATED, compresslevel=9)
         card_path = model_path.with_suffix(".json")
         card_path.write_text(json.dumps(self.card, indent=2) + "\n")
         return model_path, card_path

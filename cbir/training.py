@@ -53,9 +53,11 @@ def make_pairs(
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
-    tasks: Sequence[str] = TASKS,
+    tasks: Optional[Sequence[str]] = None,
 ) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
-    """split_and_pair on a gallery's labels, hashes and task attributes."""
+    """split_and_pair on a gallery's labels, hashes and task attributes (default: every task its labels give)."""
+    tasks = gallery.tasks if tasks is None else tasks
+    gallery.require_tasks(tasks)
     attributes = {t: gallery.attribute(t) for t in tasks}
     return split_and_pair(gallery.labels, gallery.hashes, attributes, n_pairs, test_fraction, seed)
 
@@ -90,13 +92,14 @@ def fit_classifiers(
 def train(
     gallery: Gallery,
     kinds: Sequence[str] = tuple(CLASSIFIER_KINDS),
-    tasks: Sequence[str] = TASKS,
+    tasks: Optional[Sequence[str]] = None,
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
     progress: bool = True,
 ) -> TrainingRun:
-    """Fit every requested classifier kind for every task on the gallery's training pairs."""
+    """Fit every requested classifier kind for every task (default: those the labels give) on training pairs."""
+    tasks = gallery.tasks if tasks is None else tuple(tasks)
     split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
     classifiers = fit_classifiers(gallery.embeddings, pairs, split, gallery.spec, kinds, tasks, seed, progress)
     meta = {"n_pairs_per_task": n_pairs, "test_fraction": test_fraction, "seed": seed, "gallery_size": len(gallery)}

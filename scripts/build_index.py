@@ -1,7 +1,7 @@
 #!/usr/bin/env python
-"""Image folder (`colour_type/*.jpg`), or a `datasets` source streamed row by row (a Hub dataset id or a
-save_to_disk folder with `image` and `label` columns) -> gallery dataset with embeddings (save_to_disk),
-optionally also written to a vector store; resumable chunk by chunk."""
+"""Image folder (class folders: `colour_type/*.jpg` or any label), or a `datasets` source streamed row by row
+(a Hub dataset id or a save_to_disk folder with `image` and `label` columns) -> gallery dataset with embeddings
+(save_to_disk), optionally also written to a vector store; resumable chunk by chunk."""
 
 from __future__ import annotations
 
@@ -25,7 +25,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("images", help="folder of class folders named colour_type, or a datasets source to stream")
+    p.add_argument("images", help="folder of class folders (colour_type such as black_dress/, or any label such as "
+                   "shoes/), or a datasets source to stream")
     p.add_argument("--out", required=True, help="output folder for the gallery dataset")
     p.add_argument(
         "--model",

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if meta.get("gallery_size") != len(gallery):
         raise SystemExit(f"pairs were drawn on a gallery of {meta.get('gallery_size')} images, this one has {len(gallery)}")
     test_pairs = {task: parts["test"] for task, parts in pairs.items()}
-    attributes = {"type": gallery.types, "colour": gallery.colours}
+    attributes = {t: gallery.attribute(t) for t in gallery.tasks}
     results = evaluate(
         gallery.embeddings, attributes, test_pairs, split.test, args.methods, classifiers,
         n_queries=args.queries or None, k=args.k, seed=args.seed,
