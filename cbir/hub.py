@@ -36,16 +36,16 @@ def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = F
     import datasets
     from huggingface_hub import HfApi
 
+    from .colour import COLOUR_SPEC_FILE
     from .data import SPEC_FILE
 
     ds = datasets.load_from_disk(str(gallery_dir))
     ds.push_to_hub(repo_id, private=private, token=token)
-    HfApi(token=token).upload_file(
-        path_or_fileobj=str(Path(gallery_dir) / SPEC_FILE),
-        path_in_repo=SPEC_FILE,
-        repo_id=repo_id,
-        repo_type="dataset",
-    )
+    for name in (SPEC_FILE, COLOUR_SPEC_FILE):  # the colour spec exists only beside a colour descriptor column
+        if (Path(gallery_dir) / name).is_file():
+            HfApi(token=token).upload_file(
+                path_or_fileobj=str(Path(gallery_dir) / name), path_in_repo=name, repo_id=repo_id, repo_type="dataset"
+            )
     return f"https://huggingface.co/datasets/{repo_id}"
 
 

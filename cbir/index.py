@@ -8,13 +8,18 @@ import numpy as np
 
 
 class EmbeddingIndex:
-    """A gallery's float32 vectors plus arrays derived from them once and reused by every query."""
+    """A gallery's float32 vectors (and colour descriptors, if any) plus arrays derived from them once."""
 
-    def __init__(self, vectors: np.ndarray) -> None:
+    def __init__(self, vectors: np.ndarray, descriptors: np.ndarray | None = None) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
             raise ValueError(f"gallery vectors must be 2-D (N, dim), got shape {vectors.shape}")
+        if descriptors is not None:
+            descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
+            if descriptors.ndim != 2 or len(descriptors) != len(vectors):
+                raise ValueError(f"descriptors must be (N={len(vectors)}, d), got shape {descriptors.shape}")
         self.vectors = vectors
+        self.descriptors = descriptors  # per-image colour descriptors, used by the methods that need them
         self._cache: dict[Hashable, Any] = {}
 
     def __len__(self) -> int:
@@ -43,7 +48,7 @@ class EmbeddingIndex:
     def nbytes(self) -> int:
         """Resident size of the vectors and everything derived from them."""
         extra = sum(a.nbytes for a in self._cache.values() if isinstance(a, np.ndarray))
-        return self.vectors.nbytes + extra
+        return self.vectors.nbytes + extra + (0 if self.descriptors is None else self.descriptors.nbytes)
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

@@ -8,6 +8,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .classifiers import ClassifierSet
+from .colour import colour_descriptor
 from .data import Gallery
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
 from .index import EmbeddingIndex, top_k
@@ -43,11 +44,11 @@ class SearchEngine:
     ) -> None:
         gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
         if classifiers is not None:
-            classifiers.check_backbone(gallery.spec)
+            classifiers.check_backbone(gallery.spec, gallery.colour_spec)
         self.gallery = gallery
         self.extractor = extractor
         self.classifiers = classifiers
-        self.index = EmbeddingIndex(gallery.embeddings)
+        self.index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""
@@ -81,12 +82,25 @@ class SearchEngine:
     def embed(self, image: Any) -> np.ndarray:
         return self.extractor.embed_image(image)
 
+    def describe(self, image: Any) -> Optional[np.ndarray]:
+        """The image's colour descriptor, computed as the gallery's were (None if the gallery has none)."""
+        spec = self.gallery.colour_spec
+        return None if spec is None else colour_descriptor(image, spec)
+
     def search_vector(
-        self, vector: np.ndarray, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1
+        self,
+        vector: np.ndarray,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        descriptor: Optional[np.ndarray] = None,
     ) -> list[Hit]:
-        """Top-k gallery items for one embedding; `exclude` drops that gallery row (the query itself)."""
+        """Top-k gallery items for one embedding (+ colour descriptor); `exclude` drops that gallery row."""
         self._check(method, task, k)
-        scores = get_method(method).score(vector, self.index, task=task, classifiers=self.classifiers)
+        scores = get_method(method).score(
+            vector, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptor
+        )
         idx, sc = top_k(scores, k, exclude=np.array([exclude]))
         g = self.gallery
         return [
@@ -97,14 +111,17 @@ class SearchEngine:
     def search(self, image: Any, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1) -> list[Hit]:
         """Embed an image (path, bytes, PIL or array) and search the gallery with it."""
         self._check(method, task, k)
-        return self.search_vector(self.embed(image), method, task, k, exclude)
+        return self.search_vector(self.embed(image), method, task, k, exclude, self.describe(image))
 
     def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
         """The method's score for one pair of images."""
         self._check(method, task)
         vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
+        d = None
+        if self.gallery.colour_spec is not None:
+            d = (self.describe(image_a)[None, :], self.describe(image_b)[None, :])
         m = get_method(method)
-        return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers)[0])
+        return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers, descriptors=d)[0])
 
 
 def extractor_for(

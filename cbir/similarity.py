@@ -36,10 +36,13 @@ class SimilarityMethod:
         index: EmbeddingIndex,
         task: str = "type",
         classifiers: Optional[ClassifierSet] = None,
+        query_descriptors: Optional[np.ndarray] = None,
     ) -> np.ndarray:
+        """(Q, N) scores; `query_descriptors` (Q, d) are the queries' colour descriptors, for methods using them."""
         q = as_queries(queries, index.dim)
         if self.learned:
-            return _require(classifiers, self.name).score(self.name, task, q, index)
+            qd = None if query_descriptors is None else np.atleast_2d(np.asarray(query_descriptors, np.float32))
+            return _require(classifiers, self.name).score(self.name, task, q, index, qd)
         return self.score_fn(q, index)
 
     def score_pairs(
@@ -48,11 +51,13 @@ class SimilarityMethod:
         b: np.ndarray,
         task: str = "type",
         classifiers: Optional[ClassifierSet] = None,
+        descriptors: Optional[tuple[np.ndarray, np.ndarray]] = None,
     ) -> np.ndarray:
+        """(P,) scores of row-aligned pairs; `descriptors` = (da, db), the pairs' colour descriptors."""
         a = np.asarray(a, dtype=np.float32)
         b = np.asarray(b, dtype=np.float32)
         if self.learned:
-            return _require(classifiers, self.name).score_pairs(self.name, task, a, b)
+            return _require(classifiers, self.name).score_pairs(self.name, task, a, b, descriptors)
         return self.pair_fn(a, b)
 
 
