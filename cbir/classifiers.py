@@ -194,8 +194,10 @@ class PairClassifier:
         return out
 
     def score_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """P(same) for row-aligned pairs (P, dim) x (P, dim)."""
-        return self._proba(pair_features(self.project(a), self.project(b)))
+        """P(same) for row-aligned pairs (P, dim) x (P, dim); identical embeddings score 1 (see `score`)."""
+        out = self._proba(pair_features(self.project(a), self.project(b)))
+        out[np.all(np.asarray(a, np.float32) == np.asarray(b, np.float32), axis=1)] = 1.0
+        return out
 
     def _linear_terms(self) -> tuple[float, np.ndarray, np.ndarray] | None:
         """(c, v1, v2) with logit = c + v1.(a-b)^2 + v2.(a*b), when the estimator is scaler + logistic."""
@@ -218,7 +220,18 @@ class PairClassifier:
         return c, v[:d].astype(np.float32), v[d:].astype(np.float32)
 
     def score(self, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
-        """P(same) of every query against every gallery vector, (Q, N)."""
+        """P(same) of every query against every gallery vector, (Q, N).
+
+        An image identical to a gallery image scores 1 against it: the same image has the same attributes.
+        The classifier never saw a pair of identical images and can score one near 0 (measured on real
+        Lite2 features; tests/test_sanity.py), which is the first thing users check.
+        """
+        out = self._score(queries, index)
+        qi, gi = index.identical(queries)
+        out[qi, gi] = 1.0
+        return out
+
+    def _score(self, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
         gallery = index.vectors if self.projection is None else index.derived((self._key, "projected"), self.project)
         q = self.project(queries)
         terms = self._linear_terms()
