@@ -357,7 +357,7 @@ def create_app(engine: SearchEngine, banner: Optional[str] = None) -> gr.Blocks:
                     )
                     random_btn = gr.Button("Random gallery image")
                     query_info = gr.Markdown("", elem_id="query-info")
-                    method = gr.Dropdown(method_choices, value="cosine", label="Similarity method")
+                    method = gr.Dropdown(method_choices, value=engine.default_method(), label="Similarity method")
                     task = gr.Radio(
                         list(TASK_CHOICES),
                         value="type",
@@ -383,7 +383,7 @@ def create_app(engine: SearchEngine, banner: Optional[str] = None) -> gr.Blocks:
                 image_a = gr.Image(label="Image A", sources=SOURCES, type="filepath", height=260)
                 image_b = gr.Image(label="Image B", sources=SOURCES, type="filepath", height=260)
             with gr.Row():
-                method_c = gr.Dropdown(method_choices, value="cosine", label="Similarity method")
+                method_c = gr.Dropdown(method_choices, value=engine.default_method(), label="Similarity method")
                 task_c = gr.Radio(
                     list(TASK_CHOICES), value="type", label="Task (learned methods)", visible=bool(learned)
                 )

@@ -92,11 +92,11 @@ class Gallery:
         missing = {"image", "label", "colour", "type", "embedding"} - set(dataset.column_names)
         if missing:
             raise ValueError(f"gallery dataset lacks columns {sorted(missing)}")
-        if (colour_spec is None) != (COLOUR_COLUMN not in dataset.column_names):
-            raise ValueError(f"a gallery's {COLOUR_COLUMN!r} column and its colour spec come together")
+        if colour_spec is not None and COLOUR_COLUMN not in dataset.column_names:
+            raise ValueError(f"a colour spec was given but the gallery has no {COLOUR_COLUMN!r} column")
         self.dataset = dataset
         self.spec = spec
-        self.colour_spec = colour_spec  # None for galleries built before the colour descriptor
+        self.colour_spec = colour_spec  # None: no descriptors (older galleries; a column without its recipe is unused)
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -12,7 +12,7 @@ from .colour import colour_descriptor
 from .data import Gallery
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
 from .index import EmbeddingIndex, top_k
-from .similarity import TASK_CHOICES, get_method, list_methods
+from .similarity import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
 
@@ -70,6 +70,11 @@ class SearchEngine:
         """Methods this engine can serve: the learned ones only when their classifiers are loaded."""
         have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
         return [m for m in list_methods() if not get_method(m).learned or m in have]
+
+    def default_method(self) -> str:
+        """The best available method (see PREFERRED_METHODS): what a UI preselects."""
+        available = self.available_methods()
+        return next((m for m in PREFERRED_METHODS if m in available), available[0])
 
     def _check(self, method: str, task: str, k: int | None = None) -> None:
         if method not in self.available_methods():

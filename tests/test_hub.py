@@ -1,6 +1,8 @@
 """Hub paths without the network: the download functions are replaced by local stand-ins."""
 
 import numpy as np
+
+from cbir.classifiers import CLASSIFIER_KINDS
 import pytest
 
 import cbir.hub as hub
@@ -25,7 +27,7 @@ def test_classifiers_load_from_a_hub_repo_id(monkeypatch, classifier_dir, galler
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
     cs = ClassifierSet.load("someone/apparel-classifiers")
-    assert {(k, t) for k, t in cs.classifiers} == {(k, t) for k in ("logreg", "forest") for t in ("type", "colour")}
+    assert {(k, t) for k, t in cs.classifiers} == {(k, t) for k in CLASSIFIER_KINDS for t in ("type", "colour")}
     assert calls[0] == ("someone/apparel-classifiers", "classifiers.json", "model")
     assert all(c[0] == "someone/apparel-classifiers" for c in calls)
     q = gallery.embeddings[:3]
