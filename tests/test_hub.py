@@ -1,12 +1,10 @@
 """Hub paths without the network: the download functions are replaced by local stand-ins."""
 
 import numpy as np
-
-from cbir.classifiers import CLASSIFIER_KINDS
 import pytest
 
 import cbir.hub as hub
-from cbir.classifiers import ClassifierSet
+from cbir.classifiers import CLASSIFIER_KINDS, ClassifierSet
 from cbir.data import Gallery
 
 
