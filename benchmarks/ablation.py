@@ -191,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     attrs = {"type": g.types.astype(str), "colour": g.colours.astype(str)}
     x = g.embeddings
     d_border = cached_descriptors(g, ColourSpec(weighting="border"), cache)
-    d_none = cached_descriptors(g, ColourSpec(weighting="none"), cache)
+    d_none_cache: dict[str, np.ndarray] = {}
+
+    def d_none() -> np.ndarray:  # computed only when its row runs (11k images: minutes)
+        if "d" not in d_none_cache:
+            d_none_cache["d"] = cached_descriptors(g, ColourSpec(weighting="none"), cache)
+        return d_none_cache["d"]
     rng = np.random.default_rng(0)
     queries = np.sort(rng.choice(split.test, size=min(args.queries, len(split.test)), replace=False))
     sanity_q = queries[:100]
@@ -211,20 +216,20 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         # key, features label, scoring label, method, vectors, descriptors, classifiers factory, n queries
         ("cosine", "Lite2", "cosine", "cosine", x, None, lambda: None, None),
-        ("euclidean", "Lite2", "inverse Euclidean", "euclidean", x, None, lambda: None, None),
-        ("cosine+colour", "Lite2 ⊕ colour (w=1)", "cosine", "cosine", fused, None, lambda: None, None),
+        ("attribute", "Lite2 + colour", "attribute (Bhattacharyya), default", "attribute", x, d_border,
+         lambda: base, None),
         ("logreg", "Lite2", "pairwise LR", "logreg", x, None, lambda: base, None),
-        ("forest", "Lite2", "pairwise forest", "forest", x, None, lambda: base, args.forest_queries),
-        ("logreg+colour", "Lite2 + colour", "pairwise LR", "logreg", np.hstack([x, d_border]), None,
-         lambda: fit_pair("logreg", np.hstack([x, d_border])), None),
-        ("attribute-emb", "Lite2", "attribute (Bhattacharyya)", "attribute", x, None, lambda: fit_attr(None, None), None),
-        ("attribute-none", "Lite2 + colour, unweighted centre", "attribute (Bhattacharyya)", "attribute", x, d_none,
-         lambda: fit_attr(d_none, ColourSpec(weighting="none")), None),
         ("attribute-dot", "Lite2 + colour", "attribute (inner product p·q)", "attribute", x, d_border,
          lambda: ClassifierSet({k: refit_attribute(c, "dot") for k, c in base.classifiers.items() if k[0] == "attribute"}),
          None),
-        ("attribute", "Lite2 + colour", "attribute (Bhattacharyya), default", "attribute", x, d_border,
-         lambda: base, None),
+        ("attribute-emb", "Lite2", "attribute (Bhattacharyya)", "attribute", x, None, lambda: fit_attr(None, None), None),
+        ("attribute-none", "Lite2 + colour, unweighted centre", "attribute (Bhattacharyya)", "attribute", x, d_none,
+         lambda: fit_attr(d_none(), ColourSpec(weighting="none")), None),
+        ("cosine+colour", "Lite2 ⊕ colour (w=1)", "cosine", "cosine", fused, None, lambda: None, None),
+        ("euclidean", "Lite2", "inverse Euclidean", "euclidean", x, None, lambda: None, None),
+        ("forest", "Lite2", "pairwise forest", "forest", x, None, lambda: base, args.forest_queries),
+        ("logreg+colour", "Lite2 + colour", "pairwise LR", "logreg", np.hstack([x, d_border]), None,
+         lambda: fit_pair("logreg", np.hstack([x, d_border])), None),
     ]
     fitted: dict[str, tuple[Any, ...]] = {}
     for key, feats, scoring, method, vx, vd, make, nq in rows:
@@ -233,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"row {key}")
         t0 = time.time()
         cs = make()
+        vd = vd() if callable(vd) else vd
         q = queries if nq is None else queries[: nq]
         res = evaluate(vx, attrs, test_pairs, q, [method], cs, n_queries=None, progress=False, descriptors=vd)
         index = EmbeddingIndex(vx, vd)
@@ -248,6 +254,15 @@ def main(argv: list[str] | None = None) -> int:
 
     need_extractor = "tricks" not in args.skip or ("cc0" not in args.skip and Path(args.cc0).is_dir())
     extractor = FeatureExtractor(g.spec.model, weights="pretrained", device="cpu") if need_extractor else None
+    if "cc0" not in args.skip and Path(args.cc0).is_dir():
+        cc0 = second_source(Path(args.cc0), extractor, g.colour_spec or ColourSpec(), cache)
+        for key in ("cosine", "logreg", "forest", "attribute-emb", "attribute"):
+            if key not in fitted:
+                continue
+            method, vx, vd, cs, index = fitted[key]
+            log(f"second source: {key}")
+            report["second_source"][key] = second_source_eval(method, cc0, x, EmbeddingIndex(x, vd), cs, attrs["type"])
+        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     if "tricks" not in args.skip:
         from PIL import ImageOps
 
@@ -268,14 +283,6 @@ def main(argv: list[str] | None = None) -> int:
                                        "queries": int(len(queries)), "correlation": None, "retrieval": ret})
         Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
 
-    if "cc0" not in args.skip and Path(args.cc0).is_dir():
-        cc0 = second_source(Path(args.cc0), extractor, g.colour_spec or ColourSpec(), cache)
-        for key in ("cosine", "logreg", "forest", "attribute-emb", "attribute"):
-            if key not in fitted:
-                continue
-            method, vx, vd, cs, index = fitted[key]
-            log(f"second source: {key}")
-            report["second_source"][key] = second_source_eval(method, cc0, x, EmbeddingIndex(x, vd), cs, attrs["type"])
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     md = markdown(report["rows"])
     Path(args.out).with_suffix(".md").write_text(md + "\n")
