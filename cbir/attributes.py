@@ -70,7 +70,31 @@ def attribute_features(embeddings: np.ndarray, descriptors: Optional[np.ndarray]
     return np.hstack([x, np.asarray(descriptors, dtype=np.float32)])
 
 
-class AttributeClassifier:
+class CardedClassifier:
+    """What every fitted classifier shares: a JSON card naming its kind and task, saved beside a skops file."""
+
+    card: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return self.card["kind"]
+
+    @property
+    def task(self) -> str:
+        return self.card["task"]
+
+    def _save(self, folder: str | os.PathLike, obj: dict[str, Any]) -> tuple[Path, Path]:
+        """Write `<kind>-<task>.skops` (skops, not pickle) and its JSON card."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        model_path = folder / f"{self.kind}-{self.task}.skops"
+        sio.dump(obj, model_path)
+        card_path = model_path.with_suffix(".json")
+        card_path.write_text(json.dumps(self.card, indent=2) + "\n")
+        return model_path, card_path
+
+
+class AttributeClassifier(CardedClassifier):
     """Per-image class probabilities for one task; pair score = v(p_a) . v(p_b) (see PAIR_SCORES)."""
 
     uses_descriptor = True
@@ -80,14 +104,6 @@ class AttributeClassifier:
         self.estimator = estimator
         self.card = card
         self._key = uuid.uuid4().hex  # names this classifier's gallery vectors in an EmbeddingIndex
-
-    @property
-    def kind(self) -> str:
-        return self.card["kind"]
-
-    @property
-    def task(self) -> str:
-        return self.card["task"]
 
     @property
     def classes(self) -> list[str]:
@@ -163,14 +179,7 @@ class AttributeClassifier:
         return np.einsum("ij,ij->i", self.image_vectors(a, da), self.image_vectors(b, db))
 
     def save(self, folder: str | os.PathLike) -> tuple[Path, Path]:
-        """Write `<kind>-<task>.skops` (skops, not pickle) and its JSON card."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        model_path = folder / f"{self.kind}-{self.task}.skops"
-        sio.dump({"estimator": self.estimator}, model_path)
-        card_path = model_path.with_suffix(".json")
-        card_path.write_text(json.dumps(self.card, indent=2) + "\n")
-        return model_path, card_path
+        return self._save(folder, {"estimator": self.estimator})
 
     @classmethod
     def load(cls, model_path: str | os.PathLike, card_path: str | os.PathLike) -> "AttributeClassifier":

@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .attributes import AttributeClassifier, logistic_cv_kwargs
+from .attributes import AttributeClassifier, CardedClassifier, logistic_cv_kwargs
 from .features import BackboneMismatchError, EmbeddingSpec
 from .index import EmbeddingIndex
 from .labels import TASKS
@@ -126,7 +126,7 @@ def _chosen_hyperparameters(estimator: Any) -> dict[str, Any]:
     return {k: v for k, v in last.get_params().items() if k in ("n_estimators", "min_samples_leaf", "max_features")}
 
 
-class PairClassifier:
+class PairClassifier(CardedClassifier):
     """One fitted classifier for one task: P(same attribute | pair of embeddings)."""
 
     def __init__(self, estimator: Any, projection: PCA | None, card: dict[str, Any]) -> None:
@@ -134,14 +134,6 @@ class PairClassifier:
         self.projection = projection
         self.card = card
         self._key = uuid.uuid4().hex  # names this classifier's derived arrays in an EmbeddingIndex
-
-    @property
-    def kind(self) -> str:
-        return self.card["kind"]
-
-    @property
-    def task(self) -> str:
-        return self.card["task"]
 
     @classmethod
     def fit(
@@ -247,13 +239,7 @@ class PairClassifier:
 
     def save(self, folder: str | os.PathLike) -> tuple[Path, Path]:
         """Write `<kind>-<task>.skops` (skops, not pickle) and its JSON card."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        model_path = folder / f"{self.kind}-{self.task}.skops"
-        sio.dump({"estimator": self.estimator, "projection": self.projection}, model_path)
-        card_path = model_path.with_suffix(".json")
-        card_path.write_text(json.dumps(self.card, indent=2) + "\n")
-        return model_path, card_path
+        return self._save(folder, {"estimator": self.estimator, "projection": self.projection})
 
     @classmethod
     def load(cls, model_path: str | os.PathLike, card_path: str | os.PathLike) -> "PairClassifier":
