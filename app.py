@@ -160,7 +160,7 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
         classifiers = None
     log.info("loading gallery %s and classifiers %s", gallery, classifiers)
     engine = load_engine(
-        gallery, classifiers, args.weights, args.random_weights, args.device, args.runtime,
+        gallery, classifiers, args.weights, args.random_weights, args.device, runtime=args.runtime,
         gallery_revision=args.gallery_revision, classifiers_revision=args.classifiers_revision if classifiers else None,
         store=args.store,
     )

@@ -598,8 +598,8 @@ def test_arguments_and_environment(monkeypatch):
 def test_revisions_reach_the_loaders(monkeypatch):
     seen = {}
 
-    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **revisions):
-        seen.update(gallery=gallery, classifiers=classifiers, **revisions)
+    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **options):
+        seen.update(gallery=gallery, classifiers=classifiers, **{k: v for k, v in options.items() if "revision" in k})
         raise ValueError("stop here")
 
     monkeypatch.setattr(app, "load_engine", fake_load_engine)
