@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 import torch
 from gradio.data_classes import FileData
@@ -159,7 +160,7 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
         classifiers = None
     log.info("loading gallery %s and classifiers %s", gallery, classifiers)
     engine = load_engine(
-        gallery, classifiers, args.weights, args.random_weights, args.device, args.runtime,
+        gallery, classifiers, args.weights, args.random_weights, args.device, runtime=args.runtime,
         gallery_revision=args.gallery_revision, classifiers_revision=args.classifiers_revision if classifiers else None,
         store=args.store,
     )
@@ -315,13 +316,15 @@ class _Handlers:
     # -- core -------------------------------------------------------------------------------
     def query_vector(
         self, image: Image.Image, box: Any = None, positives: Any = None, negatives: Any = None, text: Any = None
-    ):
-        """Crop, embed, nudge with words and refine with feedback: the vector every search and plot of one request uses."""
+    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Crop, embed, nudge with words and refine with feedback; plus the crop's colour descriptor (None if the
+        gallery has none): the query every search and plot of one request uses."""
         try:
-            vec = self.engine.embed(crop_to_box(image, parse_box(box)))
+            cropped = crop_to_box(image, parse_box(box))
+            vec = self.engine.embed(cropped)
             if text and str(text).strip():  # image plus words (CLIP/SigLIP galleries; a clear error otherwise)
                 vec = self.engine.compose(vec, str(text))
-            return self.engine.refine(vec, positives, negatives)
+            return self.engine.refine(vec, positives, negatives), self.engine.describe(cropped)
         except ValueError as e:  # ImageError is a ValueError
             raise _error(e) from None
 
@@ -337,9 +340,11 @@ class _Handlers:
         filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
         if not isinstance(dedup, bool):
             raise _error(f"dedup must be true or false; got {dedup!r}.")
-        vec = self.query_vector(image, box, positives, negatives, text)
+        query = self.query_vector(image, box, positives, negatives, text)
         try:
-            hits = self.engine.search_vector(vec, m, t, kk, exclude=exclude, filters=filters, dedup=dedup)
+            hits = self.engine.search_vector(
+                query[0], m, t, kk, exclude=exclude, filters=filters, dedup=dedup, descriptor=query[1]
+            )
         except ValueError as e:
             raise _error(e) from None
         except Exception:
@@ -352,7 +357,7 @@ class _Handlers:
             negatives=[int(i) for i in negatives or []],
             box=parse_box(box),
         )
-        return hits, result, vec
+        return hits, result, query
 
     def explain(self, image: Image.Image, index: Any, method: Any, task: Any, box: Any = None) -> tuple[str, str, float]:
         m, t, i = self.method(method), self.task(task), self.integer(index, "index")
@@ -386,8 +391,10 @@ class _Handlers:
     def pick(self) -> int:
         return random.randrange(len(self.engine.gallery))
 
-    def plots(self, vec, method: str, task: str, hits: list[Hit]) -> tuple[pd.DataFrame, pd.DataFrame]:
-        scores = self.engine.scores(vec, method, task)
+    def plots(self, query, method: str, task: str, hits: list[Hit]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Score histogram and PCA map for one query: (embedding, colour descriptor or None)."""
+        vec, descriptor = query
+        scores = self.engine.scores(vec, method, task, descriptor)
         kth = hits[-1].score if hits else float("inf")
         g = self.engine.gallery
         basis = self.engine.index.derived("pca2", pca_2d)
@@ -446,7 +453,7 @@ class _Handlers:
         if image is None and str(text or "").strip():  # words only (the box is shown for CLIP/SigLIP galleries)
             filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
             hits, result = self.search_text(text, k, filters=filters, dedup=bool(dedup))
-            vec = self.engine.text_vector(text)
+            vec = (self.engine.text_vector(text), None)
         else:
             img = _decode(image)
             if picked and picked.get("fingerprint") == _fingerprint(img):
@@ -682,7 +689,7 @@ def create_app(
                                 scale=3,
                             )
                             whole_btn = gr.Button("Whole image", scale=1, size="sm")
-                    method = gr.Dropdown(method_choices, value="cosine", label="Similarity method")
+                    method = gr.Dropdown(method_choices, value=engine.default_method(), label="Similarity method")
                     task = gr.Radio(
                         list(TASK_CHOICES),
                         value="type",
@@ -743,7 +750,7 @@ def create_app(
                 image_a = gr.Image(label="Image A", sources=SOURCES, type="filepath", height=260)
                 image_b = gr.Image(label="Image B", sources=SOURCES, type="filepath", height=260)
             with gr.Row():
-                method_c = gr.Dropdown(method_choices, value="cosine", label="Similarity method")
+                method_c = gr.Dropdown(method_choices, value=engine.default_method(), label="Similarity method")
                 task_c = gr.Radio(
                     list(TASK_CHOICES), value="type", label="Task (learned methods)", visible=bool(learned)
                 )

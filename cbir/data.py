@@ -14,6 +14,7 @@ import datasets
 import numpy as np
 from PIL import Image
 
+from .colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptors
 from .features import EmbeddingSpec
 from .hub import fetch_file, is_local, push_dataset
 from .images import load_image
@@ -121,13 +122,18 @@ class Gallery:
     column or value reads as None, and `tasks` lists the tasks every image has a value for.
     """
 
-    def __init__(self, dataset: datasets.Dataset, spec: EmbeddingSpec) -> None:
+    def __init__(
+        self, dataset: datasets.Dataset, spec: EmbeddingSpec, colour_spec: Optional[ColourSpec] = None
+    ) -> None:
         missing = {"image", "label", "embedding"} - set(dataset.column_names)
         if missing:
             raise ValueError(f"gallery dataset lacks columns {sorted(missing)}")
         check_embedding_column(dataset.features["embedding"], spec)
+        if colour_spec is not None and COLOUR_COLUMN not in dataset.column_names:
+            raise ValueError(f"a colour spec was given but the gallery has no {COLOUR_COLUMN!r} column")
         self.dataset = dataset
         self.spec = spec
+        self.colour_spec = colour_spec  # None: no descriptors (older galleries; a column without its recipe is unused)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -141,6 +147,25 @@ class Gallery:
         if vecs.shape[1] != self.spec.dim:
             raise GalleryMismatchError(_mismatch(f"{vecs.shape[1]}-d", f"{self.spec.dim}-d"))
         return vecs
+
+    @cached_property
+    def descriptors(self) -> Optional[np.ndarray]:
+        """(N, colour_spec.dim) float32 colour descriptors, or None when the gallery has none."""
+        if self.colour_spec is None:
+            return None
+        table = self.dataset.with_format("arrow", columns=[COLOUR_COLUMN])[:]
+        flat = table.column(COLOUR_COLUMN).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(flat, dtype=np.float32).reshape(len(self), self.colour_spec.dim)
+
+    def with_colour(self, colour_spec: Optional[ColourSpec] = None, progress: bool = True) -> "Gallery":
+        """A copy of this gallery with colour descriptors computed from its stored images."""
+        colour_spec = colour_spec or ColourSpec()
+        images = (self.image_bytes(i)[0] for i in range(len(self)))
+        desc = colour_descriptors(images, colour_spec, progress=progress)
+        ds = self.dataset.remove_columns([c for c in (COLOUR_COLUMN,) if c in self.dataset.column_names])
+        column = datasets.List(datasets.Value("float32"), length=colour_spec.dim)
+        ds = ds.add_column(COLOUR_COLUMN, list(desc), feature=column)
+        return Gallery(ds, self.spec, colour_spec)
 
     def _column(self, name: str) -> np.ndarray:
         if name not in self.dataset.column_names:
@@ -205,6 +230,8 @@ class Gallery:
         path = Path(path)
         self.dataset.save_to_disk(str(path))
         self.spec.save(path / SPEC_FILE)
+        if self.colour_spec is not None:
+            self.colour_spec.save(path / COLOUR_SPEC_FILE)
         return path
 
     @classmethod
@@ -221,12 +248,16 @@ class Gallery:
                 str(source), "dataset", revision,
             )
         spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset", revision=revision))
-        return cls(ds, spec)
+        colour_spec = None
+        if COLOUR_COLUMN in ds.column_names:  # older galleries have no colour descriptor
+            colour_spec = ColourSpec.load(fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset", revision=revision))
+        return cls(ds, spec, colour_spec)
 
 
 def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Push a saved gallery (dataset + embedding spec) to a Hub dataset repo; returns its URL."""
-    return push_dataset(gallery_dir, repo_id, (SPEC_FILE,), private=private, token=token)
+    """Push a saved gallery (dataset + embedding spec, + colour spec beside a descriptor column) to a Hub dataset repo."""
+    extra = tuple(n for n in (SPEC_FILE, COLOUR_SPEC_FILE) if n == SPEC_FILE or (Path(gallery_dir) / n).is_file())
+    return push_dataset(gallery_dir, repo_id, extra, private=private, token=token)
 
 
 def build_gallery(
@@ -236,9 +267,11 @@ def build_gallery(
     num_workers: int = 0,
     dtype: str = "float32",
     progress: bool = True,
+    colour: Optional[ColourSpec] = ColourSpec(),
 ) -> tuple[Gallery, dict[str, str]]:
-    """Embed every record and pack images, labels and embeddings into one dataset.
+    """Embed every record and pack images, labels, embeddings and colour descriptors into one dataset.
 
+    `colour=None` leaves the colour descriptor out (a gallery like those built before it existed).
     Unreadable images are left out and returned as {relpath: reason}, so nothing is dropped silently.
     """
     vecs, kept, errors = embedder.embed_files(
@@ -255,8 +288,12 @@ def build_gallery(
         "embedding": vecs.astype(dtype),
     }
     spec = embedder.spec if dtype == embedder.spec.dtype else _with_dtype(embedder.spec, dtype)
-    ds = datasets.Dataset.from_dict(data, features=gallery_features(spec.dim, dtype, tasks))
-    return Gallery(ds, spec), {records[i].relpath: msg for i, msg in errors.items()}
+    features = gallery_features(spec.dim, dtype, tasks)
+    if colour is not None:
+        data[COLOUR_COLUMN] = colour_descriptors([r.path for r in keep], colour, progress=progress)
+        features[COLOUR_COLUMN] = datasets.List(datasets.Value("float32"), length=colour.dim)
+    ds = datasets.Dataset.from_dict(data, features=features)
+    return Gallery(ds, spec, colour), {records[i].relpath: msg for i, msg in errors.items()}
 
 
 def _with_dtype(spec: EmbeddingSpec, dtype: str) -> EmbeddingSpec:

@@ -9,6 +9,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .classifiers import ClassifierSet
+from .colour import colour_descriptor
 from .data import Gallery
 from .dedup import DEFAULT_THRESHOLD, collapse_duplicates
 from .explain import Explanation, explain_pair
@@ -16,7 +17,7 @@ from .feedback import check_indices, rocchio
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
 from .filters import Filters, check_values, label_mask
 from .index import EmbeddingIndex, l2_normalize, top_k
-from .similarity import TASK_CHOICES, get_method, list_methods
+from .similarity import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
 TEXT_WEIGHT = 1.0  # composed query: unit image vector + TEXT_WEIGHT x unit text vector (equal say for both)
@@ -53,11 +54,11 @@ class SearchEngine:
     ) -> None:
         gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
         if classifiers is not None:
-            classifiers.check_backbone(gallery.spec)
+            classifiers.check_backbone(gallery.spec, gallery.colour_spec)
         self.gallery = gallery
         self.extractor = extractor
         self.classifiers = classifiers
-        self.index = EmbeddingIndex(gallery.embeddings)
+        self.index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
         self._text_vector = functools.lru_cache(maxsize=TEXT_CACHE_SIZE)(self._embed_text)
         self.store = store  # a cbir.stores.GalleryStore: searches go to it (filters pushed down); None = in-process
         # Random-init features are all alike (median cosine ~0.95): there only byte-identical copies collapse.
@@ -68,7 +69,7 @@ class SearchEngine:
         if self.store is not None:
             raise ValueError("adding and removing images works with the in-process search only (start without --store)")
         self.gallery.spec.check_compatible(gallery.spec)
-        self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings)
+        self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings, gallery.descriptors)
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""
@@ -87,9 +88,16 @@ class SearchEngine:
         return None
 
     def available_methods(self) -> list[str]:
-        """Methods this engine can serve: the learned ones only when their classifiers are loaded."""
+        """Methods this engine can serve: the learned ones only when their classifiers are loaded, and with a
+        vector store only those the store can run (cbir.stores.methods)."""
         have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
-        return [m for m in list_methods() if not get_method(m).learned or m in have]
+        methods = [m for m in list_methods() if not get_method(m).learned or m in have]
+        return methods if self.store is None else [m for m in methods if m in self.store.methods]
+
+    def default_method(self) -> str:
+        """The best available method (see PREFERRED_METHODS): what a UI preselects."""
+        available = self.available_methods()
+        return next((m for m in PREFERRED_METHODS if m in available), available[0])
 
     def _check(self, method: str, task: str, k: int | None = None) -> None:
         if method not in self.available_methods():
@@ -101,6 +109,11 @@ class SearchEngine:
 
     def embed(self, image: Any) -> np.ndarray:
         return self.extractor.embed_image(image)
+
+    def describe(self, image: Any) -> Optional[np.ndarray]:
+        """The image's colour descriptor, computed as the gallery's were (None if the gallery has none)."""
+        spec = self.gallery.colour_spec
+        return None if spec is None else colour_descriptor(image, spec)
 
     @property
     def supports_text(self) -> bool:
@@ -149,10 +162,14 @@ class SearchEngine:
         g = self.gallery
         return {"type": g.types, "colour": g.colours, "label": g.labels}
 
-    def scores(self, vector: np.ndarray, method: str = "cosine", task: str = "type") -> np.ndarray:
-        """(N,) the method's score of one embedding against every gallery image."""
+    def scores(
+        self, vector: np.ndarray, method: str = "cosine", task: str = "type", descriptor: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        """(N,) the method's score of one embedding (+ its colour descriptor) against every gallery image."""
         self._check(method, task)
-        return get_method(method).score(vector, self.index, task=task, classifiers=self.classifiers)[0]
+        return get_method(method).score(
+            vector, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptor
+        )[0]
 
     def search_vector(
         self,
@@ -164,8 +181,9 @@ class SearchEngine:
         filters: Optional[Filters] = None,
         dedup: bool = False,
         dedup_threshold: Optional[float] | str = "auto",
+        descriptor: Optional[np.ndarray] = None,
     ) -> list[Hit]:
-        """Top-k gallery items for one embedding; `exclude` drops that gallery row (the query itself).
+        """Top-k gallery items for one embedding (+ colour descriptor); `exclude` drops that gallery row (the query).
 
         `filters` ({"type": [...], "colour": [...]}) masks rows before top-k, so k come back whenever k match;
         `dedup` shows same-sha1 and near-identical (cosine >= dedup_threshold; "auto" = the engine's
@@ -176,7 +194,7 @@ class SearchEngine:
         n = len(self.gallery) - int(0 <= exclude < len(self.gallery))
         fetch = min(n, max(2 * k, k + 20)) if dedup else k
         while True:
-            idx, sc = self._candidates(vector, method, task, fetch, exclude, filters)
+            idx, sc = self._candidates(vector, method, task, fetch, exclude, filters, descriptor)
             exhausted = len(idx) < fetch or fetch >= n
             copies = np.ones(len(idx), dtype=np.int64)
             if dedup:
@@ -194,14 +212,15 @@ class SearchEngine:
         ]
 
     def _candidates(
-        self, vector: np.ndarray, method: str, task: str, fetch: int, exclude: int, filters: Optional[Filters]
+        self, vector: np.ndarray, method: str, task: str, fetch: int, exclude: int, filters: Optional[Filters],
+        descriptor: Optional[np.ndarray] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best `fetch` (index, score) that pass the filters: from the store if there is one, else in-process."""
         if self.store is not None:
             idx, sc = self.store.search(method, vector, fetch, task=task, filters=filters, exclude=[exclude])
             keep = idx[0] >= 0
             return idx[0][keep], sc[0][keep]
-        scores = np.array(self.scores(vector, method, task), dtype=np.float32)
+        scores = np.array(self.scores(vector, method, task, descriptor), dtype=np.float32)
         mask = label_mask(self.label_columns(), filters)
         if mask is not None:
             scores[~mask] = -np.inf
@@ -238,14 +257,19 @@ class SearchEngine:
         vector = self.embed(image)
         if text and text.strip():
             vector = self.compose(vector, text)
-        return self.search_vector(vector, method, task, k, exclude, filters=filters, dedup=dedup)
+        return self.search_vector(
+            vector, method, task, k, exclude, filters=filters, dedup=dedup, descriptor=self.describe(image)
+        )
 
     def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
         """The method's score for one pair of images."""
         self._check(method, task)
         vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
+        d = None
+        if self.gallery.colour_spec is not None:
+            d = (self.describe(image_a)[None, :], self.describe(image_b)[None, :])
         m = get_method(method)
-        return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers)[0])
+        return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers, descriptors=d)[0])
 
     def explain(self, image: Any, index: int, method: str = "cosine", task: str = "type") -> tuple[Explanation, float]:
         """Heat-maps of a query and gallery image `index` against each other, and the method's score of the pair."""
@@ -254,8 +278,11 @@ class SearchEngine:
             raise ValueError(f"index must be a gallery index 0..{len(self.gallery) - 1}; got {index}")
         other = self.gallery.image(int(index))
         q = self.embed(image)
+        d = None
+        if self.gallery.colour_spec is not None:
+            d = (self.describe(image)[None, :], self.index.descriptors[[int(index)]])
         score = get_method(method).score_pairs(
-            q[None], self.index.vectors[[int(index)]], task=task, classifiers=self.classifiers
+            q[None], self.index.vectors[[int(index)]], task=task, classifiers=self.classifiers, descriptors=d
         )[0]
         return explain_pair(self.extractor, image, other), float(score)
 

@@ -598,9 +598,8 @@ def test_arguments_and_environment(monkeypatch):
 def test_revisions_reach_the_loaders(monkeypatch):
     seen = {}
 
-    def fake_load_engine(gallery, classifiers, *args, gallery_revision=None, classifiers_revision=None, **kw):
-        seen.update(gallery=gallery, classifiers=classifiers, gallery_revision=gallery_revision,
-                    classifiers_revision=classifiers_revision)
+    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **options):
+        seen.update(gallery=gallery, classifiers=classifiers, **{k: v for k, v in options.items() if "revision" in k})
         raise ValueError("stop here")
 
     monkeypatch.setattr(app, "load_engine", fake_load_engine)

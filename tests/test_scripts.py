@@ -47,10 +47,16 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
     out = _run("scripts/evaluate.py", "--gallery", str(tmp_path / "gallery"), "--classifiers", str(tmp_path / "clf"),
                "--out", str(tmp_path / "results.json"), "--queries", "12")
     assert "| Method | Pearson | Spearman |" in out
-    for label in ("Cosine similarity", "Inverse Euclidean distance", "Logistic regression", "Random forest"):
+    for label in ("Cosine similarity", "Inverse Euclidean distance", "Logistic regression", "Random forest",
+                  "Attribute probabilities"):
         assert f"| {label} |" in out
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest"}
+    assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest", "attribute"}
+    assert {"pearson", "spearman", "roc_auc"} <= set(results["correlation"]["attribute"]["colour"])
+    assert {"map@10", "p@1", "p@10"} <= set(results["retrieval"]["attribute"]["both"])
+    out = _run("scripts/add_colour.py", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "g2"),
+               "--weighting", "none")
+    assert "96 images" in out and "'weighting': 'none'" in out
     assert results["n_queries"] == 12 and results["pairs"] == {"colour": 50, "type": 50}
 
 

@@ -11,7 +11,7 @@ def engine(gallery, extractor, training_run):
     return SearchEngine(gallery, extractor, training_run.classifiers)
 
 
-@pytest.mark.parametrize("method", ["cosine", "euclidean", "logreg", "forest"])
+@pytest.mark.parametrize("method", ["cosine", "euclidean", "logreg", "forest", "attribute"])
 @pytest.mark.parametrize("task", ["type", "colour", "both"])
 def test_search_returns_k_sorted_hits(engine, gallery, method, task):
     hits = engine.search(gallery.image(3), method, task, k=7)
@@ -34,6 +34,16 @@ def test_compare_self_is_max_for_cosine(engine, gallery):
     self_score = engine.compare(img, img, "cosine")
     others = [engine.compare(img, gallery.image(i), "cosine") for i in (1, 30, 60)]
     assert self_score == pytest.approx(1.0, abs=1e-5) and all(self_score >= o for o in others)
+
+
+def test_uploaded_images_get_the_gallery_colour_descriptor(engine, gallery):
+    """A query computes its colour descriptor as the gallery did: a gallery image finds itself with score 1."""
+    np.testing.assert_allclose(engine.describe(gallery.image_bytes(5)[0]), gallery.descriptors[5], atol=1e-6)
+    hits = engine.search(gallery.image_bytes(5)[0], "attribute", "both", k=3)
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert engine.compare(gallery.image(5), gallery.image(5), "attribute", "both") == pytest.approx(1.0, abs=1e-5)
+    assert engine.default_method() == "attribute"
+    assert SearchEngine(gallery, engine.extractor).default_method() == "cosine"
 
 
 def test_bad_requests_are_clear_errors(engine, gallery):
