@@ -53,7 +53,7 @@ def test_search_text_bad_input_is_a_clear_error(client):
 def test_search_with_text_is_the_composed_query(client, engine, query):
     n = len(engine.gallery)
     plain = client.predict(handle_file(str(query)), "cosine", "type", n, -1, api_name="/search")
-    nudged = client.predict(handle_file(str(query)), "cosine", "type", n, -1, "but in red", api_name="/search")
+    nudged = client.predict(handle_file(str(query)), "cosine", "type", n, -1, text="but in red", api_name="/search")
     vec = engine.compose(engine.embed(query), "but in red")
     g = engine.gallery.embeddings
     cos = g @ vec / np.linalg.norm(g, axis=1) / np.linalg.norm(vec)

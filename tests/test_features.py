@@ -79,7 +79,7 @@ def test_local_weights_file_loads_through_timm(extractor, tmp_path):
     full = timm.create_model(TINY, pretrained=False).state_dict()  # a checkpoint with its classifier head
     full.update(extractor.model.state_dict())
     torch.save(full, tmp_path / "weights.pth")
-    ext = FeatureExtractor(TINY, weights=str(tmp_path / "weights.pth"), device="cpu")
+    ext = FeatureExtractor(TINY, weights=str(tmp_path / "weights.pth"), device="cpu", runtime="torch")
     assert ext.spec.weights == "pretrained" and ext.spec.weights_source == "file:weights.pth"
     img = garment_image("green", "shirt", 64, 0)
     np.testing.assert_array_equal(ext.embed_image(img), extractor.embed_image(img))
