@@ -193,7 +193,12 @@ class Gallery:
         spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset"))
         colour_spec = None
         if COLOUR_COLUMN in ds.column_names:  # older galleries have no colour descriptor
-            colour_spec = ColourSpec.load(fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset"))
+            from huggingface_hub.errors import EntryNotFoundError
+
+            try:
+                colour_spec = ColourSpec.load(fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset"))
+            except (FileNotFoundError, EntryNotFoundError):  # a column without its recipe is not used
+                colour_spec = None
         return cls(ds, spec, colour_spec)
 
 
