@@ -14,6 +14,7 @@ import inspect
 import json
 import os
 import uuid
+import zipfile
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -88,7 +89,8 @@ class CardedClassifier:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         model_path = folder / f"{self.kind}-{self.task}.skops"
-        sio.dump(obj, model_path)
+        # deflated: a 200-tree forest's node arrays shrink several-fold, which matters for the committed demo
+        sio.dump(obj, model_path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
         card_path = model_path.with_suffix(".json")
         card_path.write_text(json.dumps(self.card, indent=2) + "\n")
         return model_path, card_path

@@ -194,16 +194,21 @@ class HubWeights:
         repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
         if not repo:
             raise WeightsUnavailableError(f"timm has no Hub weights for {model_name!r}")
+        from .hub import offline_unless_reachable
+
         errors = []
-        for filename in self.filenames:
-            try:
-                path = Path(hf_hub_download(repo_id=repo, filename=filename))
-            except Exception as e:  # offline, gated, or this file name absent: try the next, then explain
-                errors.append(f"{filename}: {type(e).__name__}")
-                continue
-            return Weights(_read_state_dict(path), f"hub:{repo}", file_sha256(path))
+        with offline_unless_reachable() as status:  # Hub off or unreachable: the cache answers at once, no retries
+            for filename in self.filenames:
+                try:
+                    path = Path(hf_hub_download(repo_id=repo, filename=filename))
+                except Exception as e:  # offline, gated, or this file name absent: try the next, then explain
+                    errors.append(f"{filename}: {type(e).__name__}")
+                    continue
+                return Weights(_read_state_dict(path), f"hub:{repo}", file_sha256(path))
+        why = {"offline": "Hub offline mode is on; ", "unreachable": "the Hugging Face Hub is unreachable; "}
         raise WeightsUnavailableError(
-            f"could not download {model_name!r} weights from the Hub ({repo}; {', '.join(errors)}). Offline? "
+            f"could not download {model_name!r} weights from the Hub ({why.get(status, '')}{repo}; "
+            f"{', '.join(errors)}). Offline? "
             "Pass a local weights file (--weights PATH), build the gallery with the default backbone "
             f"{DEFAULT_MODEL!r} (its weights install with pip), or, for a smoke run only, use random "
             "weights (--random-weights)."

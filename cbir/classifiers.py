@@ -48,11 +48,45 @@ TRUSTED_TYPES = frozenset(
         "sklearn.tree._tree.Tree",
         "sklearn.decomposition._pca.PCA",
         "numpy.dtype",
+        "numpy.ndarray",
+        "numpy.float32",
+        "numpy.float64",
+        "numpy.int32",
+        "numpy.int64",
+        "numpy.bool_",
         "builtins.dict",
         "builtins.list",
         "builtins.tuple",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
     }
 )
+
+
+def skops_types(model_path: str | os.PathLike) -> set[str]:
+    """Every type a .skops file would construct (from its schema), not only the ones skops itself distrusts."""
+    import zipfile
+
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            if "__class__" in node and "__module__" in node:
+                found.add(f"{node['__module__']}.{node['__class__']}")
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            walk(json.loads(z.read("schema.json")))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{model_path} is not a readable skops file ({e}): re-train or re-download it") from None
+    return found
 
 
 def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -249,11 +283,14 @@ class PairClassifier(CardedClassifier):
 
 
 def load_trusted(model_path: str | os.PathLike) -> Any:
-    """skops.io.load, refusing any type outside TRUSTED_TYPES."""
+    """skops.io.load, refusing any type outside TRUSTED_TYPES (even ones skops trusts by default)."""
     untrusted = sio.get_untrusted_types(file=model_path)
-    unexpected = sorted(set(untrusted) - TRUSTED_TYPES)
+    unexpected = sorted((skops_types(model_path) | set(untrusted)) - TRUSTED_TYPES)
     if unexpected:
-        raise ValueError(f"{model_path} contains types this project does not trust: {unexpected}")
+        raise ValueError(
+            f"{model_path} contains types this project does not trust: {unexpected}; it was not loaded. "
+            "Use classifiers made by scripts/train_classifiers.py from a source you trust."
+        )
     return sio.load(model_path, trusted=untrusted)
 
 
@@ -358,15 +395,15 @@ class ClassifierSet:
         return written + [manifest]
 
     @classmethod
-    def load(cls, source: str | os.PathLike) -> "ClassifierSet":
-        """Load from a local folder or a Hub model repo (files fetched with hf_hub_download)."""
+    def load(cls, source: str | os.PathLike, revision: str | None = None) -> "ClassifierSet":
+        """Load from a local folder or a Hub model repo (files fetched with hf_hub_download, pinned to `revision`)."""
         from .hub import fetch_file
 
-        manifest = json.loads(fetch_file(source, MANIFEST).read_text())
+        manifest = json.loads(fetch_file(source, MANIFEST, revision=revision).read_text())
         out = {}
         for e in manifest["classifiers"]:
-            model_path = fetch_file(source, e["model"])
-            card_path = fetch_file(source, e["card"])
+            model_path = fetch_file(source, e["model"], revision=revision)
+            card_path = fetch_file(source, e["card"], revision=revision)
             loader = _CLASSES.get(e["kind"], PairClassifier)
             out[(e["kind"], e["task"])] = loader.load(model_path, card_path)
         return cls(out)

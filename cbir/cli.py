@@ -6,10 +6,14 @@ import sys
 from typing import Callable
 
 from .features import BackboneMismatchError, WeightsUnavailableError
+from .hub import HubUnavailableError
 from .images import ImageError
 from .labels import LabelError
 
-USER_ERRORS = (LabelError, ImageError, WeightsUnavailableError, BackboneMismatchError, FileNotFoundError, ValueError)
+USER_ERRORS = (
+    LabelError, ImageError, WeightsUnavailableError, BackboneMismatchError, HubUnavailableError, FileNotFoundError,
+    ValueError,
+)
 
 
 def run(main: Callable[[], int]) -> int:

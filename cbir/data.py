@@ -16,8 +16,9 @@ from PIL import Image
 
 from .colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptors
 from .features import EmbeddingSpec
+from .hub import fetch_file, is_local, push_dataset
 from .images import load_image
-from .labels import Label, LabelError, parse_label
+from .labels import TASKS, Label, LabelError, parse_label
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 SPEC_FILE = "embedding_spec.json"
@@ -26,7 +27,7 @@ STORAGE_DTYPES = ("float32", "float16")
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image file of a `colour_type` folder tree, with its content hash for de-duplication."""
+    """One image file of a class folder tree, with its content hash for de-duplication."""
 
     path: Path
     relpath: str
@@ -51,7 +52,7 @@ def file_sha1(path: str | os.PathLike) -> str:
 
 
 def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
-    """List the images of `root/<colour_type>/*`, sorted; raise LabelError naming any bad folder."""
+    """List the images of `root/<class>/*`, sorted; the folder name is the label (cbir.labels.parse_label)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -62,36 +63,72 @@ def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."):
                 records.append(ImageRecord(f, f"{folder.name}/{f.name}", label, file_sha1(f)))
     if not records:
-        raise LabelError(f"no images found in class folders under {root} (expected {root}/<colour_type>/*.jpg)")
+        raise LabelError(f"no images found in class folders under {root} (expected {root}/<class>/*.jpg, e.g. black_dress/ or shoes/)")
     return records
 
 
-def gallery_features(dim: int, dtype: str = "float32") -> datasets.Features:
-    """The gallery's schema: image bytes, labels, content hash, source path and a fixed-size embedding."""
+def gallery_features(dim: int, dtype: str = "float32", tasks: Sequence[str] = TASKS) -> datasets.Features:
+    """The gallery's schema: image bytes, labels (a column per task the labels give), hash, path, embedding."""
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"embedding storage dtype must be one of {STORAGE_DTYPES}, not {dtype!r}")
-    return datasets.Features(
+    columns = {"image": datasets.Image(), "label": datasets.Value("string")}
+    columns.update({task: datasets.Value("string") for task in ("colour", "type") if task in tasks})
+    columns.update(
         {
-            "image": datasets.Image(),
-            "label": datasets.Value("string"),
-            "colour": datasets.Value("string"),
-            "type": datasets.Value("string"),
             "sha1": datasets.Value("string"),
             "path": datasets.Value("string"),
             "embedding": datasets.List(datasets.Value(dtype), length=dim),
         }
     )
+    return datasets.Features(columns)
+
+
+class GalleryMismatchError(ValueError):
+    """A gallery's stored embeddings do not match its embedding spec (width or dtype)."""
+
+
+def _mismatch(stored: str, spec: str) -> str:
+    return (
+        f"the gallery's embeddings are {stored} but its {SPEC_FILE} says {spec}: the dataset and its spec do not "
+        "belong together; rebuild the gallery with scripts/build_index.py (or restore the matching spec)"
+    )
+
+
+def check_embedding_column(feature: Any, spec: EmbeddingSpec) -> None:
+    """Refuse an embedding column whose width or storage dtype differs from the spec (GalleryMismatchError)."""
+    inner = getattr(feature, "feature", None)
+    dtype = getattr(inner, "dtype", None)
+    length = getattr(feature, "length", -1)
+    if dtype is None:
+        raise GalleryMismatchError(f"the gallery's embedding column is {feature}, not a list of numbers")
+    if dtype not in STORAGE_DTYPES:
+        raise GalleryMismatchError(
+            f"the gallery's embeddings are stored as {dtype}; only {' and '.join(STORAGE_DTYPES)} are supported: "
+            "rebuild the gallery with scripts/build_index.py --dtype float32"
+        )
+    problems = []
+    if length not in (-1, None) and length != spec.dim:
+        problems.append((f"{length}-d", f"{spec.dim}-d"))
+    if dtype != spec.dtype:
+        problems.append((dtype, spec.dtype))
+    if problems:
+        raise GalleryMismatchError(_mismatch(", ".join(p[0] for p in problems), ", ".join(p[1] for p in problems)))
 
 
 class Gallery:
-    """A gallery dataset with its EmbeddingSpec; label arrays and float32 embeddings are read once."""
+    """A gallery dataset with its EmbeddingSpec; label arrays and float32 embeddings are read once.
+
+    `colour` and `type` columns are optional (a gallery of `shoes/`, `hat/` folders has no colour); a missing
+    column or value reads as None, and `tasks` lists the tasks every image has a value for.
+    """
 
     def __init__(
         self, dataset: datasets.Dataset, spec: EmbeddingSpec, colour_spec: Optional[ColourSpec] = None
     ) -> None:
-        missing = {"image", "label", "colour", "type", "embedding"} - set(dataset.column_names)
+        missing = {"image", "label", "embedding"} - set(dataset.column_names)
         if missing:
             raise ValueError(f"gallery dataset lacks columns {sorted(missing)}")
+        check_embedding_column(dataset.features["embedding"], spec)
         if colour_spec is not None and COLOUR_COLUMN not in dataset.column_names:
             raise ValueError(f"a colour spec was given but the gallery has no {COLOUR_COLUMN!r} column")
         self.dataset = dataset
@@ -108,7 +145,7 @@ class Gallery:
         flat = table.column("embedding").combine_chunks().flatten().to_numpy(zero_copy_only=False)
         vecs = np.asarray(flat, dtype=np.float32).reshape(len(self), -1)
         if vecs.shape[1] != self.spec.dim:
-            raise ValueError(f"embeddings are {vecs.shape[1]}-d but the spec says {self.spec.dim}-d")
+            raise GalleryMismatchError(_mismatch(f"{vecs.shape[1]}-d", f"{self.spec.dim}-d"))
         return vecs
 
     @cached_property
@@ -131,6 +168,8 @@ class Gallery:
         return Gallery(ds, self.spec, colour_spec)
 
     def _column(self, name: str) -> np.ndarray:
+        if name not in self.dataset.column_names:
+            return np.full(len(self), None, dtype=object)
         return np.asarray(self.dataset.with_format("arrow", columns=[name])[:].column(name).to_pylist(), dtype=object)
 
     @cached_property
@@ -152,8 +191,22 @@ class Gallery:
         return np.arange(len(self)).astype(str).astype(object)
 
     def attribute(self, task: str) -> np.ndarray:
-        """Per-image value of a task: garment type or colour."""
+        """Per-image value of a task: garment type or colour (None where the label does not give it)."""
         return {"type": self.types, "colour": self.colours}[task]
+
+    @cached_property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks (of TASKS) whose value every image has: what pairs and retrieval can be judged on."""
+        return tuple(t for t in TASKS if len(self) and all(v is not None and v != "" for v in self.attribute(t)))
+
+    def require_tasks(self, tasks: Sequence[str]) -> None:
+        """Raise a clear ValueError when a task's labels are missing from this gallery."""
+        missing = [t for t in tasks if t not in self.tasks]
+        if missing:
+            raise ValueError(
+                f"the gallery has no {' / '.join(missing)} label for every image (it has: "
+                f"{', '.join(self.tasks) or 'none'}); name class folders colour_type (e.g. black_dress) to get both"
+            )
 
     def image(self, i: int) -> Image.Image:
         """The i-th gallery image, decoded to RGB."""
@@ -182,24 +235,34 @@ class Gallery:
         return path
 
     @classmethod
-    def load(cls, source: str | os.PathLike) -> "Gallery":
-        """Load from a local `save_to_disk` folder or a Hub dataset id (`load_dataset`)."""
-        from .hub import fetch_file, is_local
+    def load(cls, source: str | os.PathLike, revision: Optional[str] = None) -> "Gallery":
+        """Load from a local `save_to_disk` folder or a Hub dataset id (`load_dataset`, pinned to `revision`)."""
+        from .hub import check_revision, fetch_file, hub_load, is_local
 
+        check_revision(source, revision)
         if is_local(source):
             ds = datasets.load_from_disk(str(source))
         else:
-            ds = datasets.load_dataset(str(source), split="train")
-        spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset"))
+            ds = hub_load(
+                lambda: datasets.load_dataset(str(source), split="train", revision=revision),
+                str(source), "dataset", revision,
+            )
+        spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset", revision=revision))
         colour_spec = None
         if COLOUR_COLUMN in ds.column_names:  # older galleries have no colour descriptor
-            from huggingface_hub.errors import EntryNotFoundError
-
             try:
-                colour_spec = ColourSpec.load(fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset"))
-            except (FileNotFoundError, EntryNotFoundError):  # a column without its recipe is not used
+                colour_spec = ColourSpec.load(
+                    fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset", revision=revision)
+                )
+            except FileNotFoundError:  # local or Hub (HubNotFoundError): a column without its recipe is unused
                 colour_spec = None
         return cls(ds, spec, colour_spec)
+
+
+def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
+    """Push a saved gallery (dataset + embedding spec, + colour spec beside a descriptor column) to a Hub dataset repo."""
+    extra = tuple(n for n in (SPEC_FILE, COLOUR_SPEC_FILE) if n == SPEC_FILE or (Path(gallery_dir) / n).is_file())
+    return push_dataset(gallery_dir, repo_id, extra, private=private, token=token)
 
 
 def build_gallery(
@@ -220,17 +283,17 @@ def build_gallery(
         [r.path for r in records], batch_size=batch_size, num_workers=num_workers, progress=progress
     )
     keep = [records[i] for i in kept]
+    tasks = [t for t in TASKS if any(r.label.attribute(t) for r in keep)]  # a column only if some label gives it
     data = {
         "image": [{"bytes": r.path.read_bytes(), "path": r.path.name} for r in keep],
         "label": [r.label.name for r in keep],
-        "colour": [r.label.colour for r in keep],
-        "type": [r.label.type for r in keep],
+        **{t: [r.label.attribute(t) for r in keep] for t in ("colour", "type") if t in tasks},
         "sha1": [r.sha1 for r in keep],
         "path": [r.relpath for r in keep],
         "embedding": vecs.astype(dtype),
     }
     spec = embedder.spec if dtype == embedder.spec.dtype else _with_dtype(embedder.spec, dtype)
-    features = gallery_features(spec.dim, dtype)
+    features = gallery_features(spec.dim, dtype, tasks)
     if colour is not None:
         data[COLOUR_COLUMN] = colour_descriptors([r.path for r in keep], colour, progress=progress)
         features[COLOUR_COLUMN] = datasets.List(datasets.Value("float32"), length=colour.dim)

@@ -1,4 +1,5 @@
-"""Image embeddings from a timm backbone with its classifier removed (EfficientNet-Lite2 -> 1280-d by default)."""
+"""Image embeddings from a timm backbone with its classifier removed (EfficientNet-Lite2 -> 1280-d by default),
+or from a `transformers` encoder named `hf:<repo or folder>` (cbir.hf_encoders)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .backbones import DEFAULT_MODEL, DEFAULT_SEED, WeightsUnavailableError, create_model
+from .hf_encoders import is_hf_model, load_hf_encoder, text_families
 from .images import ImageError, load_image
+from .runtime import make_runtime
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_SEED", "WeightsUnavailableError", "BackboneMismatchError", "EmbeddingSpec",
@@ -37,12 +40,21 @@ class EmbeddingSpec:
     weights_source: str = ""  # where the weights came from: pip:<package>, hub:<repo>, file:<name>
     dtype: str = "float32"
     weights_sha256: str = ""  # sha256 of the weights file ("" for random init and older galleries)
+    revision: str = ""  # hf: backbones: the Hub commit the weights came from ("" for local folders and timm)
+    family: str = ""  # hf: backbones: clip, siglip, dinov2, vit (cbir.hf_encoders); "" for timm
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "EmbeddingSpec":
+        missing = [k for k in ("model", "weights", "dim") if k not in d]
+        if missing or not isinstance(d.get("dim"), int) or d["dim"] <= 0:
+            problem = f"lacks {', '.join(missing)}" if missing else f"has dim {d.get('dim')!r}, not a positive integer"
+            raise BackboneMismatchError(
+                f"the embedding spec {problem}: it does not describe how the embeddings were made; "
+                "rebuild the gallery with scripts/build_index.py"
+            )
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         cfg = dict(known.get("data_config") or {})
         known["data_config"] = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
@@ -61,7 +73,9 @@ class EmbeddingSpec:
 
     def describe(self) -> str:
         w = f"random init (seed {self.seed})" if self.is_random else f"pretrained {self.weights_source or ''}".strip()
-        return f"{self.model}, {w}, {self.dim}-d"
+        family = f"{self.family} " if self.family else ""
+        rev = f"@{self.revision[:10]}" if self.revision else ""
+        return f"{family}{self.model}{rev}, {w}, {self.dim}-d"
 
     def check_compatible(self, other: "EmbeddingSpec", allow_weights_mismatch: bool = False) -> None:
         """Raise BackboneMismatchError unless `other` embeds images the same way as `self`."""
@@ -78,6 +92,8 @@ class EmbeddingSpec:
             self.weights_sha256 != other.weights_sha256
         ):
             problems.append(f"weights file sha256 {self.weights_sha256[:12]}... vs {other.weights_sha256[:12]}...")
+        elif not allow_weights_mismatch and self.revision and other.revision and self.revision != other.revision:
+            problems.append(f"revision {self.revision} vs {other.revision}")
         if problems:
             raise BackboneMismatchError(
                 "the gallery was embedded differently from this feature extractor: " + "; ".join(problems)
@@ -114,14 +130,30 @@ class FeatureExtractor:
         weights: str = "pretrained",
         device: str = "auto",
         seed: int = DEFAULT_SEED,
+        runtime: str = "auto",
+        threads: int | None = None,
+        revision: str = "",
     ) -> None:
+        """`runtime`: "torch", "onnx" or "auto" (ONNX Runtime for pretrained weights on the CPU; cbir.runtime)."""
         import timm.data
 
-        self.model, resolved = create_model(model_name, weights, seed)
+        hf = is_hf_model(model_name)  # transformers encoders bring their own forward and preprocessing
+        self.model, resolved = load_hf_encoder(model_name, weights, seed, revision) if hf else create_model(
+            model_name, weights, seed
+        )
         self.device = resolve_device(device)
         self.model.eval().to(self.device)
-        cfg = timm.data.resolve_data_config({}, model=self.model)
-        self.transform = timm.data.create_transform(**cfg, is_training=False)
+        if hf:  # auto = torch: ONNX exports of transformers encoders are not exercised here (--runtime onnx is)
+            cfg, self.transform = self.model.data_config, self.model.transform
+            key = f"hf-{self.model.family.name}-{resolved.sha256[:16]}" if resolved.sha256 else None
+            input_size = tuple(self.transform(Image.new("RGB", (64, 64))).shape)
+            runtime = "torch" if runtime == "auto" else runtime
+        else:
+            cfg = timm.data.resolve_data_config({}, model=self.model)
+            key = f"{model_name}-{resolved.sha256[:16]}" if resolved.sha256 else None
+            input_size = tuple(cfg["input_size"])
+            self.transform = timm.data.create_transform(**cfg, is_training=False)
+        self.runtime = make_runtime(runtime, self.model, self.device, key, input_size, threads)
         dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         kind = "random" if weights == "random" else "pretrained"
         self.spec = EmbeddingSpec(
@@ -132,16 +164,31 @@ class FeatureExtractor:
             seed=seed if kind == "random" else None,
             weights_source=resolved.source,
             weights_sha256=resolved.sha256,
+            revision=self.model.revision if hf else "",
+            family=self.model.family.name if hf else "",
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         return self.transform(image)
 
-    @torch.inference_mode()
     def embed_tensor(self, batch: torch.Tensor) -> np.ndarray:
-        """Forward one preprocessed batch (B, 3, H, W) and return (B, dim) float32."""
-        out = self.model(batch.to(self.device))
-        return out.float().cpu().numpy().astype(np.float32, copy=False)
+        """Forward one preprocessed batch (B, 3, H, W) through the runtime and return (B, dim) float32."""
+        return self.runtime(batch)
+
+    @property
+    def has_text(self) -> bool:
+        """Whether the backbone has a text tower (hf: CLIP/SigLIP), so words can be embedded as queries."""
+        return bool(getattr(self.model, "has_text", False))
+
+    def embed_text(self, texts: Sequence[str]) -> np.ndarray:
+        """Texts -> (N, dim) float32 in the image embedding's space; a clear error for image-only backbones."""
+        if not self.has_text:
+            raise ValueError(
+                f"search by words needs a backbone with a text tower; this gallery's is {self.spec.describe()}. "
+                f"Build the gallery with a transformers model of family {' or '.join(text_families())}, "
+                "e.g. --model hf:patrickjohncyh/fashion-clip."
+            )
+        return self.model.embed_text(texts).float().cpu().numpy().astype(np.float32, copy=False)
 
     def embed_images(self, images: Sequence[Any], batch_size: int = 32, progress: bool = False) -> np.ndarray:
         """Embed already-decoded images (PIL, arrays, paths or bytes: anything load_image takes)."""

@@ -1,28 +1,43 @@
-"""Decode any user-supplied image (path, bytes, PIL image or array) into a safe, fully loaded RGB image."""
+"""Decode any user-supplied image (path, bytes, PIL image or array) into a safe, fully loaded RGB image.
+
+Every decoding failure, whatever PIL raises and wherever (open, header parse, load, EXIF, convert),
+becomes an ImageError whose message tells the user what was wrong and what to do; the log keeps PIL's detail.
+"""
 
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
-import struct
 import warnings
-import zlib
 from pathlib import Path
-from typing import Union
+from typing import Callable, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+log = logging.getLogger(__name__)
+
 MAX_PIXELS = 40_000_000
 MIN_SIDE = 16
+READABLE_FORMATS = "JPEG, PNG, WebP, GIF, BMP or TIFF"
 
 ImageSource = Union[str, os.PathLike, bytes, bytearray, memoryview, Image.Image, np.ndarray]
 
-# Errors PIL's decoders raise on corrupt or truncated data (it is not consistent about which).
-_DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, TypeError, IndexError, KeyError, struct.error, zlib.error)
 _ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
 _WHITE = (255, 255, 255, 255)
+# File signatures, to name the format in a message when PIL fails before it could tell (header parse).
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+    (b"\x00\x00\x01\x00", "ICO"),
+)
 
 
 class ImageError(ValueError):
@@ -37,43 +52,101 @@ def load_image(source: ImageSource) -> Image.Image:
     if isinstance(source, np.ndarray):
         return _to_rgb(_from_array(source))
     if isinstance(source, Image.Image):
-        return _decode(source, "the image")
+        return _guarded(lambda: _decode(source), "the image", source.format)
     if isinstance(source, (bytes, bytearray, memoryview)):
-        return _open_and_decode(io.BytesIO(bytes(source)), f"{len(source)} bytes of uploaded data")
+        data = bytes(source)
+        return _open_and_decode(lambda: io.BytesIO(data), f"{len(data)} bytes of uploaded data", data[:16])
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
-        return _open_and_decode(path, repr(path.name or str(path)))
+        return _open_and_decode(lambda: path, repr(path.name or str(path)), _head(path))
     raise TypeError(f"cannot load an image from {type(source).__name__}; expected a path, bytes, PIL image or array")
 
 
-def _open_and_decode(fp: Path | io.BytesIO, what: str) -> Image.Image:
-    """Open a file or buffer with PIL and decode it, translating every failure into an ImageError."""
+def sniff_format(head: bytes) -> str | None:
+    """The image format a file's first bytes announce (JPEG, PNG, GIF, WebP, TIFF, BMP, ICO), or None."""
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WebP"
+    return next((name for sig, name in _SIGNATURES if head.startswith(sig)), None)
+
+
+def _head(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read(16)
+    except OSError:
+        return b""  # the open below reports the real problem (missing, folder, permission)
+
+
+def _open_and_decode(open_fp: Callable[[], Path | io.BytesIO], what: str, head: bytes) -> Image.Image:
+    """Open a file or buffer with PIL and decode it; every failure, open included, becomes an ImageError."""
+    if not head:
+        _check_readable_file(open_fp(), what)
+        raise ImageError(f"The file is empty (0 bytes, {what}): upload a photo in {READABLE_FORMATS} format.")
+
+    def run() -> Image.Image:
+        with Image.open(open_fp()) as im:
+            return _decode(im)
+
+    return _guarded(run, what, sniff_format(head))
+
+
+def _check_readable_file(fp: Path | io.BytesIO, what: str) -> None:
+    """Missing files, folders and unreadable files get their own message (an empty buffer needs none)."""
+    if isinstance(fp, Path):
+        try:
+            fp.open("rb").close()
+        except FileNotFoundError:
+            raise ImageError(f"File not found: {what}: check the path.") from None
+        except IsADirectoryError:
+            raise ImageError(f"Not a file but a folder: {what}: pick an image file inside it.") from None
+        except OSError as e:
+            raise ImageError(f"Cannot read {what}: {e.strerror or 'permission denied'}.") from None
+
+
+def _guarded(decode: Callable[[], Image.Image], what: str, fmt: str | None) -> Image.Image:
+    """Run a decode step with PIL's warnings silenced (bomb warnings become errors) and translate any failure."""
     with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PIL warns about corrupt EXIF / truncated reads; the log gets the detail
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with Image.open(fp) as im:
-                return _decode(im, what)
+            return decode()
         except ImageError:
             raise
         except FileNotFoundError:
-            raise ImageError(f"File not found: {what}") from None
+            raise ImageError(f"File not found: {what}: check the path.") from None
         except IsADirectoryError:
-            raise ImageError(f"Not a file but a folder: {what}") from None
+            raise ImageError(f"Not a file but a folder: {what}: pick an image file inside it.") from None
         except PermissionError:
-            raise ImageError(f"Cannot read {what}: permission denied") from None
-        except UnidentifiedImageError:
-            raise ImageError(f"Not an image file (could not decode {what})") from None
+            raise ImageError(f"Cannot read {what}: permission denied.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
             raise ImageError(_bomb_message(str(e))) from None
+        except UnidentifiedImageError as e:
+            log.info("not an image (%s): %s", what, e)
+            if fmt:  # a known signature PIL could not parse: a damaged header
+                raise ImageError(_corrupt_message(what, fmt)) from None
+            raise ImageError(
+                f"Not an image file (could not decode {what}): upload a photo in {READABLE_FORMATS} format."
+            ) from None
+        except MemoryError:
+            log.warning("out of memory decoding %s", what)
+            raise ImageError(f"Image is too large to decode ({what}): resize it and try again.") from None
+        except Exception as e:  # noqa: BLE001  PIL raises OSError, SyntaxError, ValueError, struct.error, ... on bad data
+            log.info("could not decode %s (%s): %s: %s", what, fmt or "unknown format", type(e).__name__, e)
+            raise ImageError(_corrupt_message(what, fmt)) from None
 
 
-def _decode(im: Image.Image, what: str) -> Image.Image:
+def _corrupt_message(what: str, fmt: str | None) -> str:
+    kind = f"{fmt} data" if fmt else "image data"
+    return (
+        f"Corrupt or truncated image ({what}): this is not an image we can read ({kind} damaged or cut short). "
+        "Try another photo, or open this one in an image viewer and save it again as JPEG or PNG."
+    )
+
+
+def _decode(im: Image.Image) -> Image.Image:
     """Check the header size, decode the pixels, apply EXIF orientation and convert to RGB."""
     _check_size(*im.size)
-    try:
-        im.load()
-    except _DECODE_ERRORS as e:
-        raise ImageError(f"Corrupt or truncated image ({what}): {e}") from None
+    im.load()
     return _to_rgb(_upright(im))
 
 
@@ -81,7 +154,8 @@ def _upright(im: Image.Image) -> Image.Image:
     """Apply the EXIF orientation tag; a malformed EXIF block is ignored rather than failing the image."""
     try:
         return ImageOps.exif_transpose(im) or im
-    except _DECODE_ERRORS:
+    except Exception as e:  # noqa: BLE001  any EXIF parsing failure: keep the pixels as stored
+        log.info("ignored unreadable EXIF orientation: %s: %s", type(e).__name__, e)
         return im
 
 
@@ -89,17 +163,20 @@ def _check_size(width: int, height: int) -> None:
     """Reject images too large to decode safely or too small to mean anything."""
     if width * height > MAX_PIXELS:
         raise ImageError(
-            f"Image is {width}x{height} pixels ({width * height / 1e6:.1f} MP); the limit is {MAX_PIXELS / 1e6:g} MP"
+            f"Image is {width}x{height} pixels ({width * height / 1e6:.1f} MP); the limit is {MAX_PIXELS / 1e6:g} MP: "
+            "resize it and try again."
         )
     if width < MIN_SIDE or height < MIN_SIDE:
-        raise ImageError(f"Image is {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed")
+        raise ImageError(
+            f"Image is {width}x{height} pixels; at least {MIN_SIDE}x{MIN_SIDE} is needed: upload a larger photo."
+        )
 
 
 def _bomb_message(pil_message: str) -> str:
     """PIL's own decompression-bomb check fires before ours and only reports a pixel count; reword it."""
     m = re.search(r"\((\d+) pixels\)", pil_message)
     size = f" ({int(m.group(1)) / 1e6:.1f} MP)" if m else ""
-    return f"Image is too large{size}; the limit is {MAX_PIXELS / 1e6:g} MP"
+    return f"Image is too large{size}; the limit is {MAX_PIXELS / 1e6:g} MP: resize it and try again."
 
 
 def _to_rgb(im: Image.Image) -> Image.Image:
@@ -119,7 +196,7 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     except ValueError:
         if mode == "LAB":
             return _lab_to_rgb(im)
-        raise ImageError(f"Unsupported image mode {mode!r}") from None
+        raise ImageError(f"Unsupported image mode {mode!r}: save the image as an RGB JPEG or PNG and try again.") from None
 
 
 def _lab_to_rgb(im: Image.Image) -> Image.Image:

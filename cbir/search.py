@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
@@ -10,11 +11,18 @@ import numpy as np
 from .classifiers import ClassifierSet
 from .colour import colour_descriptor
 from .data import Gallery
+from .dedup import DEFAULT_THRESHOLD, collapse_duplicates
+from .explain import Explanation, explain_pair
+from .feedback import check_indices, rocchio
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
-from .index import EmbeddingIndex, top_k
+from .filters import Filters, check_values, label_mask
+from .index import EmbeddingIndex, l2_normalize, top_k
 from .similarity import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
+TEXT_WEIGHT = 1.0  # composed query: unit image vector + TEXT_WEIGHT x unit text vector (equal say for both)
+TEXT_CACHE_SIZE = 256  # text embeddings cached per query string (LRU)
+MAX_TEXT_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -25,8 +33,9 @@ class Hit:
     index: int
     score: float
     label: str
-    colour: str
-    type: str
+    colour: Optional[str]  # None when the gallery's labels give no colour (e.g. the CC0 demo)
+    type: Optional[str]
+    copies: int = 1  # gallery items this result stands for when duplicates are collapsed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +50,7 @@ class SearchEngine:
         extractor: FeatureExtractor,
         classifiers: Optional[ClassifierSet] = None,
         allow_weights_mismatch: bool = False,
+        store: Any = None,
     ) -> None:
         gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
         if classifiers is not None:
@@ -49,6 +59,17 @@ class SearchEngine:
         self.extractor = extractor
         self.classifiers = classifiers
         self.index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
+        self._text_vector = functools.lru_cache(maxsize=TEXT_CACHE_SIZE)(self._embed_text)
+        self.store = store  # a cbir.stores.GalleryStore: searches go to it (filters pushed down); None = in-process
+        # Random-init features are all alike (median cosine ~0.95): there only byte-identical copies collapse.
+        self.dedup_threshold: Optional[float] = None if gallery.spec.is_random else DEFAULT_THRESHOLD
+
+    def set_gallery(self, gallery: Gallery) -> None:
+        """Serve another version of the gallery (same backbone): the live gallery's add and remove."""
+        if self.store is not None:
+            raise ValueError("adding and removing images works with the in-process search only (start without --store)")
+        self.gallery.spec.check_compatible(gallery.spec)
+        self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings, gallery.descriptors)
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""
@@ -62,14 +83,16 @@ class SearchEngine:
         if g.is_random:
             return (
                 f"Randomly initialised weights: the gallery and the queries are embedded with {g.describe()}, "
-                "not pretrained weights. This is a demo / smoke run only; results are not meaningful."
+                "not pretrained weights (--random-weights). This is a smoke run only; results are not meaningful."
             )
         return None
 
     def available_methods(self) -> list[str]:
-        """Methods this engine can serve: the learned ones only when their classifiers are loaded."""
+        """Methods this engine can serve: the learned ones only when their classifiers are loaded, and with a
+        vector store only those the store can run (cbir.stores.methods)."""
         have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
-        return [m for m in list_methods() if not get_method(m).learned or m in have]
+        methods = [m for m in list_methods() if not get_method(m).learned or m in have]
+        return methods if self.store is None else [m for m in methods if m in self.store.methods]
 
     def default_method(self) -> str:
         """The best available method (see PREFERRED_METHODS): what a UI preselects."""
@@ -92,6 +115,62 @@ class SearchEngine:
         spec = self.gallery.colour_spec
         return None if spec is None else colour_descriptor(image, spec)
 
+    @property
+    def supports_text(self) -> bool:
+        """Whether queries can be words (the backbone has a text tower: hf: CLIP/SigLIP)."""
+        return self.extractor.has_text
+
+    def _embed_text(self, text: str) -> np.ndarray:
+        v = self.extractor.embed_text([text])[0]
+        v.setflags(write=False)  # shared by every later query with the same words
+        return v
+
+    def text_vector(self, text: str) -> np.ndarray:
+        """A description's embedding (cached per string); a clear error when empty, too long or unsupported."""
+        t = " ".join(str(text or "").split())
+        if not t:
+            raise ValueError("Type a description of the garment, e.g. 'red summer dress'.")
+        if len(t) > MAX_TEXT_CHARS:
+            raise ValueError(f"The description is {len(t)} characters long; the limit is {MAX_TEXT_CHARS}.")
+        if not self.supports_text:
+            self.extractor.embed_text([t])  # raises the message naming the backbones that can
+        return self._text_vector(t)
+
+    def compose(self, image_vector: np.ndarray, text: str, weight: float = TEXT_WEIGHT) -> np.ndarray:
+        """Image plus words: unit(image) + weight * unit(text), rescaled to the image vector's length.
+
+        Rescaling leaves cosine unchanged and keeps Euclidean and the learned methods on vectors of the usual size.
+        """
+        img = np.asarray(image_vector, dtype=np.float32)
+        q = l2_normalize(img) + np.float32(weight) * l2_normalize(self.text_vector(text))
+        return l2_normalize(q) * np.linalg.norm(img)
+
+    def search_text(self, text: str, k: int = 10, **options: Any) -> list[Hit]:
+        """Search by words: the gallery images most cosine-similar to the text's embedding (`options` go to search_vector)."""
+        return self.search_vector(self.text_vector(text), "cosine", "type", k, **options)
+
+    def refine(
+        self, vector: np.ndarray, positives: Optional[list[int]] = None, negatives: Optional[list[int]] = None
+    ) -> np.ndarray:
+        """Relevance feedback: the query moved towards the `positives` and away from the `negatives` (Rocchio)."""
+        n, v = len(self.gallery), self.index.vectors
+        pos, neg = check_indices(positives, n, "positives"), check_indices(negatives, n, "negatives")
+        return rocchio(vector, v[pos], v[neg]) if len(pos) or len(neg) else np.asarray(vector, dtype=np.float32)
+
+    def label_columns(self) -> dict[str, np.ndarray]:
+        """The label columns filters can use: {column: per-image values}."""
+        g = self.gallery
+        return {"type": g.types, "colour": g.colours, "label": g.labels}
+
+    def scores(
+        self, vector: np.ndarray, method: str = "cosine", task: str = "type", descriptor: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        """(N,) the method's score of one embedding (+ its colour descriptor) against every gallery image."""
+        self._check(method, task)
+        return get_method(method).score(
+            vector, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptor
+        )[0]
+
     def search_vector(
         self,
         vector: np.ndarray,
@@ -99,24 +178,88 @@ class SearchEngine:
         task: str = "type",
         k: int = 10,
         exclude: int = -1,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
+        dedup_threshold: Optional[float] | str = "auto",
         descriptor: Optional[np.ndarray] = None,
     ) -> list[Hit]:
-        """Top-k gallery items for one embedding (+ colour descriptor); `exclude` drops that gallery row."""
+        """Top-k gallery items for one embedding (+ colour descriptor); `exclude` drops that gallery row (the query).
+
+        `filters` ({"type": [...], "colour": [...]}) masks rows before top-k, so k come back whenever k match;
+        `dedup` shows same-sha1 and near-identical (cosine >= dedup_threshold; "auto" = the engine's
+        `dedup_threshold`, None = sha1 only) results once, with `copies`.
+        """
         self._check(method, task, k)
-        scores = get_method(method).score(
-            vector, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptor
-        )
-        idx, sc = top_k(scores, k, exclude=np.array([exclude]))
+        check_values(self.label_columns(), filters)
+        n = len(self.gallery) - int(0 <= exclude < len(self.gallery))
+        fetch = min(n, max(2 * k, k + 20)) if dedup else k
+        while True:
+            idx, sc = self._candidates(vector, method, task, fetch, exclude, filters, descriptor)
+            exhausted = len(idx) < fetch or fetch >= n
+            copies = np.ones(len(idx), dtype=np.int64)
+            if dedup:
+                unit = self.index.vectors[idx] * self.index.inv_norms[idx, None]
+                thr = self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold
+                leaders, copies = collapse_duplicates(self.gallery.hashes[idx], unit, thr)
+                idx, sc = idx[leaders], sc[leaders]
+            if len(idx) >= k or exhausted:
+                break
+            fetch = min(n, fetch * 4)
         g = self.gallery
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
-            for r, (i, s) in enumerate(zip(idx[0], sc[0]))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c))
+            for r, (i, s, c) in enumerate(zip(idx[:k], sc[:k], copies[:k]))
         ]
 
-    def search(self, image: Any, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1) -> list[Hit]:
-        """Embed an image (path, bytes, PIL or array) and search the gallery with it."""
+    def _candidates(
+        self, vector: np.ndarray, method: str, task: str, fetch: int, exclude: int, filters: Optional[Filters],
+        descriptor: Optional[np.ndarray] = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best `fetch` (index, score) that pass the filters: from the store if there is one, else in-process."""
+        if self.store is not None:
+            idx, sc = self.store.search(method, vector, fetch, task=task, filters=filters, exclude=[exclude])
+            keep = idx[0] >= 0
+            return idx[0][keep], sc[0][keep]
+        scores = np.array(self.scores(vector, method, task, descriptor), dtype=np.float32)
+        mask = label_mask(self.label_columns(), filters)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        if 0 <= exclude < len(scores):
+            scores[exclude] = -np.inf
+        idx, sc = (a[0] for a in top_k(scores, min(fetch, int(np.isfinite(scores).sum()))))
+        return idx, sc
+
+    def search_store(
+        self,
+        vector: np.ndarray,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        filters: Optional[dict[str, Any]] = None,
+    ) -> list[Hit]:
+        """Top-k from the vector store (`self.store`), label `filters` ({column: [values]}) applied by the store."""
+        return self.search_vector(vector, method, task, k, exclude, filters=filters)
+
+    def search(
+        self,
+        image: Any,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        text: Optional[str] = None,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
+    ) -> list[Hit]:
+        """Embed an image (path, bytes, PIL or array) and search the gallery with it; `text` nudges it (compose)."""
         self._check(method, task, k)
-        return self.search_vector(self.embed(image), method, task, k, exclude, self.describe(image))
+        vector = self.embed(image)
+        if text and text.strip():
+            vector = self.compose(vector, text)
+        return self.search_vector(
+            vector, method, task, k, exclude, filters=filters, dedup=dedup, descriptor=self.describe(image)
+        )
 
     def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
         """The method's score for one pair of images."""
@@ -128,12 +271,28 @@ class SearchEngine:
         m = get_method(method)
         return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers, descriptors=d)[0])
 
+    def explain(self, image: Any, index: int, method: str = "cosine", task: str = "type") -> tuple[Explanation, float]:
+        """Heat-maps of a query and gallery image `index` against each other, and the method's score of the pair."""
+        self._check(method, task)
+        if not 0 <= int(index) < len(self.gallery):
+            raise ValueError(f"index must be a gallery index 0..{len(self.gallery) - 1}; got {index}")
+        other = self.gallery.image(int(index))
+        q = self.embed(image)
+        d = None
+        if self.gallery.colour_spec is not None:
+            d = (self.describe(image)[None, :], self.index.descriptors[[int(index)]])
+        score = get_method(method).score_pairs(
+            q[None], self.index.vectors[[int(index)]], task=task, classifiers=self.classifiers, descriptors=d
+        )[0]
+        return explain_pair(self.extractor, image, other), float(score)
+
 
 def extractor_for(
     spec: EmbeddingSpec,
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
 ) -> tuple[FeatureExtractor, bool]:
     """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
 
@@ -148,10 +307,10 @@ def extractor_for(
                 f"the gallery was embedded with random-init weights ({spec.describe()}); "
                 f"a weights file ({weights}) would not match it"
             )
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), False
+        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), False
     if random_weights:
-        return FeatureExtractor(spec.model, weights="random", device=device, seed=seed), True
-    return FeatureExtractor(spec.model, weights=weights or "pretrained", device=device), False
+        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), True
+    return FeatureExtractor(spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision), False
 
 
 def load_engine(
@@ -160,9 +319,27 @@ def load_engine(
     weights: Optional[str] = None,
     random_weights: bool = False,
     device: str = "auto",
+    runtime: str = "auto",
+    gallery_revision: Optional[str] = None,
+    classifiers_revision: Optional[str] = None,
+    store: Optional[str] = None,
 ) -> SearchEngine:
-    """Load a gallery and classifiers (local folders or Hub ids) and the matching backbone, once."""
-    g = Gallery.load(gallery)
-    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device)
-    clf = ClassifierSet.load(classifiers) if classifiers else None
-    return SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
+    """Load a gallery and classifiers (local folders or Hub ids, optionally pinned to revisions) and the backbone.
+
+    `store` (a cbir.stores URI such as `faiss` or `milvus:./gallery.db`) serves searches from a vector
+    store, filled from the gallery where it lacks rows; None or `numpy` keeps the in-process exact search.
+    """
+    g = Gallery.load(gallery, revision=gallery_revision)
+    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device, runtime)
+    clf = ClassifierSet.load(classifiers, revision=classifiers_revision) if classifiers else None
+    engine = SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
+    if store:
+        from .stores import open_gallery_store, parse_store_uri
+
+        if parse_store_uri(store).backend != "numpy":  # numpy = this engine's own exact in-process search
+            engine.store = open_gallery_store(store, g, clf, engine.available_methods())
+    return engine
+
+
+def _opt(value: object) -> Optional[str]:
+    return None if value is None else str(value)

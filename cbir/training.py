@@ -53,9 +53,11 @@ def make_pairs(
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
-    tasks: Sequence[str] = TASKS,
+    tasks: Optional[Sequence[str]] = None,
 ) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
-    """split_and_pair on a gallery's labels, hashes and task attributes."""
+    """split_and_pair on a gallery's labels, hashes and task attributes (default: every task its labels give)."""
+    tasks = gallery.tasks if tasks is None else tasks
+    gallery.require_tasks(tasks)
     attributes = {t: gallery.attribute(t) for t in tasks}
     return split_and_pair(gallery.labels, gallery.hashes, attributes, n_pairs, test_fraction, seed)
 
@@ -106,13 +108,14 @@ def fit_classifiers(
 def train(
     gallery: Gallery,
     kinds: Sequence[str] = tuple(CLASSIFIER_KINDS),
-    tasks: Sequence[str] = TASKS,
+    tasks: Optional[Sequence[str]] = None,
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
     progress: bool = True,
 ) -> TrainingRun:
-    """Fit every requested classifier kind for every task on the gallery's training split (pairs or images)."""
+    """Fit every requested classifier kind for every task (default: those the labels give) on the training split."""
+    tasks = gallery.tasks if tasks is None else tuple(tasks)
     split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
     attributes = {t: gallery.attribute(t) for t in tasks}
     colour_spec = None if gallery.colour_spec is None else gallery.colour_spec.to_dict()

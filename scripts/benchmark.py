@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.benchmark import BenchmarkConfig, check_local_url, log_stderr, render_markdown, run_benchmark, write_json  # noqa: E402
+from benchmarks import BenchmarkConfig, check_local_url, log_stderr, render_markdown, run_benchmark, write_json  # noqa: E402
 from cbir.data import IMAGE_EXTENSIONS  # noqa: E402
 
 

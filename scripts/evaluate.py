@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -22,7 +23,11 @@ from cbir.cli import run  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--gallery", required=True, help="gallery folder or Hub dataset id")
+    p.add_argument("--gallery-revision", default=os.environ.get("CBIR_GALLERY_REVISION") or None,
+                   help="pin a Hub gallery to a branch, tag or commit (env CBIR_GALLERY_REVISION)")
     p.add_argument("--classifiers", required=True, help="classifier folder or Hub model id (holds pairs.npz)")
+    p.add_argument("--classifiers-revision", default=os.environ.get("CBIR_CLASSIFIERS_REVISION") or None,
+                   help="pin Hub classifiers to a branch, tag or commit (env CBIR_CLASSIFIERS_REVISION)")
     p.add_argument("--out", default="results.json", help="JSON output path")
     p.add_argument("--methods", nargs="+", default=list_methods(), choices=list_methods())
     p.add_argument("--queries", type=int, default=500, help="held-out query images for retrieval (0 = all)")
@@ -30,14 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
-    gallery = Gallery.load(args.gallery)
-    classifiers = ClassifierSet.load(args.classifiers)
+    gallery = Gallery.load(args.gallery, revision=args.gallery_revision)
+    classifiers = ClassifierSet.load(args.classifiers, revision=args.classifiers_revision)
     classifiers.check_backbone(gallery.spec, gallery.colour_spec)
-    pairs, split, meta = load_pairs(fetch_file(args.classifiers, PAIRS_FILE))
+    pairs, split, meta = load_pairs(fetch_file(args.classifiers, PAIRS_FILE, revision=args.classifiers_revision))
     if meta.get("gallery_size") != len(gallery):
         raise SystemExit(f"pairs were drawn on a gallery of {meta.get('gallery_size')} images, this one has {len(gallery)}")
     test_pairs = {task: parts["test"] for task, parts in pairs.items()}
-    attributes = {"type": gallery.types, "colour": gallery.colours}
+    attributes = {t: gallery.attribute(t) for t in gallery.tasks}
     results = evaluate(
         gallery.embeddings, attributes, test_pairs, split.test, args.methods, classifiers,
         n_queries=args.queries or None, k=args.k, seed=args.seed, descriptors=gallery.descriptors,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.benchmark import check_local_url, load_test, load_test_markdown, log_stderr  # noqa: E402
+from benchmarks import check_local_url, load_test, load_test_markdown, log_stderr  # noqa: E402
 from cbir.data import IMAGE_EXTENSIONS  # noqa: E402
 
 

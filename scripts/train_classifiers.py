@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import sys
 from pathlib import Path
@@ -21,15 +22,18 @@ from cbir.cli import run  # noqa: E402
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--gallery", required=True, help="gallery folder or Hub dataset id")
+    p.add_argument("--gallery-revision", default=os.environ.get("CBIR_GALLERY_REVISION") or None,
+                   help="pin a Hub gallery to a branch, tag or commit (env CBIR_GALLERY_REVISION)")
     p.add_argument("--out", required=True, help="output folder for classifiers, cards and pairs")
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK, help="pairs per task, train+test")
     p.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help="held-out share of images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kinds", nargs="+", default=list(CLASSIFIER_KINDS), choices=list(CLASSIFIER_KINDS))
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS),
+                   help="default: every task the gallery's labels give (type and colour for colour_type folders)")
     args = p.parse_args(argv)
 
-    gallery = Gallery.load(args.gallery)
+    gallery = Gallery.load(args.gallery, revision=args.gallery_revision)
     run = train(gallery, args.kinds, args.tasks, args.pairs, args.test_fraction, args.seed)
     print("image split:", json.dumps(run.split.summary()))
     for task, parts in run.pairs.items():

@@ -10,6 +10,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import pytest  # noqa: E402
+from ci_skips import pytest_configure, pytest_make_collect_report, pytest_runtest_makereport  # noqa: E402,F401
 
 from cbir.data import Gallery, build_gallery, scan_image_folder  # noqa: E402
 from cbir.features import FeatureExtractor  # noqa: E402
@@ -55,3 +56,25 @@ def classifier_dir(training_run, tmp_path_factory: pytest.TempPathFactory):
     folder = tmp_path_factory.mktemp("classifiers") / "classifiers"
     training_run.save(folder)
     return folder
+
+
+# -- transformers encoders (hf: backbones): tiny random-weight models saved to folders, loaded offline ----------
+
+
+@pytest.fixture(scope="session")
+def clip_dir(tmp_path_factory: pytest.TempPathFactory):
+    from hf_tiny import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("hf") / "tiny-clip")
+
+
+@pytest.fixture(scope="session")
+def clip_extractor(clip_dir) -> FeatureExtractor:
+    return FeatureExtractor(f"hf:{clip_dir}", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def clip_gallery_dir(image_folder, clip_extractor, tmp_path_factory: pytest.TempPathFactory):
+    g, errors = build_gallery(scan_image_folder(image_folder), clip_extractor, batch_size=16, progress=False)
+    assert not errors
+    return g.save(tmp_path_factory.mktemp("clip-gallery") / "gallery")

@@ -49,7 +49,8 @@ def engine(gallery_dir, classifier_dir):
 def client(engine):
     demo = app.create_app(engine)
     demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
+                max_file_size=app.MAX_FILE_SIZE)  # the limits app.main launches with
     try:
         yield Client(demo.local_url, verbose=False, download_files=True)
     finally:
@@ -130,16 +131,26 @@ def _assert_ranked(result, engine, k):
 
 def test_view_api_lists_exactly_the_named_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
-    assert set(info["named_endpoints"]) == {"/search", "/random", "/compare"}
+    assert set(info["named_endpoints"]) == {
+        "/search", "/search_text", "/random", "/compare", "/explain", "/add", "/remove"
+    }
     assert not info["unnamed_endpoints"]
     params = {e: [p["parameter_name"] for p in v["parameters"]] for e, v in info["named_endpoints"].items()}
     assert params == {
-        "/search": ["image", "method", "task", "k", "exclude"],
+        "/search": ["image", "method", "task", "k", "exclude", "types", "colours", "positives", "negatives", "box",
+                    "dedup", "text"],
+        "/search_text": ["text", "k", "types", "colours", "dedup"],
         "/random": [],
         "/compare": ["image_a", "image_b", "method", "task"],
+        "/explain": ["image", "index", "method", "task", "box"],
+        "/add": ["images", "labels", "token"],
+        "/remove": ["indices", "token"],
     }
     returns = {e: [r["label"] for r in v["returns"]] for e, v in info["named_endpoints"].items()}
-    assert returns == {"/search": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"]}
+    assert returns == {
+        "/search": ["results"], "/search_text": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"],
+        "/explain": ["query_overlay", "result_overlay", "score"], "/add": ["indices"], "/remove": ["count"],
+    }
 
 
 # --- /search ---------------------------------------------------------------------------------------------
@@ -251,6 +262,82 @@ def test_unusable_uploads_give_clear_errors_and_the_app_keeps_serving(client, en
     _assert_ranked(_search(client, files["query"], k=4), engine, 4)
 
 
+def test_fuzzed_uploads_through_search_give_clear_errors_and_the_app_keeps_serving(client, engine, files, tmp_path):
+    from fuzzing import fuzz_cases
+
+    sample = list(fuzz_cases(per_format=200, seed=0))[::73]  # 31 cases across all eleven formats
+    outcomes = []
+    for i, (case, data) in enumerate(sample):
+        path = tmp_path / f"case{i}.{case.split('/')[0]}"
+        path.write_bytes(data)
+        try:
+            result = _search(client, path, k=3)
+        except AppError as e:
+            message = e.message or ""
+            assert message and "upstream" not in message and "Traceback" not in message, (case, message)
+            assert "Try another photo" in message or "upload a" in message or "resize it" in message, (case, message)
+            outcomes.append("error")
+        else:
+            _assert_ranked(result, engine, 3)
+            outcomes.append("ok")
+    assert outcomes.count("error") >= 10
+    _assert_ranked(_search(client, files["query"], k=3), engine, 3)  # and the next good request works
+
+
+@pytest.mark.parametrize(
+    "content, name, message",
+    [
+        (b"", "empty.jpg", "The file is empty (0 bytes"),
+        (b"\n", "blank.png", "Not an image file"),
+        (b"\x89PNG\r\n\x1a\n", "header_only.png", "PNG data damaged or cut short"),
+        (b"\xff\xd8\xff\xe0" + bytes(range(7, 47)), "cut_in_app0.jpg", "JPEG data damaged or cut short"),
+    ],
+)
+def test_empty_and_cut_uploads_are_clear_errors(client, engine, files, tmp_path, content, name, message):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(AppError) as err:
+        _search(client, path)
+    assert message in err.value.message and "Error" not in err.value.message
+    _assert_ranked(_search(client, files["query"], k=2), engine, 2)
+
+
+@pytest.mark.parametrize("name", ["photo.jpg", "photo.txt", "photo"])
+def test_an_image_with_a_wrong_extension_simply_works(client, engine, files, tmp_path, name):
+    path = tmp_path / name
+    path.write_bytes(files["query"].read_bytes())  # PNG bytes under a misleading name
+    assert _search(client, path, k=1)["results"][0]["index"] == QUERY_INDEX
+
+
+def test_uploads_over_the_size_limit_are_refused_clearly(client, engine, files, tmp_path):
+    import httpx
+
+    big = tmp_path / "huge.jpg"
+    big.write_bytes(files["query"].read_bytes() + bytes(26 * 1024 * 1024))  # 26 MB > MAX_FILE_SIZE (25 MB)
+    with pytest.raises(ValueError, match="exceeds the maximum file size of 26214400 bytes"):
+        _search(client, big)  # gradio_client checks the limit before sending
+    with big.open("rb") as f:  # a client that does not check is refused by the server
+        r = httpx.post(client.src.rstrip("/") + "/gradio_api/upload", files={"files": ("huge.jpg", f)}, timeout=60)
+    assert r.status_code == 413 and "maximum allowed size of 26214400 bytes" in r.text
+    _assert_ranked(_search(client, files["query"], k=2), engine, 2)
+
+
+def test_an_unexpected_server_error_is_logged_and_the_user_told_what_to_do(client, engine, files, monkeypatch,
+                                                                             caplog):
+    def broken(*args, **kwargs):
+        raise RuntimeError("model exploded")
+
+    monkeypatch.setattr(engine, "search_vector", broken)
+    with caplog.at_level("INFO", logger="cbir.app"):
+        with pytest.raises(AppError) as err:
+            _search(client, files["query"])
+    assert "The server failed while searching" in err.value.message and "try again" in err.value.message
+    assert "model exploded" not in err.value.message
+    assert "model exploded" in caplog.text  # the detail stays in the server log
+    monkeypatch.undo()
+    _assert_ranked(_search(client, files["query"], k=2), engine, 2)
+
+
 @pytest.mark.parametrize("name", ["grey", "rgba", "cmyk", "16bit", "exif"])
 def test_awkward_but_valid_uploads_work(client, engine, files, name):
     _assert_ranked(_search(client, files[name], "euclidean", "type", k=5), engine, 5)
@@ -293,16 +380,139 @@ def test_ui_random_then_search_excludes_the_picked_image(engine, files):
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, cached)
     n = len(engine.gallery)
-    items, table, result = h.ui_search({"path": str(cached)}, "Cosine similarity", "type", n - 1, state)
+    items, table, result, hist, pca = h.ui_search({"path": str(cached)}, "Cosine similarity", "type", n - 1, state)
     assert result["excluded_index"] == index and result["query"]["label"] == engine.gallery.labels[index]
     assert index not in [r["index"] for r in result["results"]]
     assert len(items) == n - 1 and all(Path(p).is_file() and " · " in caption for p, caption in items)
-    assert list(table.columns) == ["rank", "label", "score", "type match", "colour match"]
+    assert list(table.columns) == ["rank", "label", "score", "copies", "type match", "colour match"]
     # Another image with the stale state (no reset event seen): the fingerprint no longer matches.
     other = Path(get_upload_folder()) / "test-app" / "other.png"
     Image.open(cached).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
-    items, table, result = h.ui_search({"path": str(other)}, "cosine", "type", 3, state)
-    assert result["excluded_index"] == -1 and list(table.columns) == ["rank", "label", "score"]
+    items, table, result, hist, pca = h.ui_search({"path": str(other)}, "cosine", "type", 3, state)
+    assert result["excluded_index"] == -1 and list(table.columns) == ["rank", "label", "score", "copies"]
+    assert hist["count"].sum() == n and len(pca) == n + 3 + 1  # every gallery image, the 3 results, the query
+
+
+# --- filters, dedup, feedback, crop box, explain ----------------------------------------------------------
+
+
+def test_search_filters_by_type_and_colour(client, engine, files):
+    g = engine.gallery
+    res = client.predict(handle_file(str(files["query"])), "cosine", "type", 5, -1, ["shoes", "dress"], ["red"],
+                         api_name="/search")
+    assert res["filters"] == {"type": ["shoes", "dress"], "colour": ["red"]}
+    n_match = int((np.isin(g.types, ["shoes", "dress"]) & (g.colours == "red")).sum())
+    assert len(res["results"]) == min(5, n_match)
+    assert all(h["type"] in ("shoes", "dress") and h["colour"] == "red" for h in res["results"])
+    with pytest.raises(AppError, match="no colour 'purple' in this gallery; it has: black, blue"):
+        client.predict(handle_file(str(files["query"])), colours=["purple"], api_name="/search")
+
+
+def test_search_feedback_moves_the_query(client, engine, files):
+    plain = _search(client, files["query"], k=10)
+    hits = plain["results"]
+    pos = [h["index"] for h in hits if h["type"] == hits[0]["type"]][:3]
+    neg = [h["index"] for h in hits if h["type"] != hits[0]["type"]]
+    res = client.predict(handle_file(str(files["query"])), positives=pos, negatives=neg, k=10, api_name="/search")
+    assert res["positives"] == pos and res["negatives"] == neg
+    assert [h["score"] for h in res["results"]] != [h["score"] for h in hits]
+    _assert_ranked(res, engine, 10)
+    with pytest.raises(AppError, match="negatives must be gallery indices"):
+        client.predict(handle_file(str(files["query"])), negatives=[10_000], api_name="/search")
+
+
+def test_search_box_crops_the_query(client, engine, files):
+    w, h = load_image(files["query"]).size
+    whole = _search(client, files["query"], k=5)
+    same = client.predict(handle_file(str(files["query"])), k=5, box=[0, 0, w, h], api_name="/search")
+    assert same["box"] == [0, 0, w, h] and same["results"] == whole["results"]
+    half = client.predict(handle_file(str(files["query"])), k=5, box=[0, 0, w // 2, h // 2], api_name="/search")
+    assert half["results"][0]["score"] < whole["results"][0]["score"]
+    with pytest.raises(AppError, match="box must be four numbers"):
+        client.predict(handle_file(str(files["query"])), box=[1, 2, 3], api_name="/search")
+    with pytest.raises(AppError, match="at least 16x16"):
+        client.predict(handle_file(str(files["query"])), box=[0, 0, 5, 5], api_name="/search")
+
+
+def test_explain_returns_two_overlays_and_the_search_score(client, engine, files):
+    hit = _search(client, files["query"], "euclidean", k=3)["results"][2]
+    qa, qb, score = client.predict(handle_file(str(files["query"])), hit["index"], "euclidean", api_name="/explain")
+    assert score == pytest.approx(hit["score"], rel=1e-4)
+    a, b = load_image(qa), load_image(qb)
+    assert a.size == b.size and a.size[0] >= 16
+    with pytest.raises(AppError, match="index must be a gallery index"):
+        client.predict(handle_file(str(files["query"])), 10_000, api_name="/explain")
+
+
+def test_add_and_remove_refuse_without_the_admin_token(client, files):
+    with pytest.raises(AppError, match="CBIR_ADMIN_TOKEN"):
+        client.predict([handle_file(str(files["query"]))], None, "guess", api_name="/add")
+    with pytest.raises(AppError, match="CBIR_ADMIN_TOKEN"):
+        client.predict([0], "guess", api_name="/remove")
+
+
+# --- the live gallery (its own copy of the gallery folder, with an admin token) --------------------------------
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def live_folder(gallery_dir, tmp_path_factory):
+    return shutil.copytree(gallery_dir, tmp_path_factory.mktemp("live") / "gallery")
+
+
+@pytest.fixture(scope="module")
+def live_client(live_folder):
+    engine = app.build_engine(app.parse_args(["--gallery", str(live_folder), "--classifiers", "none",
+                                              "--device", "cpu"]))
+    demo = app.create_app(engine, gallery_dir=live_folder, admin_token=TOKEN)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False, download_files=True), engine
+    finally:
+        demo.close()
+
+
+def test_live_gallery_remove_then_readd_gives_the_same_results(live_client, live_folder, files, tmp_path):
+    client, engine = live_client
+    with pytest.raises(AppError, match="Wrong or missing admin token.*CBIR_ADMIN_TOKEN"):
+        client.predict([0], "wrong", api_name="/remove")
+
+    def ranked():
+        res = _search(client, files["query"], k=8)["results"]
+        return [(engine.gallery.hashes[h["index"]], h["label"], round(h["score"], 5)) for h in res]
+
+    before = ranked()
+    n = len(engine.gallery)
+    target = _search(client, files["query"], k=2)["results"][1]
+    data, suffix = engine.gallery.image_bytes(target["index"])
+    path = tmp_path / f"again{suffix}"
+    path.write_bytes(data)
+    assert client.predict([target["index"]], TOKEN, api_name="/remove") == 1
+    assert len(Gallery.load(live_folder)) == n - 1  # persisted before it answered
+    assert before[1][0] not in set(engine.gallery.hashes)  # the removed image is gone from the served gallery
+    assert client.predict([handle_file(str(path))], [target["label"]], TOKEN, api_name="/add") == [n - 1]
+    assert ranked() == before
+    assert len(Gallery.load(live_folder)) == n
+
+
+def test_live_gallery_copies_are_collapsed_by_dedup(live_client, files):
+    client, engine = live_client
+    n = len(engine.gallery)
+    added = client.predict([handle_file(str(files["query"]))] * 2, ["black_dress"], TOKEN, api_name="/add")
+    assert added == [n, n + 1]
+    try:
+        collapsed = _search(client, files["query"], k=5)["results"]
+        assert collapsed[0]["copies"] == 3 and collapsed[0]["score"] == pytest.approx(1.0, abs=1e-4)
+        assert len(collapsed) == 5 and all(h["copies"] == 1 for h in collapsed[1:])
+        plain = client.predict(handle_file(str(files["query"])), k=5, dedup=False, api_name="/search")["results"]
+        assert sorted(h["index"] for h in plain[:3]) == sorted([QUERY_INDEX, n, n + 1])
+    finally:
+        assert client.predict(added, TOKEN, api_name="/remove") == 2
+    with pytest.raises(AppError, match="Not an image file"):
+        client.predict([handle_file(str(files["not_image"]))], None, TOKEN, api_name="/add")
+    assert len(engine.gallery) == n
 
 
 # --- start-up policy -------------------------------------------------------------------------------------
@@ -371,6 +581,32 @@ def test_arguments_and_environment(monkeypatch):
         monkeypatch.delenv(var)
     c = app.parse_args([])
     assert (c.gallery, c.classifiers, c.host, c.port, c.random_weights) == (None, None, "127.0.0.1", 7860, False)
+    assert (c.concurrency, c.threads) == (app.DEFAULT_CONCURRENCY, None)
+    monkeypatch.setenv("CBIR_CONCURRENCY", "4")
+    monkeypatch.setenv("CBIR_THREADS", "1")
+    d = app.parse_args([])
+    assert (d.concurrency, d.threads) == (4, 1)
+    assert app.parse_args(["--concurrency", "3", "--threads", "2"]).concurrency == 3
+    assert (d.gallery_revision, d.classifiers_revision) == (None, None)
+    monkeypatch.setenv("CBIR_GALLERY_REVISION", "v1.0")
+    monkeypatch.setenv("CBIR_CLASSIFIERS_REVISION", "3f2a1c0")
+    e = app.parse_args([])
+    assert (e.gallery_revision, e.classifiers_revision) == ("v1.0", "3f2a1c0")
+    assert app.parse_args(["--gallery-revision", "main"]).gallery_revision == "main"
+
+
+def test_revisions_reach_the_loaders(monkeypatch):
+    seen = {}
+
+    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **options):
+        seen.update(gallery=gallery, classifiers=classifiers, **{k: v for k, v in options.items() if "revision" in k})
+        raise ValueError("stop here")
+
+    monkeypatch.setattr(app, "load_engine", fake_load_engine)
+    argv = ["--gallery", "me/g", "--gallery-revision", "v2", "--classifiers", "me/c", "--classifiers-revision", "abc"]
+    with pytest.raises(ValueError, match="stop here"):
+        app.build_engine(app.parse_args(argv))
+    assert seen == {"gallery": "me/g", "classifiers": "me/c", "gallery_revision": "v2", "classifiers_revision": "abc"}
     with pytest.raises(SystemExit):
         app.parse_args(["--weights", "w.pth", "--random-weights"])
 
@@ -383,3 +619,14 @@ def test_help_runs():
     for flag in ("--gallery", "--classifiers", "--weights", "--random-weights", "--device", "--host", "--port"):
         assert flag in out.stdout
     assert "--share" in out.stdout
+
+
+# --- words: a timm gallery refuses them clearly (the CLIP gallery is in test_app_text.py) ------------------
+
+
+def test_search_text_on_a_timm_gallery_names_the_backbones_that_can(client, engine, files):
+    with pytest.raises(AppError, match="text tower.*clip or siglip.*hf:patrickjohncyh/fashion-clip"):
+        client.predict("red dress", 5, api_name="/search_text")
+    with pytest.raises(AppError, match="text tower"):
+        client.predict(handle_file(str(files["query"])), "cosine", "type", 3, -1, "in red", api_name="/search")
+    _assert_ranked(_search(client, files["query"], k=3), engine, 3)  # and it keeps serving

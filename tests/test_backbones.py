@@ -24,7 +24,7 @@ LITE2 = get_backbone(DEFAULT_MODEL).weights
 
 @pytest.fixture(scope="module")
 def lite2_extractor(tmp_path_factory):
-    return FeatureExtractor(DEFAULT_MODEL, weights="pretrained", device="cpu")
+    return FeatureExtractor(DEFAULT_MODEL, weights="pretrained", device="cpu", runtime="torch")
 
 
 def test_registry_names_weight_sources():

@@ -76,6 +76,26 @@ def test_untrusted_types_in_a_skops_file_are_refused(tmp_path, training_run):
         PairClassifier.load(tmp_path / "logreg-type.skops", tmp_path / "logreg-type.json")
 
 
+@pytest.mark.parametrize("payload", ["svc", "function"])
+def test_a_tampered_skops_file_carrying_another_type_is_refused(tmp_path, classifier_dir, payload):
+    """A classifier folder whose logreg file was swapped: a model skops itself trusts by default (SVC), or a
+    callable, are both outside the project's allowlist, and loading the folder fails before anything is built."""
+    import shutil
+
+    from sklearn.svm import SVC
+
+    from cbir.classifiers import ClassifierSet
+
+    folder = tmp_path / "tampered"
+    shutil.copytree(classifier_dir, folder)
+    evil = SVC() if payload == "svc" else {"estimator": print, "projection": None}
+    sio.dump({"estimator": evil, "projection": None} if payload == "svc" else evil, folder / "logreg-type.skops")
+    expected = "sklearn.svm._classes.SVC" if payload == "svc" else "builtins.print"
+    with pytest.raises(ValueError, match="does not trust") as err:
+        ClassifierSet.load(folder)
+    assert expected in str(err.value)
+
+
 def test_both_task_is_the_product(training_run, gallery):
     cs = training_run.classifiers
     index = EmbeddingIndex(gallery.embeddings)

@@ -64,13 +64,13 @@ def test_build_index_reports_a_bad_folder_name(tmp_path):
     from cbir.synthetic import write_image_folder
 
     write_image_folder(tmp_path / "imgs", classes=["red_dress"], per_class=1)
-    (tmp_path / "imgs" / "red-dress").mkdir()
+    (tmp_path / "imgs" / "__").mkdir()
     proc = subprocess.run(
         [sys.executable, "scripts/build_index.py", str(tmp_path / "imgs"), "--out", str(tmp_path / "g"),
          "--model", "test_resnet.r160_in1k", "--random-weights"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 2 and "error: folder 'red-dress'" in proc.stderr
+    assert proc.returncode == 2 and "error: folder '__'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 
@@ -78,3 +78,17 @@ def test_push_requires_matching_arguments(capsys):
     with pytest.raises(SystemExit) as e:
         _load("push_to_hub").main(["--gallery", "x"])
     assert e.value.code == 2
+
+
+def test_build_index_with_a_transformers_folder_builds_a_gallery_the_app_serves(image_folder, clip_dir, tmp_path):
+    """`--model hf:<folder>`: the spec names the folder, family and width, and the app loads the same encoder."""
+    out = _run("scripts/build_index.py", str(image_folder), "--out", str(tmp_path / "g"), "--model", f"hf:{clip_dir}",
+               "--batch-size", "16", "--limit", "20")
+    assert "embedded 20 images" in out and "img/s" in out and "clip hf:" in out
+    spec = json.loads((tmp_path / "g" / "embedding_spec.json").read_text())
+    assert (spec["model"], spec["family"], spec["dim"], spec["weights"]) == (f"hf:{clip_dir}", "clip", 12, "pretrained")
+    sys.path.insert(0, str(ROOT))
+    import app
+
+    engine = app.build_engine(app.parse_args(["--gallery", str(tmp_path / "g"), "--device", "cpu"]))
+    assert engine.supports_text and len(engine.search_text("red dress", 3)) == 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbir.reduction import PCAReduction, float16_error, float16_roundtrip, to_float16
+from benchmarks.reduction import PCAReduction, float16_error, float16_roundtrip, to_float16
 
 
 def _data(n: int = 400, d: int = 48, seed: int = 0) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("faiss")
 
-from cbir.ann import ApproximateIndex, import_faiss, recall_at_k  # noqa: E402
+from benchmarks.ann_index import ApproximateIndex, import_faiss, recall_at_k  # noqa: E402
 from cbir.index import EmbeddingIndex, top_k  # noqa: E402
 from cbir.similarity import get_method  # noqa: E402
 

@@ -1,6 +1,6 @@
 """Smaller gallery vectors: PCA (optionally whitened) fitted on the gallery, and float16 storage.
 
-Both trade a little accuracy for memory and query time; `cbir.benchmark` measures how much
+Both trade a little accuracy for memory and query time; `benchmarks.representation` measures how much
 accuracy each costs against the full-size float32 baseline on the same pairs and split.
 """
 

@@ -9,22 +9,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cbir.benchmark import (
-    AnnSet,
-    CpuMeter,
-    BenchmarkConfig,
-    GallerySize,
-    check_local_url,
-    latency_targets,
-    naive_query,
-    query_latency,
-    render_markdown,
-    run_benchmark,
-    summarize_ms,
-    synthetic_vectors,
-    unique_nbytes,
-    write_json,
-)
+from benchmarks import BenchmarkConfig, check_local_url, render_markdown, run_benchmark, write_json
+from benchmarks.config import AnnSet, GallerySize
+from benchmarks.data import synthetic_vectors
+from benchmarks.latency import latency_targets, naive_query, query_latency, unique_nbytes
+from benchmarks.measure import CpuMeter, summarize_ms
 from cbir.index import EmbeddingIndex
 
 SECTIONS = (

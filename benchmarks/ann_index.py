@@ -1,4 +1,4 @@
-"""Optional approximate nearest-neighbour search (FAISS HNSW or IVF) for cosine and Euclidean.
+"""A build-once FAISS index (HNSW or IVF) for the approximate-search benchmark (the app uses cbir.stores).
 
 Exact scoring (cbir.similarity) reads every gallery vector per query; that stays fast to about
 a million vectors, beyond which an approximate index trades a little recall for far less work.
@@ -12,22 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .index import as_queries, l2_normalize
+from cbir.index import as_queries, l2_normalize
+from cbir.stores.faiss_store import import_faiss
 
 ANN_METRICS = ("cosine", "euclidean")
 ANN_KINDS = ("hnsw", "ivf")
-
-
-def import_faiss() -> Any:
-    """The faiss module, or an ImportError that says how to get it."""
-    try:
-        import faiss
-    except ImportError as e:
-        raise ImportError(
-            "approximate search needs the optional package faiss-cpu (pip install faiss-cpu; it is listed "
-            "in requirements-test.txt); exact search in cbir.similarity works without it"
-        ) from e
-    return faiss
 
 
 class ApproximateIndex:

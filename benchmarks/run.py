@@ -1,0 +1,112 @@
+"""The whole benchmark run: every section in turn, one JSON-able report."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+from .ann import ann_section, ann_targets
+from .config import BenchmarkConfig
+from .data import DataCache, image_sources as pick_image_sources, real_data
+from .embedding import embedding_throughput, end_to_end_section
+from .latency import latency_section, latency_targets
+from .load import load_section
+from .measure import MB, RANDOM_INIT_NOTE, CpuMeter, Log, jsonable, log_stderr, machine_info, peak_rss_bytes, target
+from .representation import representation_effect
+
+def run_benchmark(
+    cfg: BenchmarkConfig,
+    real_gallery: Any = None,
+    image_sources: Optional[Sequence[Any]] = None,
+    extractor: Any = None,
+    command: str = "",
+    log: Log = log_stderr,
+) -> dict[str, Any]:
+    """Every section in turn; a section that cannot run says why under "skipped" instead of numbers.
+
+    `real_gallery` is a cbir.data.Gallery (or None), `image_sources` image files for the embedding
+    section (None: generated garments), `extractor` a FeatureExtractor (None: VGG16 random init).
+    """
+    t_start = time.perf_counter()
+    report: dict[str, Any] = {
+        "meta": {
+            "command": command,
+            "started_utc": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime()),
+            "config": jsonable(asdict(cfg)),
+            "notes": [RANDOM_INIT_NOTE],
+            "sections": {},
+        },
+        "machine": machine_info(),
+    }
+    sections = report["meta"]["sections"]
+    real = real_data(real_gallery)
+    if real is not None:
+        report["meta"]["real_gallery"] = {
+            "n": int(len(real["embeddings"])),
+            "dim": int(real["embeddings"].shape[1]),
+            "backbone": real["spec"].describe(),
+        }
+
+    with tempfile.TemporaryDirectory(prefix="cbir-bench-") as tmp_name:
+        sources, source_note = pick_image_sources(image_sources, cfg.embed_images, cfg.seed, Path(tmp_name))
+        # 1. embedding throughput and end-to-end (first: forks DataLoader workers while the process is small)
+        with CpuMeter() as meter:
+            if extractor is None:
+                from cbir.features import FeatureExtractor
+
+                log("embedding: creating VGG16 (random init) on CPU")
+                extractor = FeatureExtractor("vgg16.tv_in1k", weights="random", device="cpu", seed=0)
+            report["embedding"] = {
+                "model": extractor.spec.describe(),
+                "images": source_note,
+                "rows": embedding_throughput(extractor, sources, cfg.embed_batch_sizes, cfg.embed_workers, log),
+            }
+            report["end_to_end"] = end_to_end_section(extractor, sources, real, cfg, log)
+        sections["embedding + end-to-end"] = meter.result
+        # 2. load test of a running app (its CPU shows as "other processes" here, as it should)
+        with CpuMeter() as meter:
+            report["load_test"] = load_section(cfg, [str(s) for s in sources[:8]], log)
+        if "skipped" not in report["load_test"]:
+            sections["load test (app = other process)"] = meter.result
+
+    # 3. representation effect (real gallery only); its classifiers serve the real-gallery latency rows
+    artefacts: dict[str, Any] = {}
+    with CpuMeter() as meter:
+        if real is not None:
+            rep, artefacts = representation_effect(
+                real["embeddings"], real["labels"], real["attributes"], real["hashes"], real["spec"], cfg, log=log
+            )
+            report["representation"] = rep
+        else:
+            report["representation"] = {
+                "skipped": "no real gallery (pass --gallery): no evaluation numbers without real labels"
+            }
+    if "skipped" not in report["representation"]:
+        sections["representation"] = meter.result
+
+    # 4. query latency and memory, then 5. approximate search, sharing generated data
+    data = DataCache(cfg, real, artefacts, log)
+    with CpuMeter() as meter:
+        report["latency"], report["memory"] = latency_section(cfg, data, real, artefacts, log)
+    sections["latency + memory"] = meter.result
+    report["targets"] = latency_targets(report["latency"]["rows"], full_n=report["latency"]["rows"][0]["n"])
+    with CpuMeter() as meter:
+        report["ann"] = ann_section(cfg, data, artefacts, log)
+    sections["approximate search"] = meter.result
+    data.clear()
+    for run in report["ann"].get("runs", []):
+        if "rows" in run:
+            report["targets"] += ann_targets(run)
+    lt = report["load_test"]
+    if "ok" in lt:
+        ok = lt["failed"] == 0 and lt["not_sent"] == 0
+        report["targets"].append(target("load test failures", lt["failed"], "0 failures", ok, unit=""))
+    report["meta"]["duration_s"] = time.perf_counter() - t_start
+    report["meta"]["peak_rss_mb"] = peak_rss_bytes() / MB
+    if hasattr(os, "getloadavg"):
+        report["machine"]["loadavg_1m_at_end"] = round(os.getloadavg()[0], 2)
+    return jsonable(report)

@@ -1,0 +1,164 @@
+"""A gallery on a vector store: one VectorStore per space the methods need, written together,
+searched by method name (exact, approximate, shortlist + rerank), filters pushed down."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from ..classifiers import CLASSIFIER_KINDS, ClassifierSet
+from ..filters import Filters
+from .base import LABEL_COLUMNS, Labels, VectorStore
+from .methods import RAW_SPACE, SPACES, plan, spaces_for
+from .uri import StoreURI, describe, open_store, parse_store_uri
+
+
+class GalleryStore:
+    """The spaces of one gallery on one backend; gallery row numbers are the ids."""
+
+    def __init__(
+        self,
+        uri: str | StoreURI,
+        dim: int,
+        methods: Sequence[str],
+        classifiers: Optional[ClassifierSet] = None,
+    ) -> None:
+        self.uri = uri if isinstance(uri, StoreURI) else parse_store_uri(uri)
+        self.dim, self.methods, self.classifiers = int(dim), list(methods), classifiers
+        self.spaces: dict[str, VectorStore] = {}
+        probe = np.zeros((1, self.dim), np.float32)
+        for name in spaces_for(self.methods):
+            space = SPACES[name]
+            width = space.vectors(probe, classifiers).shape[1]
+            self.spaces[name] = open_store(self.uri, name, width, space.metric)
+
+    def add(self, ids: np.ndarray, embeddings: np.ndarray, labels: Labels) -> None:
+        """Upsert one batch into every space (each space stores its own per-image vectors)."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        for name, store in self.spaces.items():
+            store.upsert(ids, SPACES[name].vectors(embeddings, self.classifiers), labels)
+
+    def delete(self, ids: Sequence[int]) -> None:
+        for store in self.spaces.values():
+            store.delete(ids)
+
+    def stored_ids(self) -> np.ndarray:
+        """Ids present in every space: what a resumed build may skip."""
+        sets = [store.ids() for store in self.spaces.values()]
+        out = sets[0]
+        for s in sets[1:]:
+            out = np.intersect1d(out, s)
+        return np.sort(out)
+
+    def count(self) -> int:
+        return min(store.count() for store in self.spaces.values())
+
+    def flush(self) -> None:
+        for store in self.spaces.values():
+            store.flush()
+
+    def close(self) -> None:
+        for store in self.spaces.values():
+            store.close()
+
+    def embeddings(self, ids: Sequence[int]) -> np.ndarray:
+        return self.spaces[RAW_SPACE].get(ids)
+
+    def search(
+        self,
+        method: str,
+        queries: np.ndarray,
+        k: int,
+        task: str = "type",
+        filters: Optional[Filters] = None,
+        exclude: Optional[Sequence[int]] = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Ids and scores (Q, k) of `method` for query embeddings, best first; `exclude` drops one id per
+        query (-1 = none) and `filters` ({column: [values]}) is applied by the store before top-k."""
+        q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        exclude = np.full(len(q), -1) if exclude is None else np.broadcast_to(np.asarray(exclude), (len(q),))
+        m = plan(method, task)
+        want = int(k) + int((exclude >= 0).any())
+        qv = m.query(q, task, self.classifiers)
+        ids, raw = self.spaces[m.space].search(qv, max(want, m.shortlist), filters)
+        if m.rerank is not None:
+            scores = self._rerank(m.rerank, q, ids, task)
+        elif m.finish is not None:
+            scores = m.finish(raw, q, task, self.classifiers)
+        else:
+            scores = raw
+        kind = CLASSIFIER_KINDS.get(method)
+        if kind is not None and not kind.per_image:  # pair classifiers score an identical image 1, as in-process
+            ids, scores = self._identical_scores_one(q, np.array(ids), np.array(scores, np.float32), filters)
+        scores = np.where((ids < 0) | (ids == exclude[:, None]), -np.inf, scores).astype(np.float32)
+        order = np.argsort(-scores, axis=1, kind="stable")[:, : int(k)]
+        ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
+        return np.where(np.isfinite(scores), ids, -1), scores
+
+    def _identical_scores_one(
+        self, q: np.ndarray, ids: np.ndarray, scores: np.ndarray, filters: Optional[Filters]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A stored vector equal to the query scores 1 (cbir.classifiers.PairClassifier.score), in the list or not."""
+        near, _ = self.spaces[RAW_SPACE].search(q, 1, filters)
+        for r, j in enumerate(near[:, 0]):
+            if j < 0 or not np.array_equal(self.embeddings([int(j)])[0], q[r]):
+                continue
+            col = np.flatnonzero(ids[r] == j)
+            col = col[0] if col.size else int(np.argmin(np.where(ids[r] < 0, -np.inf, scores[r])))
+            ids[r, col], scores[r, col] = j, 1.0
+        return ids, scores
+
+    def _rerank(self, fn: Callable, q: np.ndarray, ids: np.ndarray, task: str) -> np.ndarray:
+        out = np.full(ids.shape, -np.inf, np.float32)
+        for r in range(len(q)):
+            ok = ids[r] >= 0
+            if ok.any():
+                out[r, ok] = fn(q[r], self.embeddings(ids[r, ok]), task, self.classifiers)
+        return out
+
+
+def fill_from_gallery(
+    store: GalleryStore,
+    embeddings: np.ndarray,
+    columns: dict[str, np.ndarray],
+    batch_size: int = 4096,
+    progress: Optional[Callable[[Iterable], Iterable]] = None,
+) -> int:
+    """Write the gallery rows the store does not hold yet (resumable), then flush; returns rows written."""
+    have = store.stored_ids()
+    todo = np.setdiff1d(np.arange(len(embeddings)), have)
+    starts = range(0, len(todo), batch_size)
+    for s in progress(starts) if progress else starts:
+        rows = todo[s : s + batch_size]
+        store.add(rows, np.asarray(embeddings[rows], np.float32), {c: np.asarray(columns[c])[rows] for c in LABEL_COLUMNS})
+    if len(todo):
+        store.flush()
+    return int(len(todo))
+
+
+def gallery_columns(gallery: Any) -> dict[str, np.ndarray]:
+    """The label columns of a cbir.data.Gallery, as the stores keep them."""
+    return {"label": np.asarray(gallery.labels), "colour": np.asarray(gallery.colours), "type": np.asarray(gallery.types)}
+
+
+def open_gallery_store(
+    uri: str | StoreURI, gallery: Any, classifiers: Optional[ClassifierSet], methods: Sequence[str], progress: bool = True
+) -> GalleryStore:
+    """A GalleryStore for `gallery` on `uri` serving `methods`, with every gallery row written: an in-memory
+    store is filled at start-up, a file or server store only with the rows it lacks (its first start builds it)."""
+    from tqdm.auto import tqdm
+
+    from .methods import STORED_METHODS
+
+    store = GalleryStore(uri, gallery.spec.dim, [m for m in methods if m in STORED_METHODS], classifiers)
+    bar = (lambda it: tqdm(it, desc=f"store {describe(store.uri)}", unit="batch")) if progress else None
+    n = len(gallery)
+    stored = store.stored_ids()
+    if len(stored) and (stored[-1] >= n or not np.allclose(store.embeddings([stored[0]])[0], gallery.embeddings[stored[0]], atol=1e-4)):
+        raise ValueError(
+            f"the store {describe(store.uri)} holds another gallery's vectors (this gallery has {n} images); "
+            "point --store at a new file or collection"
+        )
+    fill_from_gallery(store, gallery.embeddings, gallery_columns(gallery), progress=bar)
+    return store

@@ -1,0 +1,160 @@
+"""The Milvus store: milvus-lite (an embedded file, `milvus:./gallery.db`) or a Milvus server or
+cluster by URL (`milvus://host:19530`), through the same pymilvus client and the same code.
+
+Label filters become a Milvus boolean expression (`type in ["dress"] and colour in ["red"]`)
+evaluated inside Milvus before top-k. pymilvus is imported only when a Milvus store is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from ..filters import Filters, normalise_filters
+from ..index import as_queries
+from .base import LABEL_COLUMNS, Labels, VectorStore, check_batch, check_metric, empty_result, l2_to_score
+
+MILVUS_METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
+MILVUS_INDEXES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
+MAX_LABEL_CHARS = 256
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+
+
+def import_pymilvus() -> Any:
+    """The pymilvus module, or an ImportError that says how to get it."""
+    try:
+        import pymilvus
+    except ImportError as e:
+        raise ImportError(
+            "the milvus store needs pymilvus (and milvus-lite for a local file): "
+            "pip install pymilvus milvus-lite; the numpy and faiss stores work without them"
+        ) from e
+    return pymilvus
+
+
+def milvus_filter(filters: Optional[Filters], columns: Sequence[str] = LABEL_COLUMNS) -> str:
+    """`{column: [values]}` as a Milvus boolean expression ("" = no filter); values are quoted as JSON
+    strings (backslash and quote escaped), column names must be known label columns."""
+    parts = []
+    for column, values in normalise_filters(filters).items():
+        if column not in columns:
+            raise ValueError(f"cannot filter on {column!r}: the gallery has label columns {sorted(columns)}")
+        quoted = ", ".join(json.dumps(v, ensure_ascii=False) for v in values)
+        parts.append(f"{column} in [{quoted}]")
+    return " and ".join(parts)
+
+
+class MilvusStore(VectorStore):
+    """One Milvus collection: int64 primary key `id`, FLOAT_VECTOR `vector`, VARCHAR label columns."""
+
+    def __init__(
+        self,
+        uri: str,
+        collection: str,
+        dim: int,
+        metric: str = "cosine",
+        index: str = "FLAT",
+        params: Optional[dict[str, Any]] = None,
+        search_params: Optional[dict[str, Any]] = None,
+        token: str = "",
+    ) -> None:
+        if not _NAME.match(collection):
+            raise ValueError(f"invalid Milvus collection name {collection!r} (letters, digits and _ only)")
+        if index not in MILVUS_INDEXES:
+            raise ValueError(f"unknown Milvus index {index!r}; expected one of {MILVUS_INDEXES}")
+        pm = import_pymilvus()
+        self.dim, self.metric, self.collection = int(dim), check_metric(metric), collection
+        self.client = pm.MilvusClient(uri=uri, token=token)
+        self.search_params = {"metric_type": MILVUS_METRICS[metric], "params": dict(search_params or {})}
+        if self.client.has_collection(collection):
+            self._check_existing(pm)
+        else:
+            self._create(pm, index, params or {})
+        self.client.load_collection(collection)
+
+    def _create(self, pm: Any, index: str, params: dict[str, Any]) -> None:
+        schema = pm.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", pm.DataType.INT64, is_primary=True)
+        schema.add_field("vector", pm.DataType.FLOAT_VECTOR, dim=self.dim)
+        for c in LABEL_COLUMNS:
+            schema.add_field(c, pm.DataType.VARCHAR, max_length=MAX_LABEL_CHARS)
+        ip = self.client.prepare_index_params()
+        ip.add_index(field_name="vector", index_type=index, metric_type=MILVUS_METRICS[self.metric], params=params)
+        self.client.create_collection(self.collection, schema=schema, index_params=ip)
+
+    def _check_existing(self, pm: Any) -> None:
+        """An existing collection must have this store's dimension; the metric is checked by its index."""
+        desc = self.client.describe_collection(self.collection)
+        dims = [f.get("params", {}).get("dim") for f in desc.get("fields", []) if f.get("name") == "vector"]
+        if dims and int(dims[0]) != self.dim:
+            raise ValueError(
+                f"Milvus collection {self.collection!r} holds {dims[0]}-d vectors, not {self.dim}-d: "
+                "it was built from another backbone; use another file or collection"
+            )
+
+    def upsert(self, ids: np.ndarray, vectors: np.ndarray, labels: Labels) -> None:
+        ids, vectors = check_batch(ids, vectors, labels, self.dim)
+        cols = {c: [str(v) for v in labels[c]] for c in LABEL_COLUMNS}
+        rows = [
+            {"id": int(i), "vector": vectors[r], **{c: cols[c][r] for c in LABEL_COLUMNS}} for r, i in enumerate(ids)
+        ]
+        self.client.upsert(self.collection, rows)
+
+    def delete(self, ids: Sequence[int]) -> None:
+        ids = [int(i) for i in ids]
+        if ids:
+            self.client.delete(self.collection, ids=ids)
+
+    def search(self, queries: np.ndarray, k: int, filters: Optional[Filters] = None) -> tuple[np.ndarray, np.ndarray]:
+        q = as_queries(queries, self.dim)
+        expr = milvus_filter(filters)
+        k = int(k)
+        if k <= 0:
+            return empty_result(len(q), max(k, 0))
+        res = self.client.search(
+            self.collection, data=list(q), limit=k, filter=expr, output_fields=[], search_params=self.search_params
+        )
+        ids, scores = empty_result(len(q), k)
+        for r, hits in enumerate(res):
+            for j, h in enumerate(hits):
+                ids[r, j], scores[r, j] = int(h["id"]), float(h["distance"])
+        if self.metric == "l2":  # Milvus reports squared L2 distance
+            scores = np.where(ids >= 0, l2_to_score(scores), -np.inf).astype(np.float32)
+        return ids, scores
+
+    def get(self, ids: Sequence[int]) -> np.ndarray:
+        want = [int(i) for i in ids]
+        if not want:
+            return np.empty((0, self.dim), np.float32)
+        rows = self.client.get(self.collection, ids=want, output_fields=["id", "vector"])
+        by_id = {int(r["id"]): r["vector"] for r in rows}
+        missing = [i for i in want if i not in by_id]
+        if missing:
+            raise KeyError(f"ids not in the store: {missing[:5]}")
+        return np.asarray([by_id[i] for i in want], dtype=np.float32)
+
+    def ids(self) -> np.ndarray:
+        out: list[int] = []
+        it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"])
+        try:
+            while True:
+                batch = it.next()
+                if not batch:
+                    break
+                out += [int(r["id"]) for r in batch]
+        finally:
+            it.close()
+        return np.asarray(out, dtype=np.int64)
+
+    def count(self) -> int:
+        res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        return int(res[0]["count(*)"])
+
+    def flush(self) -> None:
+        self.client.flush(self.collection)
+
+    def close(self) -> None:
+        self.client.close()

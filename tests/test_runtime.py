@@ -1,0 +1,64 @@
+"""Runtimes: ONNX Runtime reproduces torch (checked at export, cached by weights), torch is the fallback."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import cbir.runtime as runtime
+from cbir.backbones import create_model
+from cbir.features import FeatureExtractor
+from cbir.runtime import OnnxRuntime, RuntimeMismatchError, TorchRuntime, check_batch, make_runtime
+
+TINY = "test_resnet.r160_in1k"
+CC0 = Path(__file__).parent / "data" / "cc0"
+SIZE = (3, 64, 64)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("CBIR_CACHE", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return create_model(TINY, "random", seed=0)[0].eval()
+
+
+def test_onnx_matches_torch_and_is_exported_once(cache, tiny):
+    cpu = torch.device("cpu")
+    onnx = make_runtime("onnx", tiny, cpu, "tiny-abc", SIZE, threads=1)
+    assert isinstance(onnx, OnnxRuntime) and onnx.path == cache / "onnx" / "tiny-abc.onnx"
+    x = check_batch(SIZE, n=3, seed=5)
+    np.testing.assert_allclose(onnx(x), TorchRuntime(tiny, cpu)(x), atol=1e-4)
+    stamp = onnx.path.stat().st_mtime_ns
+    make_runtime("onnx", tiny, cpu, "tiny-abc", SIZE)
+    assert onnx.path.stat().st_mtime_ns == stamp  # reused, not exported again
+    assert not list((cache / "onnx").glob("*.part"))
+
+
+def test_export_mismatch_is_an_error_and_leaves_no_file(cache, tiny, monkeypatch):
+    monkeypatch.setattr(runtime, "ONNX_TOLERANCE", -1.0)  # any difference, even 0, is now "too large"
+    with pytest.raises(RuntimeMismatchError, match="differs from torch"):
+        make_runtime("onnx", tiny, torch.device("cpu"), "tiny-bad", SIZE)
+    assert not list((cache / "onnx").iterdir())
+    # auto falls back to torch when the export does not check out
+    assert isinstance(make_runtime("auto", tiny, torch.device("cpu"), "tiny-bad", SIZE), TorchRuntime)
+
+
+def test_auto_runs_random_init_on_torch_and_names_are_checked(tiny):
+    assert isinstance(make_runtime("auto", tiny, torch.device("cpu"), None, SIZE), TorchRuntime)
+    with pytest.raises(ValueError, match="random-init"):
+        make_runtime("onnx", tiny, torch.device("cpu"), None, SIZE)
+    with pytest.raises(ValueError, match="unknown runtime"):
+        make_runtime("tensorrt", tiny, torch.device("cpu"), None, SIZE)
+
+
+def test_lite2_onnx_embeddings_equal_torch_on_real_photos(cache):
+    fast = FeatureExtractor(weights="pretrained", device="cpu", runtime="onnx")
+    ref = FeatureExtractor(weights="pretrained", device="cpu", runtime="torch")
+    photos = [CC0 / "tshirt.jpg", CC0 / "shoes.jpg", CC0 / "dress.jpg"]
+    assert fast.runtime.name == "onnx" and fast.spec == ref.spec  # the runtime does not change the embedding spec
+    np.testing.assert_allclose(fast.embed_images(photos), ref.embed_images(photos), atol=1e-4)
