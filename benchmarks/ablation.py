@@ -254,6 +254,8 @@ def main(argv: list[str] | None = None) -> int:
 
     need_extractor = "tricks" not in args.skip or ("cc0" not in args.skip and Path(args.cc0).is_dir())
     extractor = FeatureExtractor(g.spec.model, weights="pretrained", device="cpu") if need_extractor else None
+    if "cc0" not in args.skip and not Path(args.cc0).is_dir():
+        log(f"second source skipped: {args.cc0} is not a folder")
     if "cc0" not in args.skip and Path(args.cc0).is_dir():
         cc0 = second_source(Path(args.cc0), extractor, g.colour_spec or ColourSpec(), cache)
         for key in ("cosine", "logreg", "forest", "attribute-emb", "attribute"):

@@ -350,6 +350,23 @@ class ClassifierSet:
         ]
         return np.prod(out, axis=0)
 
+    def image_vectors(
+        self, kind: str, task: str, embeddings: np.ndarray, descriptors: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        """Per-image vectors whose inner product is the pair score, for per-image kinds (a vector store's rows).
+
+        Task "both" is the row-wise Kronecker product of the tasks' vectors: its inner product is the
+        product of the tasks' scores.
+        """
+        out = None
+        for t in self._tasks(task):
+            clf = self.get(kind, t)
+            if not hasattr(clf, "image_vectors"):
+                raise ValueError(f"the {kind!r} method scores pairs, it has no per-image vectors")
+            v = clf.image_vectors(embeddings, descriptors)
+            out = v if out is None else np.einsum("ni,nj->nij", out, v).reshape(len(v), -1)
+        return out
+
     def check_backbone(self, spec: EmbeddingSpec, colour_spec: Any = None) -> None:
         """Every classifier must have been trained on embeddings (and colour descriptors) made as the gallery's."""
         for clf in self.classifiers.values():

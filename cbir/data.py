@@ -250,7 +250,12 @@ class Gallery:
         spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset", revision=revision))
         colour_spec = None
         if COLOUR_COLUMN in ds.column_names:  # older galleries have no colour descriptor
-            colour_spec = ColourSpec.load(fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset", revision=revision))
+            try:
+                colour_spec = ColourSpec.load(
+                    fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset", revision=revision)
+                )
+            except FileNotFoundError:  # local or Hub (HubNotFoundError): a column without its recipe is unused
+                colour_spec = None
         return cls(ds, spec, colour_spec)
 
 

@@ -15,7 +15,7 @@ from .classifiers import CLASSIFIER_KINDS, ClassifierSet
 from .index import EmbeddingIndex, as_queries, l2_normalize
 
 TASK_CHOICES: tuple[str, ...] = ("type", "colour", "both")
-# Preselected in the app when available, best first (README "Results": attribute wins every column).
+# Preselected in the app when available, in this order (issue 9; its measurements: README "Results").
 PREFERRED_METHODS: tuple[str, ...] = ("attribute", "cosine")
 
 MatrixFn = Callable[..., np.ndarray]

@@ -91,3 +91,19 @@ def test_colour_recipe_mismatch_is_refused(training_run, gallery):
         training_run.classifiers.check_backbone(gallery.spec, ColourSpec(weighting="none"))
     with pytest.raises(BackboneMismatchError, match="colour descriptor"):
         training_run.classifiers.check_backbone(gallery.spec, None)
+
+
+def test_image_vectors_serve_an_inner_product_store(training_run, gallery):
+    """What a vector store indexes: per-image vectors whose inner product is the method's score, "both" too."""
+    cs = training_run.classifiers
+    index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
+    q, qd = gallery.embeddings[:3], gallery.descriptors[:3]
+    for task in ("type", "colour", "both"):
+        v = cs.image_vectors("attribute", task, gallery.embeddings, gallery.descriptors)
+        want = get_method("attribute").score(q, index, task=task, classifiers=cs, query_descriptors=qd)
+        np.testing.assert_allclose(v[:3] @ v.T, want, rtol=1e-5, atol=1e-6)
+    assert cs.image_vectors("attribute", "both", q, qd).shape[1] == len(cs.get("attribute", "type").classes) * len(
+        cs.get("attribute", "colour").classes
+    )
+    with pytest.raises(ValueError, match="no per-image vectors"):
+        cs.image_vectors("logreg", "type", q)

@@ -65,7 +65,7 @@ def test_gallery_loads_from_a_hub_dataset_id(monkeypatch, gallery_dir, gallery):
     assert g.spec == gallery.spec
     np.testing.assert_array_equal(g.embeddings, gallery.embeddings)
     Gallery.load("someone/apparel-gallery", revision="3f2a1c0")
-    assert revisions[-2:] == [("dataset", "3f2a1c0"), ("embedding_spec.json", "3f2a1c0")]
+    assert revisions[-3:] == [("dataset", "3f2a1c0"), ("embedding_spec.json", "3f2a1c0"), ("colour_spec.json", "3f2a1c0")]
 
 
 def test_a_revision_with_a_local_folder_is_a_clear_error(gallery_dir, classifier_dir):
