@@ -443,7 +443,8 @@ class _Handlers:
             row = {"rank": h.rank, "label": h.label, "score": round(h.score, 4), "copies": h.copies}
             if exclude >= 0:
                 row["type match"] = "✓" if h.type == g.types[exclude] else "✗"
-                row["colour match"] = "✓" if h.colour == g.colours[exclude] else "✗"
+                if g.colours[exclude]:  # a gallery with type labels only has no colour to match
+                    row["colour match"] = "✓" if h.colour == g.colours[exclude] else "✗"
             rows.append(row)
         hist, pca = self.plots(vec, result["method"], result["task"], hits)
         return items, pd.DataFrame(rows, columns=list(rows[0]) if rows else TABLE_COLUMNS), result, hist, pca

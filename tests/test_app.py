@@ -616,3 +616,21 @@ def test_help_runs():
     for flag in ("--gallery", "--classifiers", "--weights", "--random-weights", "--device", "--host", "--port"):
         assert flag in out.stdout
     assert "--share" in out.stdout
+
+
+def test_a_gallery_without_colours_offers_no_colour_filter(engine, files):
+    from cbir.search import SearchEngine
+
+    g = engine.gallery
+    plain = Gallery(g.dataset.map(lambda row: {"colour": ""}), g.spec)
+    typed = SearchEngine(plain, engine.extractor)
+    demo = app.create_app(typed)
+    boxes = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert boxes["filter-colours"]["visible"] is False and boxes["filter-colours"]["choices"] == []
+    assert boxes["filter-types"]["visible"] is True
+    assert [c[0] for c in boxes["filter-types"]["choices"]] == sorted(set(g.types))
+    h = app._Handlers(typed)
+    with pytest.raises(Exception, match="this gallery has no colour labels"):
+        h.search(load_image(files["query"]), "cosine", "type", 3, -1, colours=["red"])
+    hits, result, _ = h.search(load_image(files["query"]), "cosine", "type", 3, -1, types=["shoes"])
+    assert [r["type"] for r in result["results"]] == ["shoes"] * 3
