@@ -703,7 +703,7 @@ def create_app(
             token = gr.Textbox(label="Admin token (CBIR_ADMIN_TOKEN)", type="password", elem_id="admin-token")
             with gr.Row():
                 with gr.Column():
-                    add_files = gr.File(label="Images to add", file_count="multiple", file_types=["image"])
+                    add_files = gr.File(label="Images to add", file_count="multiple", file_types=["image"], elem_id="add-files")
                     add_label = gr.Textbox(label="Label (colour_type or a type; optional)")
                     add_btn = gr.Button("Add to gallery")
                 with gr.Column():
