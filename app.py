@@ -470,7 +470,8 @@ class _Handlers:
         for h in hits:
             row = {"rank": h.rank, "label": h.label, "score": round(h.score, 4), "copies": h.copies}
             for task in g.tasks if exclude >= 0 else ():  # no colour labels (CC0 demo): no colour-match column
-                row[f"{task} match"] = "✓" if getattr(h, task) == g.attribute(task)[exclude] else "✗"
+                if g.attribute(task)[exclude]:
+                    row[f"{task} match"] = "✓" if getattr(h, task) == g.attribute(task)[exclude] else "✗"
             rows.append(row)
         hist, pca = self.plots(vec, result["method"], result["task"], hits)
         return items, pd.DataFrame(rows, columns=list(rows[0]) if rows else TABLE_COLUMNS), result, hist, pca
@@ -761,7 +762,7 @@ def create_app(
             token = gr.Textbox(label="Admin token (CBIR_ADMIN_TOKEN)", type="password", elem_id="admin-token")
             with gr.Row():
                 with gr.Column():
-                    add_files = gr.File(label="Images to add", file_count="multiple", file_types=["image"])
+                    add_files = gr.File(label="Images to add", file_count="multiple", file_types=["image"], elem_id="add-files")
                     add_label = gr.Textbox(label="Label (colour_type or a type; optional)")
                     add_btn = gr.Button("Add to gallery")
                 with gr.Column():

@@ -162,5 +162,7 @@ class LiveGallery:
             return n - len(self.engine.gallery)
 
     def _commit(self, gallery: Gallery) -> None:
+        if getattr(self.engine, "store", None) is not None:  # refuse before anything is written
+            raise ValueError("adding and removing images works with the in-process search only (start without --store)")
         save_atomically(gallery, self.folder)
         self.engine.set_gallery(Gallery.load(self.folder))  # served from the files just written

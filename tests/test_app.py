@@ -630,3 +630,21 @@ def test_search_text_on_a_timm_gallery_names_the_backbones_that_can(client, engi
     with pytest.raises(AppError, match="text tower"):
         client.predict(handle_file(str(files["query"])), "cosine", "type", 3, -1, text="in red", api_name="/search")
     _assert_ranked(_search(client, files["query"], k=3), engine, 3)  # and it keeps serving
+
+
+def test_a_gallery_without_colours_offers_no_colour_filter(engine, files):
+    from cbir.search import SearchEngine
+
+    g = engine.gallery
+    plain = Gallery(g.dataset.map(lambda row: {"colour": ""}), g.spec)
+    typed = SearchEngine(plain, engine.extractor)
+    demo = app.create_app(typed)
+    boxes = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
+    assert boxes["filter-colours"]["visible"] is False and boxes["filter-colours"]["choices"] == []
+    assert boxes["filter-types"]["visible"] is True
+    assert [c[0] for c in boxes["filter-types"]["choices"]] == sorted(set(g.types))
+    h = app._Handlers(typed)
+    with pytest.raises(Exception, match="this gallery has no colour labels"):
+        h.search(load_image(files["query"]), "cosine", "type", 3, -1, colours=["red"])
+    hits, result, _ = h.search(load_image(files["query"]), "cosine", "type", 3, -1, types=["shoes"])
+    assert [r["type"] for r in result["results"]] == ["shoes"] * 3
