@@ -9,13 +9,12 @@ query under a second (see README) instead of building an (N, 8192) feature matri
 
 from __future__ import annotations
 
-import inspect
 import json
 import os
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 import skops.io as sio
@@ -26,7 +25,8 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .features import EmbeddingSpec
+from .attributes import AttributeClassifier, CardedClassifier, logistic_cv_kwargs
+from .features import BackboneMismatchError, EmbeddingSpec
 from .index import EmbeddingIndex
 from .labels import TASKS
 from .pairs import Pairs
@@ -98,12 +98,16 @@ def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class ClassifierKind:
-    """A learned method: how to build its estimator and whether it works on projected embeddings."""
+    """A learned method: how to build its estimator and whether it works on projected embeddings.
+
+    `per_image` kinds (cbir.attributes) learn from labelled images, not pairs, and are their own class.
+    """
 
     name: str
     label: str
     make_estimator: Callable[[int], Any]
     projection_dim: int | None
+    per_image: bool = False
 
 
 CLASSIFIER_KINDS: dict[str, ClassifierKind] = {}
@@ -125,12 +129,11 @@ LOGREG_CS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
 @register_classifier("logreg", "Logistic regression")
 def _logistic_regression(seed: int) -> Pipeline:
     """Standardised features, L2 strength chosen by 3-fold CV on the training pairs (8,192 features, few pairs)."""
-    params = set(inspect.signature(LogisticRegressionCV).parameters)  # newer scikit-learn: silence transitions
-    extra = {k: v for k, v in (("l1_ratios", (0.0,)), ("use_legacy_attributes", False)) if k in params}
     return make_pipeline(
         StandardScaler(),
         LogisticRegressionCV(
-            Cs=list(LOGREG_CS), cv=3, scoring="neg_log_loss", max_iter=2000, random_state=seed, **extra
+            Cs=list(LOGREG_CS), cv=3, scoring="neg_log_loss", max_iter=2000, random_state=seed,
+            **logistic_cv_kwargs(),
         ),
     )
 
@@ -157,7 +160,7 @@ def _chosen_hyperparameters(estimator: Any) -> dict[str, Any]:
     return {k: v for k, v in last.get_params().items() if k in ("n_estimators", "min_samples_leaf", "max_features")}
 
 
-class PairClassifier:
+class PairClassifier(CardedClassifier):
     """One fitted classifier for one task: P(same attribute | pair of embeddings)."""
 
     def __init__(self, estimator: Any, projection: PCA | None, card: dict[str, Any]) -> None:
@@ -165,14 +168,6 @@ class PairClassifier:
         self.projection = projection
         self.card = card
         self._key = uuid.uuid4().hex  # names this classifier's derived arrays in an EmbeddingIndex
-
-    @property
-    def kind(self) -> str:
-        return self.card["kind"]
-
-    @property
-    def task(self) -> str:
-        return self.card["task"]
 
     @classmethod
     def fit(
@@ -225,8 +220,10 @@ class PairClassifier:
         return out
 
     def score_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """P(same) for row-aligned pairs (P, dim) x (P, dim)."""
-        return self._proba(pair_features(self.project(a), self.project(b)))
+        """P(same) for row-aligned pairs (P, dim) x (P, dim); identical embeddings score 1 (see `score`)."""
+        out = self._proba(pair_features(self.project(a), self.project(b)))
+        out[np.all(np.asarray(a, np.float32) == np.asarray(b, np.float32), axis=1)] = 1.0
+        return out
 
     def _linear_terms(self) -> tuple[float, np.ndarray, np.ndarray] | None:
         """(c, v1, v2) with logit = c + v1.(a-b)^2 + v2.(a*b), when the estimator is scaler + logistic."""
@@ -249,7 +246,18 @@ class PairClassifier:
         return c, v[:d].astype(np.float32), v[d:].astype(np.float32)
 
     def score(self, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
-        """P(same) of every query against every gallery vector, (Q, N)."""
+        """P(same) of every query against every gallery vector, (Q, N).
+
+        An image identical to a gallery image scores 1 against it: the same image has the same attributes.
+        The classifier never saw a pair of identical images and can score one near 0 (measured on real
+        Lite2 features; tests/test_sanity.py), which is the first thing users check.
+        """
+        out = self._score(queries, index)
+        qi, gi = index.identical(queries)
+        out[qi, gi] = 1.0
+        return out
+
+    def _score(self, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
         gallery = index.vectors if self.projection is None else index.derived((self._key, "projected"), self.project)
         q = self.project(queries)
         terms = self._linear_terms()
@@ -265,26 +273,30 @@ class PairClassifier:
 
     def save(self, folder: str | os.PathLike) -> tuple[Path, Path]:
         """Write `<kind>-<task>.skops` (skops, not pickle) and its JSON card."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        model_path = folder / f"{self.kind}-{self.task}.skops"
-        sio.dump({"estimator": self.estimator, "projection": self.projection}, model_path)
-        card_path = model_path.with_suffix(".json")
-        card_path.write_text(json.dumps(self.card, indent=2) + "\n")
-        return model_path, card_path
+        return self._save(folder, {"estimator": self.estimator, "projection": self.projection})
 
     @classmethod
     def load(cls, model_path: str | os.PathLike, card_path: str | os.PathLike) -> "PairClassifier":
-        """Load a .skops file, refusing any type outside TRUSTED_TYPES (even ones skops trusts by default)."""
-        unexpected = sorted((skops_types(model_path) | set(sio.get_untrusted_types(file=model_path))) - TRUSTED_TYPES)
-        if unexpected:
-            raise ValueError(
-                f"{model_path} contains types this project does not trust: {unexpected}; it was not loaded. "
-                "Use classifiers made by scripts/train_classifiers.py from a source you trust."
-            )
-        untrusted = sio.get_untrusted_types(file=model_path)
-        obj = sio.load(model_path, trusted=untrusted)
+        """Load a .skops file, refusing any type outside TRUSTED_TYPES."""
+        obj = load_trusted(model_path)
         return cls(obj["estimator"], obj["projection"], json.loads(Path(card_path).read_text()))
+
+
+def load_trusted(model_path: str | os.PathLike) -> Any:
+    """skops.io.load, refusing any type outside TRUSTED_TYPES (even ones skops trusts by default)."""
+    untrusted = sio.get_untrusted_types(file=model_path)
+    unexpected = sorted((skops_types(model_path) | set(untrusted)) - TRUSTED_TYPES)
+    if unexpected:
+        raise ValueError(
+            f"{model_path} contains types this project does not trust: {unexpected}; it was not loaded. "
+            "Use classifiers made by scripts/train_classifiers.py from a source you trust."
+        )
+    return sio.load(model_path, trusted=untrusted)
+
+
+def _descriptor_kw(clf: Any, name: str, value: Any) -> dict[str, Any]:
+    """Pass colour descriptors only to classifiers that use them (pair classifiers see embeddings only)."""
+    return {name: value} if getattr(clf, "uses_descriptor", False) else {}
 
 
 class ClassifierSet:
@@ -310,16 +322,47 @@ class ClassifierSet:
             raise ValueError(f"unknown task {task!r}; expected one of {TASKS + ('both',)}")
         return (task,)
 
-    def score(self, kind: str, task: str, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
-        return np.prod([self.get(kind, t).score(queries, index) for t in self._tasks(task)], axis=0)
+    def score(
+        self,
+        kind: str,
+        task: str,
+        queries: np.ndarray,
+        index: EmbeddingIndex,
+        query_descriptors: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
+        out = [
+            (c := self.get(kind, t)).score(queries, index, **_descriptor_kw(c, "query_descriptors", query_descriptors))
+            for t in self._tasks(task)
+        ]
+        return np.prod(out, axis=0)
 
-    def score_pairs(self, kind: str, task: str, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        return np.prod([self.get(kind, t).score_pairs(a, b) for t in self._tasks(task)], axis=0)
+    def score_pairs(
+        self,
+        kind: str,
+        task: str,
+        a: np.ndarray,
+        b: np.ndarray,
+        descriptors: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    ) -> np.ndarray:
+        out = [
+            (c := self.get(kind, t)).score_pairs(a, b, **_descriptor_kw(c, "descriptors", descriptors))
+            for t in self._tasks(task)
+        ]
+        return np.prod(out, axis=0)
 
-    def check_backbone(self, spec: EmbeddingSpec) -> None:
-        """Every classifier must have been trained on embeddings made the way `spec` makes them."""
+    def check_backbone(self, spec: EmbeddingSpec, colour_spec: Any = None) -> None:
+        """Every classifier must have been trained on embeddings (and colour descriptors) made as the gallery's."""
         for clf in self.classifiers.values():
             EmbeddingSpec.from_dict(clf.card["backbone"]).check_compatible(spec)
+            trained = clf.card.get("colour")
+            if trained is None:
+                continue
+            have = None if colour_spec is None else colour_spec.to_dict()
+            if have is None or any(trained.get(k) != v for k, v in have.items() if k in trained):
+                raise BackboneMismatchError(
+                    f"the {clf.kind}/{clf.task} classifier was trained with the colour descriptor {trained}; "
+                    f"the gallery has {have or 'none'}: rebuild the gallery or retrain the classifiers"
+                )
 
     def save(self, folder: str | os.PathLike) -> list[Path]:
         """Write every classifier plus a manifest listing their files."""
@@ -344,5 +387,24 @@ class ClassifierSet:
         for e in manifest["classifiers"]:
             model_path = fetch_file(source, e["model"], revision=revision)
             card_path = fetch_file(source, e["card"], revision=revision)
-            out[(e["kind"], e["task"])] = PairClassifier.load(model_path, card_path)
+            loader = _CLASSES.get(e["kind"], PairClassifier)
+            out[(e["kind"], e["task"])] = loader.load(model_path, card_path)
         return cls(out)
+
+
+def classifier_class(kind: str) -> type:
+    """The class that fits and loads a kind: PairClassifier, or a per-image class registered with it."""
+    get_kind(kind)
+    return _CLASSES.get(kind, PairClassifier)
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def register_per_image_kind(name: str, label: str, model_cls: type) -> None:
+    """Register a per-image learned method (its class fits on labelled images and scores pairs itself)."""
+    CLASSIFIER_KINDS[name] = ClassifierKind(name, label, lambda seed: None, None, per_image=True)
+    _CLASSES[name] = model_cls
+
+
+register_per_image_kind("attribute", "Attribute probabilities", AttributeClassifier)

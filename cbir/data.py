@@ -14,10 +14,11 @@ import datasets
 import numpy as np
 from PIL import Image
 
+from .colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptors
 from .features import EmbeddingSpec
 from .hub import fetch_file, is_local, push_dataset
 from .images import load_image
-from .labels import Label, LabelError, parse_label
+from .labels import TASKS, Label, LabelError, parse_label
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 SPEC_FILE = "embedding_spec.json"
@@ -26,7 +27,7 @@ STORAGE_DTYPES = ("float32", "float16")
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image file of a `colour_type` folder tree, with its content hash for de-duplication."""
+    """One image file of a class folder tree, with its content hash for de-duplication."""
 
     path: Path
     relpath: str
@@ -51,7 +52,7 @@ def file_sha1(path: str | os.PathLike) -> str:
 
 
 def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
-    """List the images of `root/<colour_type>/*`, sorted; raise LabelError naming any bad folder."""
+    """List the images of `root/<class>/*`, sorted; the folder name is the label (cbir.labels.parse_label)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -62,25 +63,24 @@ def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."):
                 records.append(ImageRecord(f, f"{folder.name}/{f.name}", label, file_sha1(f)))
     if not records:
-        raise LabelError(f"no images found in class folders under {root} (expected {root}/<colour_type>/*.jpg)")
+        raise LabelError(f"no images found in class folders under {root} (expected {root}/<class>/*.jpg, e.g. black_dress/ or shoes/)")
     return records
 
 
-def gallery_features(dim: int, dtype: str = "float32") -> datasets.Features:
-    """The gallery's schema: image bytes, labels, content hash, source path and a fixed-size embedding."""
+def gallery_features(dim: int, dtype: str = "float32", tasks: Sequence[str] = TASKS) -> datasets.Features:
+    """The gallery's schema: image bytes, labels (a column per task the labels give), hash, path, embedding."""
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"embedding storage dtype must be one of {STORAGE_DTYPES}, not {dtype!r}")
-    return datasets.Features(
+    columns = {"image": datasets.Image(), "label": datasets.Value("string")}
+    columns.update({task: datasets.Value("string") for task in ("colour", "type") if task in tasks})
+    columns.update(
         {
-            "image": datasets.Image(),
-            "label": datasets.Value("string"),
-            "colour": datasets.Value("string"),
-            "type": datasets.Value("string"),
             "sha1": datasets.Value("string"),
             "path": datasets.Value("string"),
             "embedding": datasets.List(datasets.Value(dtype), length=dim),
         }
     )
+    return datasets.Features(columns)
 
 
 class GalleryMismatchError(ValueError):
@@ -116,15 +116,24 @@ def check_embedding_column(feature: Any, spec: EmbeddingSpec) -> None:
 
 
 class Gallery:
-    """A gallery dataset with its EmbeddingSpec; label arrays and float32 embeddings are read once."""
+    """A gallery dataset with its EmbeddingSpec; label arrays and float32 embeddings are read once.
 
-    def __init__(self, dataset: datasets.Dataset, spec: EmbeddingSpec) -> None:
-        missing = {"image", "label", "colour", "type", "embedding"} - set(dataset.column_names)
+    `colour` and `type` columns are optional (a gallery of `shoes/`, `hat/` folders has no colour); a missing
+    column or value reads as None, and `tasks` lists the tasks every image has a value for.
+    """
+
+    def __init__(
+        self, dataset: datasets.Dataset, spec: EmbeddingSpec, colour_spec: Optional[ColourSpec] = None
+    ) -> None:
+        missing = {"image", "label", "embedding"} - set(dataset.column_names)
         if missing:
             raise ValueError(f"gallery dataset lacks columns {sorted(missing)}")
         check_embedding_column(dataset.features["embedding"], spec)
+        if colour_spec is not None and COLOUR_COLUMN not in dataset.column_names:
+            raise ValueError(f"a colour spec was given but the gallery has no {COLOUR_COLUMN!r} column")
         self.dataset = dataset
         self.spec = spec
+        self.colour_spec = colour_spec  # None: no descriptors (older galleries; a column without its recipe is unused)
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -139,7 +148,28 @@ class Gallery:
             raise GalleryMismatchError(_mismatch(f"{vecs.shape[1]}-d", f"{self.spec.dim}-d"))
         return vecs
 
+    @cached_property
+    def descriptors(self) -> Optional[np.ndarray]:
+        """(N, colour_spec.dim) float32 colour descriptors, or None when the gallery has none."""
+        if self.colour_spec is None:
+            return None
+        table = self.dataset.with_format("arrow", columns=[COLOUR_COLUMN])[:]
+        flat = table.column(COLOUR_COLUMN).combine_chunks().flatten().to_numpy(zero_copy_only=False)
+        return np.asarray(flat, dtype=np.float32).reshape(len(self), self.colour_spec.dim)
+
+    def with_colour(self, colour_spec: Optional[ColourSpec] = None, progress: bool = True) -> "Gallery":
+        """A copy of this gallery with colour descriptors computed from its stored images."""
+        colour_spec = colour_spec or ColourSpec()
+        images = (self.image_bytes(i)[0] for i in range(len(self)))
+        desc = colour_descriptors(images, colour_spec, progress=progress)
+        ds = self.dataset.remove_columns([c for c in (COLOUR_COLUMN,) if c in self.dataset.column_names])
+        column = datasets.List(datasets.Value("float32"), length=colour_spec.dim)
+        ds = ds.add_column(COLOUR_COLUMN, list(desc), feature=column)
+        return Gallery(ds, self.spec, colour_spec)
+
     def _column(self, name: str) -> np.ndarray:
+        if name not in self.dataset.column_names:
+            return np.full(len(self), None, dtype=object)
         return np.asarray(self.dataset.with_format("arrow", columns=[name])[:].column(name).to_pylist(), dtype=object)
 
     @cached_property
@@ -161,8 +191,22 @@ class Gallery:
         return np.arange(len(self)).astype(str).astype(object)
 
     def attribute(self, task: str) -> np.ndarray:
-        """Per-image value of a task: garment type or colour."""
+        """Per-image value of a task: garment type or colour (None where the label does not give it)."""
         return {"type": self.types, "colour": self.colours}[task]
+
+    @cached_property
+    def tasks(self) -> tuple[str, ...]:
+        """The tasks (of TASKS) whose value every image has: what pairs and retrieval can be judged on."""
+        return tuple(t for t in TASKS if len(self) and all(v is not None and v != "" for v in self.attribute(t)))
+
+    def require_tasks(self, tasks: Sequence[str]) -> None:
+        """Raise a clear ValueError when a task's labels are missing from this gallery."""
+        missing = [t for t in tasks if t not in self.tasks]
+        if missing:
+            raise ValueError(
+                f"the gallery has no {' / '.join(missing)} label for every image (it has: "
+                f"{', '.join(self.tasks) or 'none'}); name class folders colour_type (e.g. black_dress) to get both"
+            )
 
     def image(self, i: int) -> Image.Image:
         """The i-th gallery image, decoded to RGB."""
@@ -186,6 +230,8 @@ class Gallery:
         path = Path(path)
         self.dataset.save_to_disk(str(path))
         self.spec.save(path / SPEC_FILE)
+        if self.colour_spec is not None:
+            self.colour_spec.save(path / COLOUR_SPEC_FILE)
         return path
 
     @classmethod
@@ -202,12 +248,16 @@ class Gallery:
                 str(source), "dataset", revision,
             )
         spec = EmbeddingSpec.load(fetch_file(source, SPEC_FILE, repo_type="dataset", revision=revision))
-        return cls(ds, spec)
+        colour_spec = None
+        if COLOUR_COLUMN in ds.column_names:  # older galleries have no colour descriptor
+            colour_spec = ColourSpec.load(fetch_file(source, COLOUR_SPEC_FILE, repo_type="dataset", revision=revision))
+        return cls(ds, spec, colour_spec)
 
 
 def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Push a saved gallery (dataset + embedding spec) to a Hub dataset repo; returns its URL."""
-    return push_dataset(gallery_dir, repo_id, (SPEC_FILE,), private=private, token=token)
+    """Push a saved gallery (dataset + embedding spec, + colour spec beside a descriptor column) to a Hub dataset repo."""
+    extra = tuple(n for n in (SPEC_FILE, COLOUR_SPEC_FILE) if n == SPEC_FILE or (Path(gallery_dir) / n).is_file())
+    return push_dataset(gallery_dir, repo_id, extra, private=private, token=token)
 
 
 def build_gallery(
@@ -217,27 +267,33 @@ def build_gallery(
     num_workers: int = 0,
     dtype: str = "float32",
     progress: bool = True,
+    colour: Optional[ColourSpec] = ColourSpec(),
 ) -> tuple[Gallery, dict[str, str]]:
-    """Embed every record and pack images, labels and embeddings into one dataset.
+    """Embed every record and pack images, labels, embeddings and colour descriptors into one dataset.
 
+    `colour=None` leaves the colour descriptor out (a gallery like those built before it existed).
     Unreadable images are left out and returned as {relpath: reason}, so nothing is dropped silently.
     """
     vecs, kept, errors = embedder.embed_files(
         [r.path for r in records], batch_size=batch_size, num_workers=num_workers, progress=progress
     )
     keep = [records[i] for i in kept]
+    tasks = [t for t in TASKS if any(r.label.attribute(t) for r in keep)]  # a column only if some label gives it
     data = {
         "image": [{"bytes": r.path.read_bytes(), "path": r.path.name} for r in keep],
         "label": [r.label.name for r in keep],
-        "colour": [r.label.colour for r in keep],
-        "type": [r.label.type for r in keep],
+        **{t: [r.label.attribute(t) for r in keep] for t in ("colour", "type") if t in tasks},
         "sha1": [r.sha1 for r in keep],
         "path": [r.relpath for r in keep],
         "embedding": vecs.astype(dtype),
     }
     spec = embedder.spec if dtype == embedder.spec.dtype else _with_dtype(embedder.spec, dtype)
-    ds = datasets.Dataset.from_dict(data, features=gallery_features(spec.dim, dtype))
-    return Gallery(ds, spec), {records[i].relpath: msg for i, msg in errors.items()}
+    features = gallery_features(spec.dim, dtype, tasks)
+    if colour is not None:
+        data[COLOUR_COLUMN] = colour_descriptors([r.path for r in keep], colour, progress=progress)
+        features[COLOUR_COLUMN] = datasets.List(datasets.Value("float32"), length=colour.dim)
+    ds = datasets.Dataset.from_dict(data, features=features)
+    return Gallery(ds, spec, colour), {records[i].relpath: msg for i, msg in errors.items()}
 
 
 def _with_dtype(spec: EmbeddingSpec, dtype: str) -> EmbeddingSpec:

@@ -48,13 +48,15 @@ def pair_correlations(
     embeddings: np.ndarray,
     pairs: dict[str, Pairs],
     classifiers: Optional[ClassifierSet] = None,
+    descriptors: Optional[np.ndarray] = None,
 ) -> dict[str, dict[str, float]]:
     """Per-task and overall (all tasks' pairs pooled) correlations of one method on test pairs."""
     m = get_method(method)
     all_scores, all_labels = [], []
     out: dict[str, dict[str, float]] = {}
     for task, p in sorted(pairs.items()):
-        s = m.score_pairs(embeddings[p.left], embeddings[p.right], task=task, classifiers=classifiers)
+        d = None if descriptors is None else (descriptors[p.left], descriptors[p.right])
+        s = m.score_pairs(embeddings[p.left], embeddings[p.right], task=task, classifiers=classifiers, descriptors=d)
         out[task] = correlations(s, p.label)
         all_scores.append(s)
         all_labels.append(p.label)
@@ -101,7 +103,8 @@ def retrieval_metrics(
     ap, p1, pk = [], [], []
     for s in range(0, len(queries), batch):
         qi = np.asarray(queries[s : s + batch])
-        scores = m.score(index.vectors[qi], index, task=relevance, classifiers=classifiers)
+        qd = None if index.descriptors is None else index.descriptors[qi]
+        scores = m.score(index.vectors[qi], index, task=relevance, classifiers=classifiers, query_descriptors=qd)
         idx, _ = top_k(scores, k, exclude=qi)
         rel_all = relevance_matrix({a: v[qi] for a, v in attrs.items()}, attrs, relevance)
         rel_all[np.arange(len(qi)), qi] = False
@@ -122,17 +125,19 @@ def _fmt(x: float) -> str:
 
 
 def correlation_markdown(results: dict[str, dict[str, dict[str, float]]], labels: dict[str, str]) -> str:
-    """The reference study's layout (Method | Pearson | Spearman), overall, plus per-task columns."""
+    """The reference study's layout (Method | Pearson | Spearman), overall, plus ROC-AUC and per-task columns."""
     lines = [
-        "| Method | Pearson | Spearman | Pearson (type) | Spearman (type) | Pearson (colour) | Spearman (colour) | Reference P/S |",
-        "|---|---|---|---|---|---|---|---|",
+        "| Method | Pearson | Spearman | ROC-AUC | Pearson (type) | Spearman (type) | ROC-AUC (type) "
+        "| Pearson (colour) | Spearman (colour) | ROC-AUC (colour) | Reference P/S |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    nan = float("nan")
     for name, r in results.items():
         ref = REFERENCE.get(name)
-        cells = [labels.get(name, name), _fmt(r["overall"]["pearson"]), _fmt(r["overall"]["spearman"])]
-        for task in ("type", "colour"):
-            t = r.get(task, {"pearson": float("nan"), "spearman": float("nan")})
-            cells += [_fmt(t["pearson"]), _fmt(t["spearman"])]
+        cells = [labels.get(name, name)]
+        for task in ("overall", "type", "colour"):
+            t = r.get(task, {})
+            cells += [_fmt(t.get("pearson", nan)), _fmt(t.get("spearman", nan)), _fmt(t.get("roc_auc", nan))]
         cells.append(f"{ref[0]:.3f}/{ref[1]:.3f}" if ref else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -161,21 +166,25 @@ def evaluate(
     k: int = 10,
     seed: int = 0,
     progress: bool = True,
+    descriptors: Optional[np.ndarray] = None,
 ) -> dict[str, Any]:
     """Correlations on held-out pairs and retrieval with held-out images as queries, for each method.
 
     `n_queries` samples the query pool (seeded) to bound the cost of the random forest; None = all.
+    Retrieval is judged only on the attributes given (a gallery without colour labels: type only).
+    `descriptors` are the gallery's colour descriptors (for the methods that use them).
     """
     from tqdm.auto import tqdm
 
-    index = EmbeddingIndex(embeddings)
+    index = EmbeddingIndex(embeddings, descriptors)
     rng = np.random.default_rng(seed)
     pool = np.asarray(query_pool)
     queries = np.sort(rng.choice(pool, size=n_queries, replace=False)) if n_queries and n_queries < len(pool) else pool
+    relevances = [r for r in RELEVANCE if all(t in attributes for t in (("type", "colour") if r == "both" else (r,)))]
     out: dict[str, Any] = {"correlation": {}, "retrieval": {}, "k": k, "n_queries": int(len(queries))}
     for name in tqdm(methods, desc="evaluating", unit="method", disable=not progress):
-        out["correlation"][name] = pair_correlations(name, embeddings, test_pairs, classifiers)
+        out["correlation"][name] = pair_correlations(name, embeddings, test_pairs, classifiers, descriptors)
         out["retrieval"][name] = {
-            rel: retrieval_metrics(name, index, attributes, queries, rel, classifiers, k=k) for rel in RELEVANCE
+            rel: retrieval_metrics(name, index, attributes, queries, rel, classifiers, k=k) for rel in relevances
         }
     return out

@@ -37,3 +37,24 @@ def label_mask(columns: Mapping[str, np.ndarray], filters: Optional[Filters]) ->
         m = np.isin(col, np.asarray(values, dtype=str))
         mask = m if mask is None else mask & m
     return mask
+
+
+def available_values(columns: Mapping[str, np.ndarray]) -> dict[str, list[str]]:
+    """{column: sorted distinct values} for the columns that have any (empty and missing values skipped)."""
+    out = {}
+    for column, col in columns.items():
+        vals = sorted({str(v) for v in col if v is not None and str(v) not in ("", "None")})
+        if vals:
+            out[str(column)] = vals
+    return out
+
+
+def check_values(columns: Mapping[str, np.ndarray], filters: Optional[Filters]) -> None:
+    """Raise ValueError naming the values a column has when a filter asks for one it does not have."""
+    have = available_values(columns)
+    for column, values in normalise_filters(filters).items():
+        if column in columns and column not in have:
+            raise ValueError(f"this gallery has no {column} labels, so it cannot be filtered by {column}")
+        unknown = [v for v in values if column in have and v not in have[column]]
+        if unknown:
+            raise ValueError(f"no {column} {', '.join(map(repr, unknown))} in this gallery; it has: {', '.join(have[column])}")

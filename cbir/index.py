@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any, Callable, Hashable
 
 import numpy as np
 
 
 class EmbeddingIndex:
-    """A gallery's float32 vectors plus arrays derived from them once and reused by every query."""
+    """A gallery's float32 vectors (and colour descriptors, if any) plus arrays derived from them once."""
 
-    def __init__(self, vectors: np.ndarray) -> None:
+    def __init__(self, vectors: np.ndarray, descriptors: np.ndarray | None = None) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         if vectors.ndim != 2:
             raise ValueError(f"gallery vectors must be 2-D (N, dim), got shape {vectors.shape}")
+        if descriptors is not None:
+            descriptors = np.ascontiguousarray(descriptors, dtype=np.float32)
+            if descriptors.ndim != 2 or len(descriptors) != len(vectors):
+                raise ValueError(f"descriptors must be (N={len(vectors)}, d), got shape {descriptors.shape}")
         self.vectors = vectors
+        self.descriptors = descriptors  # per-image colour descriptors, used by the methods that need them
         self._cache: dict[Hashable, Any] = {}
 
     def __len__(self) -> int:
@@ -39,11 +45,34 @@ class EmbeddingIndex:
     def sq_norms(self) -> np.ndarray:
         return self.derived("sq_norms", lambda v: np.einsum("ij,ij->i", v, v))
 
+    def identical(self, queries: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(query rows, gallery rows) of exact matches between query and gallery vectors (hash, then verify)."""
+        table = self.derived("row_hashes", _row_hash_table)
+        q = np.ascontiguousarray(queries, dtype=np.float32)
+        qi, gi = [], []
+        for i, row in enumerate(q):
+            for j in table.get(_row_hash(row), ()):
+                if np.array_equal(row, self.vectors[j]):
+                    qi.append(i)
+                    gi.append(j)
+        return np.asarray(qi, dtype=np.int64), np.asarray(gi, dtype=np.int64)
+
     @property
     def nbytes(self) -> int:
         """Resident size of the vectors and everything derived from them."""
         extra = sum(a.nbytes for a in self._cache.values() if isinstance(a, np.ndarray))
-        return self.vectors.nbytes + extra
+        return self.vectors.nbytes + extra + (0 if self.descriptors is None else self.descriptors.nbytes)
+
+
+def _row_hash(row: np.ndarray) -> bytes:
+    return hashlib.blake2b(np.ascontiguousarray(row).tobytes(), digest_size=8).digest()
+
+
+def _row_hash_table(vectors: np.ndarray) -> dict[bytes, list[int]]:
+    table: dict[bytes, list[int]] = {}
+    for j, row in enumerate(vectors):
+        table.setdefault(_row_hash(row), []).append(j)
+    return table
 
 
 def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:

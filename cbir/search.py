@@ -9,10 +9,15 @@ from typing import Any, Optional
 import numpy as np
 
 from .classifiers import ClassifierSet
+from .colour import colour_descriptor
 from .data import Gallery
+from .dedup import DEFAULT_THRESHOLD, collapse_duplicates
+from .explain import Explanation, explain_pair
+from .feedback import check_indices, rocchio
 from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
+from .filters import Filters, check_values, label_mask
 from .index import EmbeddingIndex, l2_normalize, top_k
-from .similarity import TASK_CHOICES, get_method, list_methods
+from .similarity import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
 TEXT_WEIGHT = 1.0  # composed query: unit image vector + TEXT_WEIGHT x unit text vector (equal say for both)
@@ -28,8 +33,9 @@ class Hit:
     index: int
     score: float
     label: str
-    colour: str
-    type: str
+    colour: Optional[str]  # None when the gallery's labels give no colour (e.g. the CC0 demo)
+    type: Optional[str]
+    copies: int = 1  # gallery items this result stands for when duplicates are collapsed
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,13 +54,22 @@ class SearchEngine:
     ) -> None:
         gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
         if classifiers is not None:
-            classifiers.check_backbone(gallery.spec)
+            classifiers.check_backbone(gallery.spec, gallery.colour_spec)
         self.gallery = gallery
         self.extractor = extractor
         self.classifiers = classifiers
-        self.index = EmbeddingIndex(gallery.embeddings)
+        self.index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
         self._text_vector = functools.lru_cache(maxsize=TEXT_CACHE_SIZE)(self._embed_text)
         self.store = store  # a cbir.stores.GalleryStore: searches go to it (filters pushed down); None = in-process
+        # Random-init features are all alike (median cosine ~0.95): there only byte-identical copies collapse.
+        self.dedup_threshold: Optional[float] = None if gallery.spec.is_random else DEFAULT_THRESHOLD
+
+    def set_gallery(self, gallery: Gallery) -> None:
+        """Serve another version of the gallery (same backbone): the live gallery's add and remove."""
+        if self.store is not None:
+            raise ValueError("adding and removing images works with the in-process search only (start without --store)")
+        self.gallery.spec.check_compatible(gallery.spec)
+        self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings, gallery.descriptors)
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""
@@ -68,7 +83,7 @@ class SearchEngine:
         if g.is_random:
             return (
                 f"Randomly initialised weights: the gallery and the queries are embedded with {g.describe()}, "
-                "not pretrained weights. This is a demo / smoke run only; results are not meaningful."
+                "not pretrained weights (--random-weights). This is a smoke run only; results are not meaningful."
             )
         return None
 
@@ -76,6 +91,11 @@ class SearchEngine:
         """Methods this engine can serve: the learned ones only when their classifiers are loaded."""
         have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
         return [m for m in list_methods() if not get_method(m).learned or m in have]
+
+    def default_method(self) -> str:
+        """The best available method (see PREFERRED_METHODS): what a UI preselects."""
+        available = self.available_methods()
+        return next((m for m in PREFERRED_METHODS if m in available), available[0])
 
     def _check(self, method: str, task: str, k: int | None = None) -> None:
         if method not in self.available_methods():
@@ -87,6 +107,11 @@ class SearchEngine:
 
     def embed(self, image: Any) -> np.ndarray:
         return self.extractor.embed_image(image)
+
+    def describe(self, image: Any) -> Optional[np.ndarray]:
+        """The image's colour descriptor, computed as the gallery's were (None if the gallery has none)."""
+        spec = self.gallery.colour_spec
+        return None if spec is None else colour_descriptor(image, spec)
 
     @property
     def supports_text(self) -> bool:
@@ -122,20 +147,85 @@ class SearchEngine:
         """Search by words: the gallery images most cosine-similar to the text's embedding (`options` go to search_vector)."""
         return self.search_vector(self.text_vector(text), "cosine", "type", k, **options)
 
+    def refine(
+        self, vector: np.ndarray, positives: Optional[list[int]] = None, negatives: Optional[list[int]] = None
+    ) -> np.ndarray:
+        """Relevance feedback: the query moved towards the `positives` and away from the `negatives` (Rocchio)."""
+        n, v = len(self.gallery), self.index.vectors
+        pos, neg = check_indices(positives, n, "positives"), check_indices(negatives, n, "negatives")
+        return rocchio(vector, v[pos], v[neg]) if len(pos) or len(neg) else np.asarray(vector, dtype=np.float32)
+
+    def label_columns(self) -> dict[str, np.ndarray]:
+        """The label columns filters can use: {column: per-image values}."""
+        g = self.gallery
+        return {"type": g.types, "colour": g.colours, "label": g.labels}
+
+    def scores(
+        self, vector: np.ndarray, method: str = "cosine", task: str = "type", descriptor: Optional[np.ndarray] = None
+    ) -> np.ndarray:
+        """(N,) the method's score of one embedding (+ its colour descriptor) against every gallery image."""
+        self._check(method, task)
+        return get_method(method).score(
+            vector, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptor
+        )[0]
+
     def search_vector(
-        self, vector: np.ndarray, method: str = "cosine", task: str = "type", k: int = 10, exclude: int = -1
+        self,
+        vector: np.ndarray,
+        method: str = "cosine",
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
+        dedup_threshold: Optional[float] | str = "auto",
+        descriptor: Optional[np.ndarray] = None,
     ) -> list[Hit]:
-        """Top-k gallery items for one embedding; `exclude` drops that gallery row (the query itself)."""
+        """Top-k gallery items for one embedding (+ colour descriptor); `exclude` drops that gallery row (the query).
+
+        `filters` ({"type": [...], "colour": [...]}) masks rows before top-k, so k come back whenever k match;
+        `dedup` shows same-sha1 and near-identical (cosine >= dedup_threshold; "auto" = the engine's
+        `dedup_threshold`, None = sha1 only) results once, with `copies`.
+        """
         self._check(method, task, k)
-        if self.store is not None:
-            return self.search_store(vector, method, task, k, exclude)
-        scores = get_method(method).score(vector, self.index, task=task, classifiers=self.classifiers)
-        idx, sc = top_k(scores, k, exclude=np.array([exclude]))
+        check_values(self.label_columns(), filters)
+        n = len(self.gallery) - int(0 <= exclude < len(self.gallery))
+        fetch = min(n, max(2 * k, k + 20)) if dedup else k
+        while True:
+            idx, sc = self._candidates(vector, method, task, fetch, exclude, filters, descriptor)
+            exhausted = len(idx) < fetch or fetch >= n
+            copies = np.ones(len(idx), dtype=np.int64)
+            if dedup:
+                unit = self.index.vectors[idx] * self.index.inv_norms[idx, None]
+                thr = self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold
+                leaders, copies = collapse_duplicates(self.gallery.hashes[idx], unit, thr)
+                idx, sc = idx[leaders], sc[leaders]
+            if len(idx) >= k or exhausted:
+                break
+            fetch = min(n, fetch * 4)
         g = self.gallery
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
-            for r, (i, s) in enumerate(zip(idx[0], sc[0]))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c))
+            for r, (i, s, c) in enumerate(zip(idx[:k], sc[:k], copies[:k]))
         ]
+
+    def _candidates(
+        self, vector: np.ndarray, method: str, task: str, fetch: int, exclude: int, filters: Optional[Filters],
+        descriptor: Optional[np.ndarray] = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The best `fetch` (index, score) that pass the filters: from the store if there is one, else in-process."""
+        if self.store is not None:
+            idx, sc = self.store.search(method, vector, fetch, task=task, filters=filters, exclude=[exclude])
+            keep = idx[0] >= 0
+            return idx[0][keep], sc[0][keep]
+        scores = np.array(self.scores(vector, method, task, descriptor), dtype=np.float32)
+        mask = label_mask(self.label_columns(), filters)
+        if mask is not None:
+            scores[~mask] = -np.inf
+        if 0 <= exclude < len(scores):
+            scores[exclude] = -np.inf
+        idx, sc = (a[0] for a in top_k(scores, min(fetch, int(np.isfinite(scores).sum()))))
+        return idx, sc
 
     def search_store(
         self,
@@ -147,12 +237,7 @@ class SearchEngine:
         filters: Optional[dict[str, Any]] = None,
     ) -> list[Hit]:
         """Top-k from the vector store (`self.store`), label `filters` ({column: [values]}) applied by the store."""
-        idx, sc = self.store.search(method, vector, k, task=task, filters=filters, exclude=[exclude])
-        g = self.gallery
-        return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), str(g.colours[i]), str(g.types[i]))
-            for r, (i, s) in enumerate((i, s) for i, s in zip(idx[0], sc[0]) if i >= 0)
-        ]
+        return self.search_vector(vector, method, task, k, exclude, filters=filters)
 
     def search(
         self,
@@ -162,20 +247,42 @@ class SearchEngine:
         k: int = 10,
         exclude: int = -1,
         text: Optional[str] = None,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
     ) -> list[Hit]:
         """Embed an image (path, bytes, PIL or array) and search the gallery with it; `text` nudges it (compose)."""
         self._check(method, task, k)
         vector = self.embed(image)
         if text and text.strip():
             vector = self.compose(vector, text)
-        return self.search_vector(vector, method, task, k, exclude)
+        return self.search_vector(
+            vector, method, task, k, exclude, filters=filters, dedup=dedup, descriptor=self.describe(image)
+        )
 
     def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
         """The method's score for one pair of images."""
         self._check(method, task)
         vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
+        d = None
+        if self.gallery.colour_spec is not None:
+            d = (self.describe(image_a)[None, :], self.describe(image_b)[None, :])
         m = get_method(method)
-        return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers)[0])
+        return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers, descriptors=d)[0])
+
+    def explain(self, image: Any, index: int, method: str = "cosine", task: str = "type") -> tuple[Explanation, float]:
+        """Heat-maps of a query and gallery image `index` against each other, and the method's score of the pair."""
+        self._check(method, task)
+        if not 0 <= int(index) < len(self.gallery):
+            raise ValueError(f"index must be a gallery index 0..{len(self.gallery) - 1}; got {index}")
+        other = self.gallery.image(int(index))
+        q = self.embed(image)
+        d = None
+        if self.gallery.colour_spec is not None:
+            d = (self.describe(image)[None, :], self.index.descriptors[[int(index)]])
+        score = get_method(method).score_pairs(
+            q[None], self.index.vectors[[int(index)]], task=task, classifiers=self.classifiers, descriptors=d
+        )[0]
+        return explain_pair(self.extractor, image, other), float(score)
 
 
 def extractor_for(
@@ -230,3 +337,7 @@ def load_engine(
         if parse_store_uri(store).backend != "numpy":  # numpy = this engine's own exact in-process search
             engine.store = open_gallery_store(store, g, clf, engine.available_methods())
     return engine
+
+
+def _opt(value: object) -> Optional[str]:
+    return None if value is None else str(value)

@@ -15,6 +15,8 @@ from .classifiers import CLASSIFIER_KINDS, ClassifierSet
 from .index import EmbeddingIndex, as_queries, l2_normalize
 
 TASK_CHOICES: tuple[str, ...] = ("type", "colour", "both")
+# Preselected in the app when available, best first (README "Results": attribute wins every column).
+PREFERRED_METHODS: tuple[str, ...] = ("attribute", "cosine")
 
 MatrixFn = Callable[..., np.ndarray]
 PairFn = Callable[..., np.ndarray]
@@ -36,10 +38,13 @@ class SimilarityMethod:
         index: EmbeddingIndex,
         task: str = "type",
         classifiers: Optional[ClassifierSet] = None,
+        query_descriptors: Optional[np.ndarray] = None,
     ) -> np.ndarray:
+        """(Q, N) scores; `query_descriptors` (Q, d) are the queries' colour descriptors, for methods using them."""
         q = as_queries(queries, index.dim)
         if self.learned:
-            return _require(classifiers, self.name).score(self.name, task, q, index)
+            qd = None if query_descriptors is None else np.atleast_2d(np.asarray(query_descriptors, np.float32))
+            return _require(classifiers, self.name).score(self.name, task, q, index, qd)
         return self.score_fn(q, index)
 
     def score_pairs(
@@ -48,11 +53,13 @@ class SimilarityMethod:
         b: np.ndarray,
         task: str = "type",
         classifiers: Optional[ClassifierSet] = None,
+        descriptors: Optional[tuple[np.ndarray, np.ndarray]] = None,
     ) -> np.ndarray:
+        """(P,) scores of row-aligned pairs; `descriptors` = (da, db), the pairs' colour descriptors."""
         a = np.asarray(a, dtype=np.float32)
         b = np.asarray(b, dtype=np.float32)
         if self.learned:
-            return _require(classifiers, self.name).score_pairs(self.name, task, a, b)
+            return _require(classifiers, self.name).score_pairs(self.name, task, a, b, descriptors)
         return self.pair_fn(a, b)
 
 

@@ -1,4 +1,4 @@
-"""Generated garment images whose colour and silhouette are their labels, for tests and the demo gallery."""
+"""Generated garment images whose colour and silhouette are their labels, for tests and smoke runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Iterable
 from PIL import Image, ImageDraw
 
 from .images import MIN_SIDE
-from .labels import COLOURS, TYPES, parse_label
+from .labels import COLOURS, TYPES, LabelError, parse_label
 
 COLOUR_RGB: dict[str, tuple[int, int, int]] = {
     "black": (25, 25, 25),
@@ -92,6 +92,11 @@ def write_image_folder(
     ext = fmt.lower().lstrip(".")
     names = list(dict.fromkeys(DATASET_CLASSES if classes is None else classes))
     labels = [parse_label(name) for name in names]  # validate every name before writing anything
+    drawable = [lab for lab in labels if lab.colour in COLOUR_RGB and lab.type in TYPES]
+    if len(drawable) < len(labels):
+        bad = next(n for n, lab in zip(names, labels) if lab not in drawable)
+        raise LabelError(f"cannot generate images for class {bad!r}: name it colour_type with colours "
+                         f"{', '.join(COLOURS)} and types {', '.join(TYPES)}")
     root = Path(root)
     paths: list[Path] = []
     for label in labels:

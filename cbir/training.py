@@ -11,7 +11,7 @@ import numpy as np
 
 from tqdm.auto import tqdm
 
-from .classifiers import CLASSIFIER_KINDS, PAIRS_FILE, ClassifierSet, PairClassifier
+from .classifiers import CLASSIFIER_KINDS, PAIRS_FILE, ClassifierSet, PairClassifier, classifier_class, get_kind
 from .data import Gallery
 from .features import EmbeddingSpec
 from .evaluation import correlations
@@ -53,9 +53,11 @@ def make_pairs(
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
-    tasks: Sequence[str] = TASKS,
+    tasks: Optional[Sequence[str]] = None,
 ) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
-    """split_and_pair on a gallery's labels, hashes and task attributes."""
+    """split_and_pair on a gallery's labels, hashes and task attributes (default: every task its labels give)."""
+    tasks = gallery.tasks if tasks is None else tasks
+    gallery.require_tasks(tasks)
     attributes = {t: gallery.attribute(t) for t in tasks}
     return split_and_pair(gallery.labels, gallery.hashes, attributes, n_pairs, test_fraction, seed)
 
@@ -69,15 +71,31 @@ def fit_classifiers(
     tasks: Sequence[str] = TASKS,
     seed: int = 0,
     progress: bool = True,
+    attributes: Optional[dict[str, np.ndarray]] = None,
+    descriptors: Optional[np.ndarray] = None,
+    colour_spec: Optional[dict] = None,
 ) -> ClassifierSet:
-    """One classifier per (kind, task) on the training pairs; its card gets metrics on the test pairs."""
+    """One classifier per (kind, task); its card gets metrics on the test pairs.
+
+    Pair kinds fit on the training pairs; per-image kinds (e.g. "attribute") fit on the training images'
+    labels (`attributes[task]`), with the colour `descriptors` when given.
+    """
     fitted = {}
     jobs = [(k, t) for k in kinds for t in tasks]
     x = embeddings
     for kind, task in tqdm(jobs, desc="training", unit="classifier", disable=not progress):
-        clf = PairClassifier.fit(kind, task, x, pairs[task]["train"], split.train, spec, seed=seed)
         test = pairs[task]["test"]
-        proba = clf.score_pairs(x[test.left], x[test.right])
+        if get_kind(kind).per_image:
+            if attributes is None:
+                raise ValueError(f"the {kind!r} classifier learns from image labels: pass attributes")
+            clf = classifier_class(kind).fit(
+                kind, task, x, attributes[task], split.train, spec, descriptors, colour_spec, seed=seed
+            )
+            d = None if descriptors is None else (descriptors[test.left], descriptors[test.right])
+            proba = clf.score_pairs(x[test.left], x[test.right], descriptors=d)
+        else:
+            clf = PairClassifier.fit(kind, task, x, pairs[task]["train"], split.train, spec, seed=seed)
+            proba = clf.score_pairs(x[test.left], x[test.right])
         clf.card["metrics"] = {
             "test_pairs": len(test),
             "accuracy": float(((proba > 0.5) == test.label.astype(bool)).mean()),
@@ -90,14 +108,20 @@ def fit_classifiers(
 def train(
     gallery: Gallery,
     kinds: Sequence[str] = tuple(CLASSIFIER_KINDS),
-    tasks: Sequence[str] = TASKS,
+    tasks: Optional[Sequence[str]] = None,
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
     progress: bool = True,
 ) -> TrainingRun:
-    """Fit every requested classifier kind for every task on the gallery's training pairs."""
+    """Fit every requested classifier kind for every task (default: those the labels give) on the training split."""
+    tasks = gallery.tasks if tasks is None else tuple(tasks)
     split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
-    classifiers = fit_classifiers(gallery.embeddings, pairs, split, gallery.spec, kinds, tasks, seed, progress)
+    attributes = {t: gallery.attribute(t) for t in tasks}
+    colour_spec = None if gallery.colour_spec is None else gallery.colour_spec.to_dict()
+    classifiers = fit_classifiers(
+        gallery.embeddings, pairs, split, gallery.spec, kinds, tasks, seed, progress,
+        attributes=attributes, descriptors=gallery.descriptors, colour_spec=colour_spec,
+    )
     meta = {"n_pairs_per_task": n_pairs, "test_fraction": test_fraction, "seed": seed, "gallery_size": len(gallery)}
     return TrainingRun(classifiers, pairs, split, meta)

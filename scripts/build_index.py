@@ -1,5 +1,7 @@
 #!/usr/bin/env python
-"""Image folder (`colour_type/*.jpg`) -> gallery dataset with embeddings, saved with save_to_disk."""
+"""Image folder (class folders: `colour_type/*.jpg` or any label), or a `datasets` source streamed row by row
+(a Hub dataset id or a save_to_disk folder with `image` and `label` columns) -> gallery dataset with embeddings
+(save_to_disk), optionally also written to a vector store; resumable chunk by chunk."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.build import CHUNK, build_gallery_streaming, partial_dir  # noqa: E402
+from cbir.build import CHUNK, build_gallery_streaming, dataset_chunks, partial_dir  # noqa: E402
 from cbir.data import STORAGE_DTYPES, scan_image_folder  # noqa: E402
 from cbir.features import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
 from cbir.runtime import RUNTIME_CHOICES  # noqa: E402
@@ -23,7 +25,8 @@ from tqdm.auto import tqdm  # noqa: E402
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("images", help="folder of class folders named colour_type")
+    p.add_argument("images", help="folder of class folders (colour_type such as black_dress/, or any label such as "
+                   "shoes/), or a datasets source to stream")
     p.add_argument("--out", required=True, help="output folder for the gallery dataset")
     p.add_argument(
         "--model",
@@ -56,16 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--chunk", type=int, default=CHUNK, help="images per resumable shard (default: %(default)s)")
     args = p.parse_args(argv)
 
-    records = scan_image_folder(args.images)
-    if args.limit:
-        records = records[: args.limit]
+    src = Path(args.images)
+    streamed = not src.is_dir() or (src / "state.json").is_file()  # a Hub id or a save_to_disk folder
+    if streamed:
+        records = dataset_chunks(args.images, args.chunk, partial_dir(args.out))
+    else:
+        records = scan_image_folder(args.images)
+        if args.limit:
+            records = records[: args.limit]
     weights = "random" if args.random_weights else args.weights
     extractor = FeatureExtractor(
         args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads,
         revision=args.revision,
     )
-    print(f"{len(records)} images in {len({r.label for r in records})} classes; backbone {extractor.spec.describe()} "
-          f"on {extractor.device}, runtime {extractor.runtime.name}")
+    what = f"streaming {args.images}" if streamed else f"{len(records)} images in {len({r.label for r in records})} classes"
+    print(f"{what}; backbone {extractor.spec.describe()} on {extractor.device}, runtime {extractor.runtime.name}")
     store = None
     if args.store and parse_store_uri(args.store).persistent:
         store = GalleryStore(args.store, extractor.spec.dim, list(STORED_METHODS))

@@ -37,15 +37,15 @@ def main(argv: list[str] | None = None) -> int:
 
     gallery = Gallery.load(args.gallery, revision=args.gallery_revision)
     classifiers = ClassifierSet.load(args.classifiers, revision=args.classifiers_revision)
-    classifiers.check_backbone(gallery.spec)
+    classifiers.check_backbone(gallery.spec, gallery.colour_spec)
     pairs, split, meta = load_pairs(fetch_file(args.classifiers, PAIRS_FILE, revision=args.classifiers_revision))
     if meta.get("gallery_size") != len(gallery):
         raise SystemExit(f"pairs were drawn on a gallery of {meta.get('gallery_size')} images, this one has {len(gallery)}")
     test_pairs = {task: parts["test"] for task, parts in pairs.items()}
-    attributes = {"type": gallery.types, "colour": gallery.colours}
+    attributes = {t: gallery.attribute(t) for t in gallery.tasks}
     results = evaluate(
         gallery.embeddings, attributes, test_pairs, split.test, args.methods, classifiers,
-        n_queries=args.queries or None, k=args.k, seed=args.seed,
+        n_queries=args.queries or None, k=args.k, seed=args.seed, descriptors=gallery.descriptors,
     )
     results["gallery"] = {"size": len(gallery), "backbone": gallery.spec.to_dict()}
     results["pairs"] = {task: len(p) for task, p in test_pairs.items()}

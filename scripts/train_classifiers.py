@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help="held-out share of images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kinds", nargs="+", default=list(CLASSIFIER_KINDS), choices=list(CLASSIFIER_KINDS))
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
+    p.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS),
+                   help="default: every task the gallery's labels give (type and colour for colour_type folders)")
     args = p.parse_args(argv)
 
     gallery = Gallery.load(args.gallery, revision=args.gallery_revision)

@@ -131,18 +131,25 @@ def _assert_ranked(result, engine, k):
 
 def test_view_api_lists_exactly_the_named_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
-    assert set(info["named_endpoints"]) == {"/search", "/search_text", "/random", "/compare"}
+    assert set(info["named_endpoints"]) == {
+        "/search", "/search_text", "/random", "/compare", "/explain", "/add", "/remove"
+    }
     assert not info["unnamed_endpoints"]
     params = {e: [p["parameter_name"] for p in v["parameters"]] for e, v in info["named_endpoints"].items()}
     assert params == {
-        "/search": ["image", "method", "task", "k", "exclude", "text"],
-        "/search_text": ["text", "k"],
+        "/search": ["image", "method", "task", "k", "exclude", "types", "colours", "positives", "negatives", "box",
+                    "dedup", "text"],
+        "/search_text": ["text", "k", "types", "colours", "dedup"],
         "/random": [],
         "/compare": ["image_a", "image_b", "method", "task"],
+        "/explain": ["image", "index", "method", "task", "box"],
+        "/add": ["images", "labels", "token"],
+        "/remove": ["indices", "token"],
     }
     returns = {e: [r["label"] for r in v["returns"]] for e, v in info["named_endpoints"].items()}
     assert returns == {
-        "/search": ["results"], "/search_text": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"]
+        "/search": ["results"], "/search_text": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"],
+        "/explain": ["query_overlay", "result_overlay", "score"], "/add": ["indices"], "/remove": ["count"],
     }
 
 
@@ -320,7 +327,7 @@ def test_an_unexpected_server_error_is_logged_and_the_user_told_what_to_do(clien
     def broken(*args, **kwargs):
         raise RuntimeError("model exploded")
 
-    monkeypatch.setattr(engine, "search", broken)
+    monkeypatch.setattr(engine, "search_vector", broken)
     with caplog.at_level("INFO", logger="cbir.app"):
         with pytest.raises(AppError) as err:
             _search(client, files["query"])
@@ -373,16 +380,139 @@ def test_ui_random_then_search_excludes_the_picked_image(engine, files):
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy(path, cached)
     n = len(engine.gallery)
-    items, table, result = h.ui_search({"path": str(cached)}, "Cosine similarity", "type", n - 1, state)
+    items, table, result, hist, pca = h.ui_search({"path": str(cached)}, "Cosine similarity", "type", n - 1, state)
     assert result["excluded_index"] == index and result["query"]["label"] == engine.gallery.labels[index]
     assert index not in [r["index"] for r in result["results"]]
     assert len(items) == n - 1 and all(Path(p).is_file() and " · " in caption for p, caption in items)
-    assert list(table.columns) == ["rank", "label", "score", "type match", "colour match"]
+    assert list(table.columns) == ["rank", "label", "score", "copies", "type match", "colour match"]
     # Another image with the stale state (no reset event seen): the fingerprint no longer matches.
     other = Path(get_upload_folder()) / "test-app" / "other.png"
     Image.open(cached).transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(other)
-    items, table, result = h.ui_search({"path": str(other)}, "cosine", "type", 3, state)
-    assert result["excluded_index"] == -1 and list(table.columns) == ["rank", "label", "score"]
+    items, table, result, hist, pca = h.ui_search({"path": str(other)}, "cosine", "type", 3, state)
+    assert result["excluded_index"] == -1 and list(table.columns) == ["rank", "label", "score", "copies"]
+    assert hist["count"].sum() == n and len(pca) == n + 3 + 1  # every gallery image, the 3 results, the query
+
+
+# --- filters, dedup, feedback, crop box, explain ----------------------------------------------------------
+
+
+def test_search_filters_by_type_and_colour(client, engine, files):
+    g = engine.gallery
+    res = client.predict(handle_file(str(files["query"])), "cosine", "type", 5, -1, ["shoes", "dress"], ["red"],
+                         api_name="/search")
+    assert res["filters"] == {"type": ["shoes", "dress"], "colour": ["red"]}
+    n_match = int((np.isin(g.types, ["shoes", "dress"]) & (g.colours == "red")).sum())
+    assert len(res["results"]) == min(5, n_match)
+    assert all(h["type"] in ("shoes", "dress") and h["colour"] == "red" for h in res["results"])
+    with pytest.raises(AppError, match="no colour 'purple' in this gallery; it has: black, blue"):
+        client.predict(handle_file(str(files["query"])), colours=["purple"], api_name="/search")
+
+
+def test_search_feedback_moves_the_query(client, engine, files):
+    plain = _search(client, files["query"], k=10)
+    hits = plain["results"]
+    pos = [h["index"] for h in hits if h["type"] == hits[0]["type"]][:3]
+    neg = [h["index"] for h in hits if h["type"] != hits[0]["type"]]
+    res = client.predict(handle_file(str(files["query"])), positives=pos, negatives=neg, k=10, api_name="/search")
+    assert res["positives"] == pos and res["negatives"] == neg
+    assert [h["score"] for h in res["results"]] != [h["score"] for h in hits]
+    _assert_ranked(res, engine, 10)
+    with pytest.raises(AppError, match="negatives must be gallery indices"):
+        client.predict(handle_file(str(files["query"])), negatives=[10_000], api_name="/search")
+
+
+def test_search_box_crops_the_query(client, engine, files):
+    w, h = load_image(files["query"]).size
+    whole = _search(client, files["query"], k=5)
+    same = client.predict(handle_file(str(files["query"])), k=5, box=[0, 0, w, h], api_name="/search")
+    assert same["box"] == [0, 0, w, h] and same["results"] == whole["results"]
+    half = client.predict(handle_file(str(files["query"])), k=5, box=[0, 0, w // 2, h // 2], api_name="/search")
+    assert half["results"][0]["score"] < whole["results"][0]["score"]
+    with pytest.raises(AppError, match="box must be four numbers"):
+        client.predict(handle_file(str(files["query"])), box=[1, 2, 3], api_name="/search")
+    with pytest.raises(AppError, match="at least 16x16"):
+        client.predict(handle_file(str(files["query"])), box=[0, 0, 5, 5], api_name="/search")
+
+
+def test_explain_returns_two_overlays_and_the_search_score(client, engine, files):
+    hit = _search(client, files["query"], "euclidean", k=3)["results"][2]
+    qa, qb, score = client.predict(handle_file(str(files["query"])), hit["index"], "euclidean", api_name="/explain")
+    assert score == pytest.approx(hit["score"], rel=1e-4)
+    a, b = load_image(qa), load_image(qb)
+    assert a.size == b.size and a.size[0] >= 16
+    with pytest.raises(AppError, match="index must be a gallery index"):
+        client.predict(handle_file(str(files["query"])), 10_000, api_name="/explain")
+
+
+def test_add_and_remove_refuse_without_the_admin_token(client, files):
+    with pytest.raises(AppError, match="CBIR_ADMIN_TOKEN"):
+        client.predict([handle_file(str(files["query"]))], None, "guess", api_name="/add")
+    with pytest.raises(AppError, match="CBIR_ADMIN_TOKEN"):
+        client.predict([0], "guess", api_name="/remove")
+
+
+# --- the live gallery (its own copy of the gallery folder, with an admin token) --------------------------------
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture(scope="module")
+def live_folder(gallery_dir, tmp_path_factory):
+    return shutil.copytree(gallery_dir, tmp_path_factory.mktemp("live") / "gallery")
+
+
+@pytest.fixture(scope="module")
+def live_client(live_folder):
+    engine = app.build_engine(app.parse_args(["--gallery", str(live_folder), "--classifiers", "none",
+                                              "--device", "cpu"]))
+    demo = app.create_app(engine, gallery_dir=live_folder, admin_token=TOKEN)
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False, download_files=True), engine
+    finally:
+        demo.close()
+
+
+def test_live_gallery_remove_then_readd_gives_the_same_results(live_client, live_folder, files, tmp_path):
+    client, engine = live_client
+    with pytest.raises(AppError, match="Wrong or missing admin token.*CBIR_ADMIN_TOKEN"):
+        client.predict([0], "wrong", api_name="/remove")
+
+    def ranked():
+        res = _search(client, files["query"], k=8)["results"]
+        return [(engine.gallery.hashes[h["index"]], h["label"], round(h["score"], 5)) for h in res]
+
+    before = ranked()
+    n = len(engine.gallery)
+    target = _search(client, files["query"], k=2)["results"][1]
+    data, suffix = engine.gallery.image_bytes(target["index"])
+    path = tmp_path / f"again{suffix}"
+    path.write_bytes(data)
+    assert client.predict([target["index"]], TOKEN, api_name="/remove") == 1
+    assert len(Gallery.load(live_folder)) == n - 1  # persisted before it answered
+    assert before[1][0] not in set(engine.gallery.hashes)  # the removed image is gone from the served gallery
+    assert client.predict([handle_file(str(path))], [target["label"]], TOKEN, api_name="/add") == [n - 1]
+    assert ranked() == before
+    assert len(Gallery.load(live_folder)) == n
+
+
+def test_live_gallery_copies_are_collapsed_by_dedup(live_client, files):
+    client, engine = live_client
+    n = len(engine.gallery)
+    added = client.predict([handle_file(str(files["query"]))] * 2, ["black_dress"], TOKEN, api_name="/add")
+    assert added == [n, n + 1]
+    try:
+        collapsed = _search(client, files["query"], k=5)["results"]
+        assert collapsed[0]["copies"] == 3 and collapsed[0]["score"] == pytest.approx(1.0, abs=1e-4)
+        assert len(collapsed) == 5 and all(h["copies"] == 1 for h in collapsed[1:])
+        plain = client.predict(handle_file(str(files["query"])), k=5, dedup=False, api_name="/search")["results"]
+        assert sorted(h["index"] for h in plain[:3]) == sorted([QUERY_INDEX, n, n + 1])
+    finally:
+        assert client.predict(added, TOKEN, api_name="/remove") == 2
+    with pytest.raises(AppError, match="Not an image file"):
+        client.predict([handle_file(str(files["not_image"]))], None, TOKEN, api_name="/add")
+    assert len(engine.gallery) == n
 
 
 # --- start-up policy -------------------------------------------------------------------------------------
@@ -468,8 +598,8 @@ def test_arguments_and_environment(monkeypatch):
 def test_revisions_reach_the_loaders(monkeypatch):
     seen = {}
 
-    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **revisions):
-        seen.update(gallery=gallery, classifiers=classifiers, **revisions)
+    def fake_load_engine(gallery, classifiers, weights, random_weights, device, **options):
+        seen.update(gallery=gallery, classifiers=classifiers, **{k: v for k, v in options.items() if "revision" in k})
         raise ValueError("stop here")
 
     monkeypatch.setattr(app, "load_engine", fake_load_engine)

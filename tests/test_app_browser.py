@@ -1,7 +1,11 @@
 """The app in a real (headless) browser: Debian's chromium driven by Playwright's Python package.
 
 Uploads an image, searches, and checks the result gallery; then picks a random gallery image and checks it is
-left out of its own results (the gr.State path), and that a new upload forgets it.
+left out of its own results (the gr.State path), and that a new upload forgets it. Then what a new user tries:
+a search with no image, a truncated upload, filters, selecting a result (heat-maps), feedback, a crop box, the
+plots. Last, the app as a user starts it (`python app.py`: the real-photo demo, real Lite2 weights): a CC0 photo
+of shoes that is not in the demo returns shoes first, and a gallery without colour labels shows no colour-match
+column. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
 """
 
 from __future__ import annotations
@@ -123,6 +127,11 @@ def test_random_gallery_image_is_left_out_of_its_own_results(page, gallery, tmp_
     info = page.locator("#query-info")
     sync_api.expect(info).to_contain_text("Gallery image #")
     index = int(info.inner_text().split("#", 1)[1].split(":", 1)[0])
+    # It searches at once: the previous query's results are replaced by the picked image's own.
+    sync_api.expect(page.locator("#results-table")).to_contain_text("type match", timeout=TIMEOUT_MS)
+    sync_api.expect(page.locator("#results-json")).to_contain_text(
+        re.compile(rf'"excluded_index"\s*:\s*{index}\b'), timeout=TIMEOUT_MS
+    )
     _search_and_wait(page, K)
     sync_api.expect(page.locator("#results-table")).to_contain_text("type match")
     box = page.locator("#results-json")
@@ -165,3 +174,165 @@ def test_words_alone_search_a_clip_gallery(clip_page):
     _set_k(clip_page, K)
     _search_and_wait(clip_page, K)
     sync_api.expect(clip_page.locator("#results-json")).to_contain_text('"text": "red summer dress"')
+
+# --- what a new user tries -------------------------------------------------------------------------------------
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("CBIR_SCREENSHOT_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def _fresh(page):
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Apparel image search").wait_for()
+
+
+def _no_error_badges(page):
+    for panel in ("#results-gallery", "#results-json", "#score-histogram", "#gallery-map"):
+        assert page.locator(panel).get_by_text("Error", exact=True).count() == 0, panel
+
+
+def _json(page) -> dict:
+    text = page.locator("#results-json").inner_text()
+    return json.loads(text[text.index("{") :])
+
+
+def test_search_without_image_is_a_toast_only_and_the_table_waits_for_results(page):
+    _fresh(page)
+    assert not page.locator("#results-table").is_visible()  # no empty table with "1 2 3" headers
+    page.get_by_role("button", name="Search", exact=True).click()
+    sync_api.expect(page.get_by_text("No image: upload an image").first).to_be_visible()
+    _no_error_badges(page)
+    _shot(page, "01-no-image-toast")
+
+
+def test_truncated_upload_says_why_and_is_cleared(page, gallery, tmp_path):
+    _fresh(page)
+    good = tmp_path / "good.png"
+    gallery.image(3).save(good)
+    bad = tmp_path / "truncated.png"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    page.locator("#query-image input[type=file]").set_input_files(str(bad))
+    sync_api.expect(page.get_by_text("Corrupt or truncated image").first).to_be_visible(timeout=TIMEOUT_MS)
+    _shot(page, "02-truncated-upload-toast")
+    sync_api.expect(page.locator("#query-image img")).to_have_count(0)  # no broken thumbnail left behind
+    page.get_by_role("button", name="Search", exact=True).click()
+    sync_api.expect(page.get_by_text("No image: upload an image").first).to_be_visible()
+    _no_error_badges(page)
+
+
+def test_filters_select_explain_feedback_and_plots(page, gallery, tmp_path):
+    _fresh(page)
+    _set_k(page, K)
+    query = tmp_path / "query.png"
+    gallery.image(20).save(query)
+    page.locator("#query-image input[type=file]").set_input_files(str(query))
+    page.locator("#query-image img").first.wait_for()
+    page.locator("#filter-types").get_by_label("shoes").check()
+    _search_and_wait(page, K)
+    sync_api.expect(page.locator("#results-json")).to_contain_text('"filters"')
+    shown = _json(page)
+    assert shown["filters"] == {"type": ["shoes"]} and all(r["type"] == "shoes" for r in shown["results"])
+    for plot in ("#score-histogram", "#gallery-map"):
+        sync_api.expect(page.locator(plot).locator("canvas, svg").first).to_be_visible(timeout=TIMEOUT_MS)
+    _shot(page, "03-filter-shoes-plots")
+
+    page.locator("#results-gallery img").nth(1).click()  # select the second result
+    for side in ("#explain-query", "#explain-result"):
+        img = page.locator(f"{side} img").first
+        img.wait_for(timeout=TIMEOUT_MS)
+        assert img.evaluate(_LOADED_JS)
+    second = shown["results"][1]["index"]
+    sync_api.expect(page.locator("#explain-info")).to_contain_text(f"Why #{second}")
+    _shot(page, "04-why-heatmaps")
+
+    page.locator("#more-like").click()
+    sync_api.expect(page.locator("#feedback-marks")).to_contain_text(f"More like: #{second}")
+    page.keyboard.press("Escape")  # leave the gallery's preview mode
+    page.get_by_role("button", name="Search", exact=True).click()
+    sync_api.expect(page.locator("#results-json")).to_contain_text(
+        re.compile(rf'"positives"\s*:\s*\[\s*{second}\s*\]'), timeout=TIMEOUT_MS
+    )
+    _no_error_badges(page)
+    _shot(page, "05-feedback-search")
+
+
+def test_crop_by_clicking_two_corners(page, gallery, tmp_path):
+    _fresh(page)
+    query = tmp_path / "outfit.png"
+    gallery.image(5).resize((200, 200)).save(query)
+    page.locator("#query-image input[type=file]").set_input_files(str(query))
+    page.locator("#query-image img").first.wait_for()
+    page.get_by_text("Crop the query (optional)").click()
+    preview = page.locator("#crop-preview img").first
+    preview.wait_for(timeout=TIMEOUT_MS)
+    # Where the picture is drawn inside the <img> box (object-fit: scale-down letterboxes it, never enlarges it).
+    left, top, width, height = preview.evaluate("""img => {
+        const r = img.getBoundingClientRect(), s = Math.min(r.width / img.naturalWidth, r.height / img.naturalHeight, 1);
+        const w = img.naturalWidth * s, h = img.naturalHeight * s;
+        return [(r.width - w) / 2, (r.height - h) / 2, w, h];
+    }""")
+    preview.click(position={"x": left + width * 0.1, "y": top + height * 0.2})
+    sync_api.expect(page.locator("#crop-box textarea, #crop-box input").first).to_have_value(re.compile(r"…$"))
+    preview.click(position={"x": left + width * 0.7, "y": top + height * 0.9})
+    box_input = page.locator("#crop-box textarea, #crop-box input").first
+    sync_api.expect(box_input).to_have_value(re.compile(r"^\d+, \d+, \d+, \d+$"))
+    x0, y0, x1, y1 = (int(v) for v in box_input.input_value().split(", "))
+    assert (x0, y0, x1, y1) == pytest.approx((20, 40, 140, 180), abs=3), (x0, y0, x1, y1)
+    page.get_by_role("button", name="Search", exact=True).click()
+    sync_api.expect(page.locator("#results-json")).to_contain_text('"box": [', timeout=TIMEOUT_MS)
+    assert _json(page)["box"] == [x0, y0, x1, y1]
+    _shot(page, "06-crop-box")
+
+
+def test_admin_tab_is_hidden_without_a_token(page):
+    assert page.get_by_role("tab", name="Manage gallery").count() == 0
+
+
+@pytest.fixture(scope="module")
+def demo_page():
+    """The app with no options (the embedded real-photo demo) in its own browser page."""
+    demo = app.create_app(app.build_engine(app.parse_args(["--device", "cpu"])))
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                pg = browser.new_page(viewport={"width": 1400, "height": 1100})
+                pg.set_default_timeout(TIMEOUT_MS)
+                pg.goto(demo.local_url, wait_until="domcontentloaded")
+                pg.get_by_role("heading", name="Apparel image search").wait_for()
+                yield pg
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
+def test_demo_finds_shoes_for_a_cc0_shoe_photo_not_in_the_demo(demo_page):
+    page = demo_page
+    assert page.locator("#weights-banner").count() == 0  # real weights: no random-weights banner
+    shoes = ROOT / "tests" / "data" / "cc0" / "shoes.jpg"  # held out of demo/ (demo/holdout.json)
+    _set_k(page, 5)
+    page.locator("#query-image input[type=file]").set_input_files(str(shoes))
+    page.locator("#query-image img").first.wait_for()
+    _search_and_wait(page, 5)
+    sync_api.expect(page.locator("#results-json")).to_contain_text('"rank": 1')
+    shown = _json(page)
+    assert shown["results"][0]["label"] == "shoes", shown["results"]
+    assert shown["results"][0]["colour"] is None  # the CC0 demo has types, no colours
+    _shot(page, "10-demo-cc0-shoes")
+
+
+def test_demo_without_colour_labels_has_no_colour_match_column(demo_page):
+    page = demo_page
+    page.get_by_role("button", name="Random gallery image").click()
+    sync_api.expect(page.locator("#query-info")).to_contain_text("Gallery image #")
+    page.get_by_role("button", name="Search", exact=True).click()
+    table = page.locator("#results-table")
+    sync_api.expect(table).to_contain_text("type match", timeout=TIMEOUT_MS)
+    assert "colour match" not in table.inner_text()

@@ -53,13 +53,16 @@ def test_logreg_matrix_form_equals_predict_proba(training_run, gallery):
 
 def test_skops_roundtrip_gives_identical_scores(training_run, classifier_dir, gallery):
     loaded = ClassifierSet.load(classifier_dir)
-    index = EmbeddingIndex(gallery.embeddings)
-    q = gallery.embeddings[:4]
-    for key, clf in training_run.classifiers.classifiers.items():
-        np.testing.assert_array_equal(loaded.get(*key).score(q, index), clf.score(q, EmbeddingIndex(gallery.embeddings)))
-        assert loaded.get(*key).card == clf.card
+    index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
+    q, qd = gallery.embeddings[:4], gallery.descriptors[:4]
+    for kind, task in training_run.classifiers.classifiers:
+        a = loaded.score(kind, task, q, index, qd)
+        b = training_run.classifiers.score(kind, task, q, EmbeddingIndex(gallery.embeddings, gallery.descriptors), qd)
+        np.testing.assert_array_equal(a, b)
+        assert loaded.get(kind, task).card == training_run.classifiers.get(kind, task).card
+        assert type(loaded.get(kind, task)) is type(training_run.classifiers.get(kind, task))
     manifest = json.loads((classifier_dir / "classifiers.json").read_text())
-    assert len(manifest["classifiers"]) == 4
+    assert len(manifest["classifiers"]) == 2 * len(CLASSIFIER_KINDS)
     assert all(p.suffix in {".skops", ".json", ".npz"} for p in classifier_dir.iterdir())
 
 
@@ -107,9 +110,9 @@ def test_both_task_is_the_product(training_run, gallery):
 
 def test_backbone_mismatch_refused(training_run, gallery):
     other = EmbeddingSpec.from_dict({**gallery.spec.to_dict(), "model": "resnet18"})
-    training_run.classifiers.check_backbone(gallery.spec)
+    training_run.classifiers.check_backbone(gallery.spec, gallery.colour_spec)
     with pytest.raises(BackboneMismatchError):
-        training_run.classifiers.check_backbone(other)
+        training_run.classifiers.check_backbone(other, gallery.colour_spec)
 
 
 @pytest.mark.parametrize("kind", ["logreg", "forest"])

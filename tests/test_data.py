@@ -3,7 +3,7 @@ import pytest
 
 from cbir.data import SPEC_FILE, Gallery, build_gallery, scan_image_folder
 from cbir.labels import LabelError
-from cbir.synthetic import write_image_folder
+from cbir.synthetic import garment_image, write_image_folder
 from tests.conftest import PER_CLASS
 
 
@@ -15,11 +15,18 @@ def test_scan_labels_every_image(image_folder):
         assert len(r.sha1) == 40
 
 
-def test_scan_errors_name_the_bad_folder(tmp_path):
-    write_image_folder(tmp_path, classes=["red_dress"], per_class=1)
-    (tmp_path / "purple_hats").mkdir()
-    with pytest.raises(LabelError, match="purple_hats"):
-        scan_image_folder(tmp_path)
+def test_type_only_folders_give_a_gallery_without_colour(tmp_path, extractor):
+    for name in ("shoes", "hat"):  # the CC0 layout: folders named by type only
+        (tmp_path / name).mkdir()
+        for i in range(2):
+            garment_image("blue", "shoes", size=64, seed=i + 2 * len(name)).save(tmp_path / name / f"{i}.png")
+    records = scan_image_folder(tmp_path)
+    assert [(r.label.name, r.label.colour, r.label.type) for r in records[::2]] == [("hat", None, "hat"), ("shoes", None, "shoes")]
+    g, errors = build_gallery(records, extractor, progress=False)
+    assert not errors and "colour" not in g.dataset.column_names and g.tasks == ("type",)
+    assert list(g.colours) == [None] * 4 and list(g.types) == ["hat", "hat", "shoes", "shoes"]
+    with pytest.raises(ValueError, match="no colour label"):
+        g.require_tasks(["colour"])
 
 
 def test_scan_ignores_non_image_files_and_refuses_empty(tmp_path):
@@ -39,6 +46,7 @@ def test_gallery_columns_and_labels(gallery):
     assert {"image", "label", "colour", "type", "embedding", "sha1", "path"} <= set(ds.column_names)
     assert gallery.embeddings.shape == (len(gallery), 96) and gallery.embeddings.dtype == np.float32
     assert all(f"{c}_{t}" == lab for c, t, lab in zip(gallery.colours, gallery.types, gallery.labels))
+    assert gallery.tasks == ("type", "colour")
     assert gallery.image(0).mode == "RGB"
 
 

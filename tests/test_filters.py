@@ -25,3 +25,21 @@ def test_unknown_column_is_clear_error():
 
 def test_normalise_sorts_and_dedups():
     assert normalise_filters({"type": ["b", "a", "a", ""], "colour": []}) == {"type": ("a", "b")}
+
+
+def test_available_values_skip_empty_columns_and_values():
+    from cbir.filters import available_values
+
+    cols = {**COLUMNS, "colour": np.array(["", "", None, ""], dtype=object)}
+    assert available_values(cols) == {"type": ["dress", "pants", "shoes"]}
+    assert available_values(COLUMNS)["colour"] == ["blue", "red"]
+
+
+def test_check_values_names_what_the_gallery_has():
+    from cbir.filters import check_values
+
+    check_values(COLUMNS, {"type": ["shoes"], "colour": []})
+    with pytest.raises(ValueError, match="no type 'hat' in this gallery; it has: dress, pants, shoes"):
+        check_values(COLUMNS, {"type": ["hat", "shoes"]})
+    with pytest.raises(ValueError, match="no colour labels"):
+        check_values({**COLUMNS, "colour": np.array([""] * 4, dtype=object)}, {"colour": ["red"]})

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import cbir.hub as hub
-from cbir.classifiers import ClassifierSet
+from cbir.classifiers import CLASSIFIER_KINDS, ClassifierSet
 from cbir.data import Gallery, push_gallery
 
 
@@ -32,7 +32,7 @@ def test_classifiers_load_from_a_hub_repo_id(monkeypatch, classifier_dir, galler
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
     cs = ClassifierSet.load("someone/apparel-classifiers")
-    assert {(k, t) for k, t in cs.classifiers} == {(k, t) for k in ("logreg", "forest") for t in ("type", "colour")}
+    assert {(k, t) for k, t in cs.classifiers} == {(k, t) for k in CLASSIFIER_KINDS for t in ("type", "colour")}
     assert calls[0] == ("someone/apparel-classifiers", "classifiers.json", "model", None)
     assert all(c[0] == "someone/apparel-classifiers" for c in calls)
     calls.clear()

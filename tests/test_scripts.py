@@ -47,10 +47,16 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
     out = _run("scripts/evaluate.py", "--gallery", str(tmp_path / "gallery"), "--classifiers", str(tmp_path / "clf"),
                "--out", str(tmp_path / "results.json"), "--queries", "12")
     assert "| Method | Pearson | Spearman |" in out
-    for label in ("Cosine similarity", "Inverse Euclidean distance", "Logistic regression", "Random forest"):
+    for label in ("Cosine similarity", "Inverse Euclidean distance", "Logistic regression", "Random forest",
+                  "Attribute probabilities"):
         assert f"| {label} |" in out
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest"}
+    assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest", "attribute"}
+    assert {"pearson", "spearman", "roc_auc"} <= set(results["correlation"]["attribute"]["colour"])
+    assert {"map@10", "p@1", "p@10"} <= set(results["retrieval"]["attribute"]["both"])
+    out = _run("scripts/add_colour.py", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "g2"),
+               "--weighting", "none")
+    assert "96 images" in out and "'weighting': 'none'" in out
     assert results["n_queries"] == 12 and results["pairs"] == {"colour": 50, "type": 50}
 
 
@@ -58,13 +64,13 @@ def test_build_index_reports_a_bad_folder_name(tmp_path):
     from cbir.synthetic import write_image_folder
 
     write_image_folder(tmp_path / "imgs", classes=["red_dress"], per_class=1)
-    (tmp_path / "imgs" / "red-dress").mkdir()
+    (tmp_path / "imgs" / "__").mkdir()
     proc = subprocess.run(
         [sys.executable, "scripts/build_index.py", str(tmp_path / "imgs"), "--out", str(tmp_path / "g"),
          "--model", "test_resnet.r160_in1k", "--random-weights"],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
-    assert proc.returncode == 2 and "error: folder 'red-dress'" in proc.stderr
+    assert proc.returncode == 2 and "error: folder '__'" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

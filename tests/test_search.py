@@ -11,7 +11,7 @@ def engine(gallery, extractor, training_run):
     return SearchEngine(gallery, extractor, training_run.classifiers)
 
 
-@pytest.mark.parametrize("method", ["cosine", "euclidean", "logreg", "forest"])
+@pytest.mark.parametrize("method", ["cosine", "euclidean", "logreg", "forest", "attribute"])
 @pytest.mark.parametrize("task", ["type", "colour", "both"])
 def test_search_returns_k_sorted_hits(engine, gallery, method, task):
     hits = engine.search(gallery.image(3), method, task, k=7)
@@ -34,6 +34,16 @@ def test_compare_self_is_max_for_cosine(engine, gallery):
     self_score = engine.compare(img, img, "cosine")
     others = [engine.compare(img, gallery.image(i), "cosine") for i in (1, 30, 60)]
     assert self_score == pytest.approx(1.0, abs=1e-5) and all(self_score >= o for o in others)
+
+
+def test_uploaded_images_get_the_gallery_colour_descriptor(engine, gallery):
+    """A query computes its colour descriptor as the gallery did: a gallery image finds itself with score 1."""
+    np.testing.assert_allclose(engine.describe(gallery.image_bytes(5)[0]), gallery.descriptors[5], atol=1e-6)
+    hits = engine.search(gallery.image_bytes(5)[0], "attribute", "both", k=3)
+    assert hits[0].score == pytest.approx(1.0, abs=1e-5)
+    assert engine.compare(gallery.image(5), gallery.image(5), "attribute", "both") == pytest.approx(1.0, abs=1e-5)
+    assert engine.default_method() == "attribute"
+    assert SearchEngine(gallery, engine.extractor).default_method() == "cosine"
 
 
 def test_bad_requests_are_clear_errors(engine, gallery):
@@ -84,3 +94,77 @@ def test_weights_policy_and_warnings(gallery_dir, classifier_dir, gallery):
 
     smoke = SearchEngine(Gallery(engine.gallery.dataset, pretrained), ext, allow_weights_mismatch=True)
     assert smoke.weights_warning().startswith("SMOKE RUN")
+
+
+def test_filters_mask_before_top_k(engine, gallery):
+    hits = engine.search(gallery.image(0), "cosine", k=5, filters={"type": ["shoes"], "colour": ["red", "blue"]})
+    assert len(hits) == 5 and all(h.type == "shoes" and h.colour in ("red", "blue") for h in hits)
+    n_match = int(((gallery.types == "shoes") & (gallery.colours == "green")).sum())
+    hits = engine.search(gallery.image(0), "euclidean", k=50, filters={"type": "shoes", "colour": "green"})
+    assert len(hits) == n_match and [h.rank for h in hits] == list(range(1, n_match + 1))
+    with pytest.raises(ValueError, match="no type 'hat' in this gallery; it has: dress, pants"):
+        engine.search(gallery.image(0), k=3, filters={"type": ["hat"]})
+    assert len(engine.search(gallery.image(0), k=4, filters={"type": [], "colour": []})) == 4
+    with pytest.raises(ValueError, match="label columns"):
+        engine.search(gallery.image(0), k=3, filters={"size": ["M"]})
+
+
+def test_dedup_collapses_identical_rows_with_a_copy_count(gallery, extractor):
+    import datasets
+
+    from cbir.data import Gallery
+
+    dup = Gallery(datasets.concatenate_datasets([gallery.dataset, gallery.dataset.select([3, 3])]), gallery.spec)
+    engine = SearchEngine(dup, extractor)
+    plain = engine.search_vector(gallery.embeddings[3], "cosine", k=5)
+    assert sorted(h.index for h in plain[:3]) == [3, len(gallery), len(gallery) + 1]
+    assert all(h.copies == 1 for h in plain)
+    # Random-init features are all alike, so only byte-identical rows count as copies here (threshold > 1).
+    collapsed = engine.search_vector(gallery.embeddings[3], "cosine", k=5, dedup=True, dedup_threshold=1.01)
+    assert len(collapsed) == 5 and collapsed[0].index in (3, len(gallery), len(gallery) + 1)
+    assert collapsed[0].copies == 3 and all(h.copies == 1 for h in collapsed[1:])
+    assert len({dup.hashes[h.index] for h in collapsed}) == 5
+    assert [h.index for h in collapsed[1:]] == [h.index for h in engine.search_vector(
+        gallery.embeddings[3], "cosine", k=7)[3:7]]
+    assert collapsed[0].to_dict()["copies"] == 3
+    # A near-duplicate threshold of -1 makes everything one group: a single result standing for all.
+    everything = engine.search_vector(gallery.embeddings[3], "cosine", k=5, dedup=True, dedup_threshold=-1.0)
+    assert len(everything) == 1 and everything[0].copies == len(dup)
+
+
+def test_near_duplicates_collapse_only_for_pretrained_features(engine, gallery):
+    assert engine.dedup_threshold is None  # random-init gallery: sha1 only, else the results would all merge
+    hits = engine.search_vector(gallery.embeddings[0], "cosine", k=10, dedup=True)
+    assert len(hits) == 10 and all(h.copies == 1 for h in hits)
+    merged = engine.search_vector(gallery.embeddings[0], "cosine", k=10, dedup=True, dedup_threshold=0.5)
+    assert sum(h.copies for h in merged) >= 10 and any(h.copies > 1 for h in merged)
+
+
+def test_feedback_ranks_positives_higher_and_negatives_lower(engine, gallery, method="cosine"):
+    query = int(np.flatnonzero(gallery.types == "dress")[0])
+    vec = gallery.embeddings[query]
+    before = engine.search_vector(vec, method, "type", k=10, exclude=query)
+    pos = np.flatnonzero(gallery.types == "shoes")[:6]
+    neg = np.array([h.index for h in before if h.type != "dress"])
+    refined = engine.refine(vec, positives=pos.tolist(), negatives=neg.tolist())
+
+    def mean_rank(v, rows):
+        order = np.argsort(-engine.scores(v, method, "type"), kind="stable")
+        return np.flatnonzero(np.isin(order, rows)).mean()
+
+    assert mean_rank(refined, pos) < mean_rank(vec, pos)
+    assert mean_rank(refined, neg) > mean_rank(vec, neg)
+    for other in ("euclidean", "logreg", "forest"):  # every method searches with the refined vector
+        assert len(engine.search_vector(refined, other, "both", k=10, exclude=query)) == 10
+    np.testing.assert_array_equal(engine.refine(vec), vec)
+    with pytest.raises(ValueError, match="positives must be gallery indices"):
+        engine.refine(vec, positives=[len(gallery)])
+
+
+def test_explain_returns_overlays_and_the_search_score(engine, gallery):
+    hit = engine.search(gallery.image(2), "euclidean", k=2)[1]
+    e, score = engine.explain(gallery.image(2), hit.index, "euclidean")
+    assert score == pytest.approx(hit.score, rel=1e-4)
+    assert e.overlay_a.size == e.overlay_b.size and e.heat_a.ndim == 2
+    with pytest.raises(ValueError, match="index must be a gallery index"):
+        engine.explain(gallery.image(2), len(gallery))

@@ -10,8 +10,9 @@ def vectors():
     return np.random.default_rng(0).random((50, 16)).astype(np.float32)
 
 
-def test_registry_has_the_four_methods():
-    assert list_methods() == ["cosine", "euclidean", "logreg", "forest"]
+def test_registry_has_the_reference_methods_and_attribute():
+    assert list_methods()[:4] == ["cosine", "euclidean", "logreg", "forest"]
+    assert "attribute" in list_methods() and get_method("attribute").learned
     assert get_method("logreg").learned and not get_method("cosine").learned
     with pytest.raises(ValueError, match="available: cosine"):
         get_method("jaccard")

@@ -16,6 +16,7 @@ from ..filters import Filters, label_mask, normalise_filters
 
 METRICS = ("cosine", "l2", "ip")
 LABEL_COLUMNS = ("label", "colour", "type")
+MASK_CACHE_SIZE = 32
 
 Labels = Mapping[str, Sequence[str]]
 
@@ -54,6 +55,8 @@ def cached_mask(cache: dict, columns: Mapping[str, np.ndarray], filters: Optiona
     filter costs nothing instead of a string comparison over every row."""
     key = repr(sorted(normalise_filters(filters).items()))
     if key not in cache:
+        if len(cache) >= MASK_CACHE_SIZE:  # one bool per row each: keep the memory bounded
+            cache.clear()
         cache[key] = label_mask(columns, filters)
     return cache[key]
 

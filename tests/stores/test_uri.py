@@ -1,0 +1,29 @@
+"""Store URIs and the Milvus filter expression (no Milvus needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cbir.stores import describe, parse_store_uri
+from cbir.stores.milvus_store import milvus_filter
+
+
+def test_store_uris():
+    assert parse_store_uri("numpy").backend == "numpy" and parse_store_uri("").backend == "numpy"
+    u = parse_store_uri("faiss:ivf?nlist=64&nprobe=8")
+    assert (u.backend, u.location, u.options) == ("faiss", "ivf", {"nlist": "64", "nprobe": "8"})
+    u = parse_store_uri("milvus:./demo.db?index=HNSW")
+    assert (u.backend, u.location, u.options, u.persistent) == ("milvus", "./demo.db", {"index": "HNSW"}, True)
+    u = parse_store_uri("milvus://db.example:19530?token=root:secret")
+    assert u.location == "http://db.example:19530" and "secret" not in describe(u)
+    for bad, msg in (("redis://x", "unknown store"), ("milvus:", "milvus needs"), ("numpy:/x", "takes no path")):
+        with pytest.raises(ValueError, match=msg):
+            parse_store_uri(bad)
+
+
+def test_milvus_filter_quotes_values_and_checks_columns():
+    assert milvus_filter(None) == "" and milvus_filter({"type": []}) == ""
+    expr = milvus_filter({"type": ["shoes", "dress"], "colour": ['red "x"', "a\\b", "grün"]})
+    assert expr == 'type in ["dress", "shoes"] and colour in ["a\\\\b", "grün", "red \\"x\\""]'
+    with pytest.raises(ValueError, match="label columns"):
+        milvus_filter({"id > 0 or type": ["x"]})
