@@ -88,9 +88,11 @@ class SearchEngine:
         return None
 
     def available_methods(self) -> list[str]:
-        """Methods this engine can serve: the learned ones only when their classifiers are loaded."""
+        """Methods this engine can serve: the learned ones only when their classifiers are loaded, and with a
+        vector store only those the store can run (cbir.stores.methods)."""
         have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
-        return [m for m in list_methods() if not get_method(m).learned or m in have]
+        methods = [m for m in list_methods() if not get_method(m).learned or m in have]
+        return methods if self.store is None else [m for m in methods if m in self.store.methods]
 
     def default_method(self) -> str:
         """The best available method (see PREFERRED_METHODS): what a UI preselects."""

@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..classifiers import ClassifierSet
+from ..classifiers import CLASSIFIER_KINDS, ClassifierSet
 from ..filters import Filters
 from .base import LABEL_COLUMNS, Labels, VectorStore
 from .methods import RAW_SPACE, SPACES, plan, spaces_for
@@ -88,10 +88,26 @@ class GalleryStore:
             scores = m.finish(raw, q, task, self.classifiers)
         else:
             scores = raw
+        kind = CLASSIFIER_KINDS.get(method)
+        if kind is not None and not kind.per_image:  # pair classifiers score an identical image 1, as in-process
+            ids, scores = self._identical_scores_one(q, np.array(ids), np.array(scores, np.float32), filters)
         scores = np.where((ids < 0) | (ids == exclude[:, None]), -np.inf, scores).astype(np.float32)
         order = np.argsort(-scores, axis=1, kind="stable")[:, : int(k)]
         ids, scores = np.take_along_axis(ids, order, 1), np.take_along_axis(scores, order, 1)
         return np.where(np.isfinite(scores), ids, -1), scores
+
+    def _identical_scores_one(
+        self, q: np.ndarray, ids: np.ndarray, scores: np.ndarray, filters: Optional[Filters]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """A stored vector equal to the query scores 1 (cbir.classifiers.PairClassifier.score), in the list or not."""
+        near, _ = self.spaces[RAW_SPACE].search(q, 1, filters)
+        for r, j in enumerate(near[:, 0]):
+            if j < 0 or not np.array_equal(self.embeddings([int(j)])[0], q[r]):
+                continue
+            col = np.flatnonzero(ids[r] == j)
+            col = col[0] if col.size else int(np.argmin(np.where(ids[r] < 0, -np.inf, scores[r])))
+            ids[r, col], scores[r, col] = j, 1.0
+        return ids, scores
 
     def _rerank(self, fn: Callable, q: np.ndarray, ids: np.ndarray, task: str) -> np.ndarray:
         out = np.full(ids.shape, -np.inf, np.float32)
