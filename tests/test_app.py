@@ -628,5 +628,5 @@ def test_search_text_on_a_timm_gallery_names_the_backbones_that_can(client, engi
     with pytest.raises(AppError, match="text tower.*clip or siglip.*hf:patrickjohncyh/fashion-clip"):
         client.predict("red dress", 5, api_name="/search_text")
     with pytest.raises(AppError, match="text tower"):
-        client.predict(handle_file(str(files["query"])), "cosine", "type", 3, -1, "in red", api_name="/search")
+        client.predict(handle_file(str(files["query"])), "cosine", "type", 3, -1, text="in red", api_name="/search")
     _assert_ranked(_search(client, files["query"], k=3), engine, 3)  # and it keeps serving
