@@ -376,7 +376,13 @@ class _Handlers:
             hits = self.engine.search_text(str(text or ""), kk, **options)
         except ValueError as e:
             raise _error(e) from None
-        return hits, {**_hits_json(hits, "cosine", "type", kk, -1), "text": " ".join(str(text).split())}
+        result = _hits_json(hits, "cosine", "type", kk, -1)  # /search's shape, plus the normalised text
+        filters = options.get("filters") or {}
+        result.update(
+            filters={c: v for c, v in filters.items() if v}, dedup=options.get("dedup", True), positives=[],
+            negatives=[], box=parse_box(None), text=" ".join(str(text).split()),
+        )
+        return hits, result
 
     def compare(self, image_a: Any, image_b: Any, method: Any, task: Any) -> float:
         a, b = _decode(image_a), _decode(image_b)

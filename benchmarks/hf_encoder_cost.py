@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -55,6 +54,15 @@ def save_arch(name: str, folder: Path) -> Path:
     return folder
 
 
+def _status_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MB: per address space, so not inherited from the parent
+    (getrusage's ru_maxrss survives exec and would report the parent's peak)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"{field} not in /proc/self/status")
+
+
 def measure(folder: Path, n_images: int, batch_size: int) -> dict:
     import numpy as np
     import torch
@@ -66,7 +74,7 @@ def measure(folder: Path, n_images: int, batch_size: int) -> dict:
     t0 = time.perf_counter()
     ext = FeatureExtractor(f"hf:{folder}", device="cpu")
     load_s = time.perf_counter() - t0
-    rss_loaded = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_loaded = _status_mb("VmRSS")
     images = [garment_image("red", "dress", 256, i) for i in range(n_images)]
     ext.embed_images(images[:batch_size], batch_size=batch_size)  # warm-up
     t0 = time.perf_counter()
@@ -79,7 +87,7 @@ def measure(folder: Path, n_images: int, batch_size: int) -> dict:
         "load_s": load_s,
         "rss_loaded_mb": rss_loaded,
         "img_per_s": img_s,
-        "rss_peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_peak_mb": _status_mb("VmHWM"),
         "finite": bool(np.isfinite(vecs).all()),
     }
     if ext.has_text:
