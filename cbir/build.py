@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import datasets
 import numpy as np
 
+from .colour import ColourSpec
 from .data import Embedder, Gallery, ImageRecord, build_gallery
 from .features import EmbeddingSpec
 from .labels import parse_label
@@ -97,19 +98,22 @@ def build_gallery_streaming(
     dtype: str = "float32",
     progress: Optional[Callable] = None,
     log: Callable[[str], None] = print,
+    colour: Optional[ColourSpec] = ColourSpec(),
 ) -> tuple[Gallery, dict[str, str]]:
     """Embed `records` (a folder scan, or `dataset_chunks(...)`) chunk by chunk into shards under
     `partial_dir(out)` and, when `store` (a cbir.stores.GalleryStore) is given, upsert each chunk's
     rows there with the gallery row as id.
 
     Resumes: a shard already on disk is not embedded again and store rows already present are not
-    rewritten. Returns the saved gallery and {relpath: reason} for unreadable files.
+    rewritten. Each shard carries the colour descriptors of `colour` (None: none), saved with its recipe.
+    Returns the saved gallery and {relpath: reason} for unreadable files.
     """
     tmp = partial_dir(out)
     tmp.mkdir(parents=True, exist_ok=True)
     meta_path = tmp / "build.json"
     n_records = len(records) if isinstance(records, Sequence) else None
-    meta = {"n_records": n_records, "chunk": int(chunk), "model": embedder.spec.to_dict(), "dtype": dtype}
+    meta = {"n_records": n_records, "chunk": int(chunk), "model": embedder.spec.to_dict(), "dtype": dtype,
+            "colour": None if colour is None else colour.to_dict()}
     if meta_path.exists() and json.loads(meta_path.read_text()) != meta:
         raise ValueError(f"{tmp} holds an unfinished build with other settings; delete it to start over")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -129,7 +133,7 @@ def build_gallery_streaming(
             errors.update(json.loads((shard_dir / "skipped.json").read_text()))
             resumed += 1
         else:
-            part, errs = build_gallery(recs, embedder, batch_size, num_workers, dtype, progress=False)
+            part, errs = build_gallery(recs, embedder, batch_size, num_workers, dtype, progress=False, colour=colour)
             part.dataset.save_to_disk(str(shard_dir))
             (shard_dir / "skipped.json").write_text(json.dumps(errs) + "\n")
             (shard_dir / "done").write_text("")
@@ -148,6 +152,6 @@ def build_gallery_streaming(
     if store is not None:
         store.flush()
     spec = EmbeddingSpec.from_dict({**embedder.spec.to_dict(), "dtype": dtype})
-    Gallery(datasets.concatenate_datasets(shards), spec).save(out)
+    Gallery(datasets.concatenate_datasets(shards), spec, colour).save(out)
     shutil.rmtree(tmp)
     return Gallery.load(out), errors
