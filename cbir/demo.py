@@ -53,8 +53,9 @@ def choose_holdout(records: Sequence[ImageRecord], per_type: int = 2, seed: int 
 
 
 def _type_auc(classifiers: ClassifierSet, kind: str, gallery: Gallery, pairs) -> dict[str, float]:
-    x = gallery.embeddings
-    proba = classifiers.get(kind, "type").score_pairs(x[pairs.left], x[pairs.right])
+    x, d = gallery.embeddings, gallery.descriptors
+    desc = None if d is None else (d[pairs.left], d[pairs.right])
+    proba = classifiers.score_pairs(kind, "type", x[pairs.left], x[pairs.right], descriptors=desc)
     metrics = {k: v for k, v in correlations(proba, pairs.label).items() if k != "n"}
     return {"test_pairs": len(pairs), "accuracy": float(((proba > 0.5) == pairs.label.astype(bool)).mean()), **metrics}
 
@@ -81,10 +82,10 @@ def build_demo(
     kept = [r for r in records if r.relpath not in set(holdout)]
     extractor = FeatureExtractor(model, weights=weights, device="cpu", seed=seed)
     apparel = ClassifierSet.load(apparel_classifiers)
-    apparel.check_backbone(extractor.spec)
     gallery, errors = build_gallery(kept, extractor, batch_size=16, progress=progress)
     if errors:
         raise RuntimeError(f"CC0 photos failed to load: {errors}")
+    apparel.check_backbone(gallery.spec, gallery.colour_spec)  # same backbone and colour-descriptor recipe
 
     run = train(gallery, tasks=("type",), n_pairs=n_pairs, seed=seed, progress=progress)  # CC0 training split, type only
     test_pairs = run.pairs["type"]["test"]

@@ -46,7 +46,7 @@ def test_build_demo_picks_a_type_source_and_takes_colour_from_the_apparel_classi
     held = json.loads((tmp_path / HOLDOUT_FILE).read_text())["held_out"]
     assert set(held) == set(report["held_out"]) and not set(held) & set(Gallery.load(tmp_path / "gallery").dataset["path"])
     clf = ClassifierSet.load(tmp_path / "classifiers")
-    clf.check_backbone(gallery.spec)
+    clf.check_backbone(gallery.spec, gallery.colour_spec)
     for kind, comp in report["type_source"].items():
         card = clf.get(kind, "type").card
         better = max(("clothing-cc0", "apparel-images"), key=lambda s: comp[s]["roc_auc"])
@@ -74,5 +74,5 @@ def test_committed_demo_is_real_and_type_only():
     assert set(ALWAYS_HELD_OUT) <= set(held) and not set(held) & set(g.dataset["path"])
     assert len(g) + len(held) == 600 and np.isfinite(g.embeddings).all()
     clf = ClassifierSet.load(DEMO_CLASSIFIERS)
-    clf.check_backbone(g.spec)
+    clf.check_backbone(g.spec, g.colour_spec)
     assert {t for _, t in clf.classifiers} == {"type", "colour"}
