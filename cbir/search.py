@@ -229,18 +229,6 @@ class SearchEngine:
         idx, sc = (a[0] for a in top_k(scores, min(fetch, int(np.isfinite(scores).sum()))))
         return idx, sc
 
-    def search_store(
-        self,
-        vector: np.ndarray,
-        method: str = "cosine",
-        task: str = "type",
-        k: int = 10,
-        exclude: int = -1,
-        filters: Optional[dict[str, Any]] = None,
-    ) -> list[Hit]:
-        """Top-k from the vector store (`self.store`), label `filters` ({column: [values]}) applied by the store."""
-        return self.search_vector(vector, method, task, k, exclude, filters=filters)
-
     def search(
         self,
         image: Any,

@@ -58,7 +58,7 @@ def test_store_search_matches_in_process_search(engines, gallery, method, task):
 
 def test_filters_reach_the_store(engines, gallery):
     _, on_milvus = engines
-    hits = on_milvus.search_store(gallery.embeddings[0], "cosine", k=5, filters={"type": [gallery.types[0]]})
+    hits = on_milvus.search_vector(gallery.embeddings[0], "cosine", k=5, filters={"type": [gallery.types[0]]})
     assert hits and all(h.type == gallery.types[0] for h in hits)
 
 
