@@ -295,22 +295,13 @@ def test_admin_tab_is_hidden_without_a_token(page):
 
 
 @pytest.fixture(scope="module")
-def demo_page():
+def demo_page(browser):
     """The app with no options (the embedded real-photo demo) in its own browser page."""
     demo = app.create_app(app.build_engine(app.parse_args(["--device", "cpu"])))
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            try:
-                pg = browser.new_page(viewport={"width": 1400, "height": 1100})
-                pg.set_default_timeout(TIMEOUT_MS)
-                pg.goto(demo.local_url, wait_until="domcontentloaded")
-                pg.get_by_role("heading", name="Apparel image search").wait_for()
-                yield pg
-            finally:
-                browser.close()
+        yield _open(browser, demo.local_url)
     finally:
         demo.close()
 
@@ -339,7 +330,8 @@ def test_demo_without_colour_labels_has_no_colour_match_column(demo_page):
     sync_api.expect(table).to_contain_text("type match", timeout=TIMEOUT_MS)
     assert "colour match" not in table.inner_text()
 
-def test_admin_tab_adds_and_removes_with_the_token(gallery_dir, gallery, tmp_path):
+
+def test_admin_tab_adds_and_removes_with_the_token(browser, gallery_dir, gallery, tmp_path):
     import shutil
 
     folder = shutil.copytree(gallery_dir, tmp_path / "gallery")
@@ -352,25 +344,21 @@ def test_admin_tab_adds_and_removes_with_the_token(gallery_dir, gallery, tmp_pat
     new = tmp_path / "new.png"
     gallery.image(0).save(new)
     try:
-        with sync_api.sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-            pg.set_default_timeout(TIMEOUT_MS)
-            pg.goto(demo.local_url, wait_until="domcontentloaded")
-            pg.get_by_role("tab", name="Manage gallery").click()
-            pg.locator("#admin-token input").fill("wrong")
-            pg.locator("#add-files input[type=file]").set_input_files(str(new))
-            pg.get_by_label("Label (colour_type or a type; optional)").fill("red_dress")
-            pg.get_by_role("button", name="Add to gallery").click()
-            sync_api.expect(pg.get_by_text("Wrong or missing admin token").first).to_be_visible()
-            pg.locator("#admin-token input").fill("tok")
-            pg.get_by_role("button", name="Add to gallery").click()
-            sync_api.expect(pg.locator("#admin-status")).to_contain_text(f"gallery indices {n}", timeout=TIMEOUT_MS)
-            _shot(pg, "07-admin-add")
-            pg.get_by_label("Gallery indices to remove (e.g. 3, 17)").fill(str(n))
-            pg.get_by_role("button", name="Remove from gallery").click()
-            sync_api.expect(pg.locator("#admin-status")).to_contain_text(f"now has {n}", timeout=TIMEOUT_MS)
-            browser.close()
+        pg = _open(browser, demo.local_url)
+        pg.get_by_role("tab", name="Manage gallery").click()
+        pg.locator("#admin-token input").fill("wrong")
+        pg.locator("#add-files input[type=file]").set_input_files(str(new))
+        pg.get_by_label("Label (colour_type or a type; optional)").fill("red_dress")
+        pg.get_by_role("button", name="Add to gallery").click()
+        sync_api.expect(pg.get_by_text("Wrong or missing admin token").first).to_be_visible()
+        pg.locator("#admin-token input").fill("tok")
+        pg.get_by_role("button", name="Add to gallery").click()
+        sync_api.expect(pg.locator("#admin-status")).to_contain_text(f"gallery indices {n}", timeout=TIMEOUT_MS)
+        _shot(pg, "07-admin-add")
+        pg.get_by_label("Gallery indices to remove (e.g. 3, 17)").fill(str(n))
+        pg.get_by_role("button", name="Remove from gallery").click()
+        sync_api.expect(pg.locator("#admin-status")).to_contain_text(f"now has {n}", timeout=TIMEOUT_MS)
+        pg.close()
     finally:
         demo.close()
     assert len(engine.gallery) == n
