@@ -69,6 +69,9 @@ class OnnxRuntime:
         opts.intra_op_num_threads = int(threads or torch.get_num_threads())
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting between runs: spinning threads steal the CPU that decoding and preprocessing the
+        # next images need (measured here: one upload's preprocessing 46 ms with spinning, 7 ms without).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.threads = opts.intra_op_num_threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
