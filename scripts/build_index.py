@@ -41,8 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--random-weights", action="store_true", help="random init (smoke runs and tests only)")
     p.add_argument("--seed", type=int, default=0, help="init seed with --random-weights")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=1,
-                   help="DataLoader processes decoding images while the forward pass runs (default: %(default)s)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes decoding images while the forward pass runs (default: %(default)s: on "
+                   "2 cores a worker competes with the forward pass's threads; see the README's throughput table)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES,
                    help="forward pass: onnx (ONNX Runtime, fastest on CPU), torch, or auto (onnx for pretrained weights "
