@@ -11,6 +11,7 @@ column. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 import os
 import re
 import sys
@@ -43,10 +44,10 @@ sync_api = pytest.importorskip("playwright.sync_api")
 import app  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def app_url(gallery_dir, classifier_dir):
-    args = app.parse_args(["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"])
-    demo = app.create_app(app.build_engine(args))
+@contextmanager
+def _served(argv: list[str]):
+    """The app as `python app.py ARGV` builds it, launched on 127.0.0.1 for the test: its URL."""
+    demo = app.create_app(app.build_engine(app.parse_args(argv)))
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
                 max_file_size=app.MAX_FILE_SIZE)
@@ -54,6 +55,12 @@ def app_url(gallery_dir, classifier_dir):
         yield demo.local_url
     finally:
         demo.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(gallery_dir, classifier_dir):
+    with _served(["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"]) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -158,13 +165,8 @@ def test_describe_box_is_hidden_for_a_timm_gallery(page):
 @pytest.fixture(scope="module")
 def clip_page(browser, clip_gallery_dir):
     """The app on a CLIP gallery (tiny random-weight transformers model): the words box is there."""
-    demo = app.create_app(app.build_engine(app.parse_args(["--gallery", str(clip_gallery_dir), "--device", "cpu"])))
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    try:
-        yield _open(browser, demo.local_url)
-    finally:
-        demo.close()
+    with _served(["--gallery", str(clip_gallery_dir), "--device", "cpu"]) as url:
+        yield _open(browser, url)
 
 
 def test_words_alone_search_a_clip_gallery(clip_page):
@@ -297,13 +299,8 @@ def test_admin_tab_is_hidden_without_a_token(page):
 @pytest.fixture(scope="module")
 def demo_page(browser):
     """The app with no options (the embedded real-photo demo) in its own browser page."""
-    demo = app.create_app(app.build_engine(app.parse_args(["--device", "cpu"])))
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
-    try:
-        yield _open(browser, demo.local_url)
-    finally:
-        demo.close()
+    with _served(["--device", "cpu"]) as url:
+        yield _open(browser, url)
 
 
 def test_demo_finds_shoes_for_a_cc0_shoe_photo_not_in_the_demo(demo_page):
