@@ -133,7 +133,8 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
         "--threads",
         type=int,
         default=int(env("CBIR_THREADS") or 0) or None,
-        help="CPU threads per model call, torch and ONNX Runtime (env CBIR_THREADS; default: all cores)",
+        help="CPU threads per model call, for torch, ONNX Runtime and OpenVINO (env CBIR_THREADS; default: the "
+        "cores divided among the --concurrency calls, so parallel calls do not oversubscribe the CPU)",
     )
     return p.parse_args(argv)
 
@@ -899,8 +900,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    if args.threads:  # before the engine: the ONNX Runtime session takes torch's thread count when it is made
-        torch.set_num_threads(args.threads)
+    # before the engine: the ONNX Runtime / OpenVINO session takes torch's thread count when it is made
+    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
     try:
         engine = build_engine(args)
     except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:

@@ -31,7 +31,7 @@ def embedding_throughput(
         for b in batch_sizes:
             log(f"embedding: {len(sources)} images, batch {b}, workers {w}")
             t0 = time.perf_counter()
-            _, kept, errors = extractor.embed_files(list(sources), batch_size=b, num_workers=w, progress=False)
+            _, kept, errors, _ = extractor.embed_files(list(sources), batch_size=b, num_workers=w, progress=False)
             dt = time.perf_counter() - t0
             rows.append(
                 {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -14,8 +15,8 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from .colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptors
-from .features import EmbeddingSpec
+from .colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptor, colour_descriptors
+from .features import EmbeddedFiles, EmbeddingSpec
 from .hub import fetch_file, is_local, push_dataset
 from .images import load_image
 from .labels import TASKS, Label, LabelError, parse_label
@@ -39,8 +40,9 @@ class Embedder(Protocol):
     spec: EmbeddingSpec
 
     def embed_files(
-        self, sources: Sequence[Any], batch_size: int = ..., num_workers: int = ..., progress: bool = ...
-    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]: ...
+        self, sources: Sequence[Any], batch_size: int = ..., num_workers: int = ..., progress: bool = ...,
+        describe: Any = ...,
+    ) -> EmbeddedFiles: ...
 
 
 def file_sha1(path: str | os.PathLike) -> str:
@@ -279,8 +281,10 @@ def build_gallery(
     `colour=None` leaves the colour descriptor out (a gallery like those built before it existed).
     Unreadable images are left out and returned as {relpath: reason}, so nothing is dropped silently.
     """
-    vecs, kept, errors = embedder.embed_files(
-        [r.path for r in records], batch_size=batch_size, num_workers=num_workers, progress=progress
+    describe = None if colour is None else functools.partial(colour_descriptor, spec=colour)  # same decode
+    vecs, kept, errors, described = embedder.embed_files(
+        [r.path for r in records], batch_size=batch_size, num_workers=num_workers, progress=progress,
+        describe=describe,
     )
     keep = [records[i] for i in kept]
     tasks = [t for t in TASKS if any(r.label.attribute(t) for r in keep)]  # a column only if some label gives it
@@ -295,7 +299,7 @@ def build_gallery(
     spec = embedder.spec if dtype == embedder.spec.dtype else _with_dtype(embedder.spec, dtype)
     features = gallery_features(spec.dim, dtype, tasks)
     if colour is not None:
-        data[COLOUR_COLUMN] = colour_descriptors([r.path for r in keep], colour, progress=progress)
+        data[COLOUR_COLUMN] = described if described is not None else np.empty((0, colour.dim), np.float32)
         features[COLOUR_COLUMN] = datasets.List(datasets.Value("float32"), length=colour.dim)
     ds = datasets.Dataset.from_dict(data, features=features)
     return Gallery(ds, spec, colour), {records[i].relpath: msg for i, msg in errors.items()}

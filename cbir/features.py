@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,8 +23,20 @@ from .runtime import make_runtime
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_SEED", "WeightsUnavailableError", "BackboneMismatchError", "EmbeddingSpec",
-    "FeatureExtractor", "create_backbone", "resolve_device",
+    "FeatureExtractor", "EmbeddedFiles", "create_backbone", "resolve_device",
 ]
+
+Describe = Callable[[Image.Image], np.ndarray]  # per-image extra computed from the same decode (colour descriptor)
+
+
+class EmbeddedFiles(NamedTuple):
+    """What `embed_files` returns: vectors of the readable files, their indices, {index: reason} for the rest,
+    and the rows of `describe` for the kept files (None without `describe`)."""
+
+    vectors: np.ndarray
+    kept: np.ndarray
+    errors: dict[int, str]
+    described: Optional[np.ndarray] = None
 
 class BackboneMismatchError(ValueError):
     """A gallery embedded with one backbone/preprocessing is searched with another."""
@@ -210,51 +224,99 @@ class FeatureExtractor:
         batch_size: int = 32,
         num_workers: int = 0,
         progress: bool = True,
-    ) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
-        """Embed many files (paths or bytes) with a DataLoader, decoding in `num_workers` processes.
+        describe: Optional[Describe] = None,
+    ) -> EmbeddedFiles:
+        """Embed many files (paths or bytes), each decoded once; `describe` runs on the same decoded image.
 
-        Unreadable images are skipped, not fatal: returns (vectors, kept indices, {index: error}).
+        `num_workers` 0 decodes in a background thread, one batch ahead of the forward pass; more decode in
+        that many DataLoader processes. Unreadable images are skipped, not fatal: see EmbeddedFiles.
         """
-        loader = torch.utils.data.DataLoader(
-            _DecodeDataset(list(sources), self.transform),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            shuffle=False,
-            collate_fn=_collate_skipping_errors,
-        )
+        dataset = _DecodeDataset(list(sources), self.transform, describe)
+        if num_workers > 0:
+            batches: Iterable = torch.utils.data.DataLoader(
+                dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False,
+                collate_fn=_collate_skipping_errors,
+            )
+        else:
+            batches = _prefetch(
+                _collate_skipping_errors([dataset[i] for i in range(s, min(s + batch_size, len(dataset)))])
+                for s in range(0, len(dataset), batch_size)
+            )
         out = np.empty((len(sources), self.spec.dim), dtype=np.float32)
+        extra: dict[int, np.ndarray] = {}
         kept: list[int] = []
         errors: dict[int, str] = {}
         with tqdm(total=len(sources), desc="embedding", unit="img", disable=not progress) as bar:
-            for idx, batch, errs in loader:
+            for idx, batch, errs, described in batches:
                 errors.update(errs)
                 if idx:
                     out[idx] = self.embed_tensor(batch)
                     kept.extend(idx)
+                    extra.update(zip(idx, described))
                 bar.update(len(idx) + len(errs))
         keep = np.asarray(kept, dtype=np.int64)
-        return out[keep], keep, errors
+        rows = np.stack([extra[i] for i in kept]) if describe is not None and kept else None
+        return EmbeddedFiles(out[keep], keep, errors, rows)
+
+
+def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Yield `items`, produced `depth` ahead in a background thread (decoding overlaps the forward pass, which
+    releases the GIL); the producer's exceptions are re-raised here, and it stops when the consumer does."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        q.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((done, None))
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put((done, e))
+
+    worker = threading.Thread(target=produce, name="cbir-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, err = q.get()
+            if item is done:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        stop.set()
+        worker.join(timeout=5)
 
 
 class _DecodeDataset(torch.utils.data.Dataset):
-    """Decode + preprocess one image per item; errors name the offending source."""
+    """Decode + preprocess (+ describe) one image per item; errors name the offending source."""
 
-    def __init__(self, sources: list[Any], transform: Any) -> None:
+    def __init__(self, sources: list[Any], transform: Any, describe: Optional[Describe] = None) -> None:
         self.sources = sources
         self.transform = transform
+        self.describe = describe
 
     def __len__(self) -> int:
         return len(self.sources)
 
-    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None]:
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, str | None, Any]:
         try:
-            return i, self.transform(load_image(self.sources[i])), None
+            image = load_image(self.sources[i])
+            return i, self.transform(image), None, None if self.describe is None else self.describe(image)
         except ImageError as e:
-            return i, None, str(e)
+            return i, None, str(e), None
 
 
-def _collate_skipping_errors(items: list) -> tuple[list[int], torch.Tensor | None, dict[int, str]]:
-    good = [(i, t) for i, t, err in items if err is None]
-    errors = {i: err for i, _, err in items if err is not None}
-    batch = torch.stack([t for _, t in good]) if good else None
-    return [i for i, _ in good], batch, errors
+def _collate_skipping_errors(items: list) -> tuple[list[int], torch.Tensor | None, dict[int, str], list[Any]]:
+    good = [(i, t, d) for i, t, err, d in items if err is None]
+    errors = {i: err for i, _, err, _ in items if err is not None}
+    batch = torch.stack([t for _, t, _ in good]) if good else None
+    return [i for i, _, _ in good], batch, errors, [d for _, _, d in good]

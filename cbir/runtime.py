@@ -1,7 +1,8 @@
-"""Inference runtimes for a backbone: torch (the reference and the fallback) and ONNX Runtime (the fast path).
+"""Inference runtimes for a backbone: torch (the reference and the fallback), ONNX Runtime and OpenVINO.
 
 The ONNX model is exported once per backbone and weights sha256, cached beside the converted weights,
-and checked against torch on a fixed batch at export: a mismatch is an error, never a warning.
+and checked against torch on a fixed batch at export: a mismatch is an error, never a warning. OpenVINO
+compiles that same file and is checked against torch the same way when it loads it.
 """
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 import numpy as np
 import torch
@@ -82,6 +84,62 @@ class OnnxRuntime:
         return self.session.run(None, {self.input_name: x})[0].astype(np.float32, copy=False)
 
 
+class OpenVinoRuntime:
+    """OpenVINO on CPU: the fastest runtime here for bulk embedding (a batch split over parallel streams) and for
+    single queries (a latency-compiled model). Static shapes run ~2x faster than a dynamic batch axis, so each
+    (mode, batch size) is compiled once, on first use, and kept."""
+
+    name = "openvino"
+    BULK = 8  # batches at least this large run on the throughput model, split over its streams
+
+    def __init__(self, path: Path, threads: Optional[int] = None) -> None:
+        import openvino as ov
+
+        self.core = ov.Core()
+        self.threads = int(threads or torch.get_num_threads())
+        self.model = self.core.read_model(str(path))
+        self.input_name = self.model.inputs[0].get_any_name()
+        self.path = path
+        self._compiled: dict[tuple[str, int], Any] = {}
+        self._lock = threading.Lock()
+        self._local = threading.local()  # infer requests, reused per calling thread (they own large buffers)
+        self.streams = max(1, int(self._compile("THROUGHPUT", self.BULK).get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
+
+    def _compile(self, hint: str, n: int) -> Any:
+        with self._lock:
+            if (hint, n) not in self._compiled:
+                model = self.model.clone()
+                shape = list(self.model.inputs[0].get_partial_shape().get_min_shape())
+                model.reshape({self.input_name: [n, *shape[1:]]})
+                self._compiled[hint, n] = self.core.compile_model(
+                    model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": self.threads,
+                                   "INFERENCE_PRECISION_HINT": "f32"},
+                )
+            return self._compiled[hint, n]
+
+    def _request(self, hint: str, n: int, slot: int = 0) -> Any:
+        pool = self._local.__dict__.setdefault("requests", {})
+        if (hint, n, slot) not in pool:
+            pool[hint, n, slot] = self._compile(hint, n).create_infer_request()
+        return pool[hint, n, slot]
+
+    def __call__(self, batch: torch.Tensor) -> np.ndarray:
+        x = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
+        if len(x) < self.BULK or self.streams == 1:
+            return np.array(self._request("LATENCY", len(x)).infer({0: x})[0], dtype=np.float32)
+        n = len(x)
+        per = -(-n // self.streams)
+        per = -(-per // self.BULK) * self.BULK  # a few static shapes only: a short batch is zero-padded, not recompiled
+        if per * self.streams > n:
+            x = np.concatenate([x, np.zeros((per * self.streams - n, *x.shape[1:]), np.float32)])
+        requests = [self._request("THROUGHPUT", per, i) for i in range(self.streams)]
+        for i, req in enumerate(requests):
+            req.start_async({0: x[i * per : (i + 1) * per]})
+        for req in requests:
+            req.wait()
+        return np.concatenate([np.array(r.get_output_tensor(0).data, dtype=np.float32) for r in requests])[:n]
+
+
 def check_batch(input_size: tuple[int, int, int], n: int = 2, seed: int = 0) -> torch.Tensor:
     """The fixed batch every export is checked on (seeded, in the normalised input range)."""
     g = torch.Generator().manual_seed(seed)
@@ -124,8 +182,16 @@ def export_onnx(model: torch.nn.Module, input_size: tuple[int, int, int], path: 
 
 
 def onnx_available() -> bool:
+    return _importable("onnxruntime")
+
+
+def openvino_available() -> bool:
+    return _importable("openvino")
+
+
+def _importable(module: str) -> bool:
     try:
-        import onnxruntime  # noqa: F401
+        __import__(module)
     except ImportError:
         return False
     return True
@@ -138,21 +204,51 @@ def _make_torch(model: torch.nn.Module, device: torch.device, key: Optional[str]
     return TorchRuntime(model, device)
 
 
-def _make_onnx(model: torch.nn.Module, device: torch.device, key: Optional[str], input_size, threads) -> Runtime:
+def _checked_export(name: str, model: torch.nn.Module, device: torch.device, key: Optional[str], input_size) -> Path:
+    """The cached ONNX export every non-torch runtime reads (made and checked against torch on first use)."""
     if device.type != "cpu":
-        raise ValueError(f"the onnx runtime runs on the CPU; device {device} needs --runtime torch")
-    if not onnx_available():
-        raise ValueError("the onnx runtime needs onnxruntime: pip install onnxruntime (or use --runtime torch)")
+        raise ValueError(f"the {name} runtime runs on the CPU; device {device} needs --runtime torch")
+    if not onnx_available():  # the export is checked with ONNX Runtime
+        raise ValueError(f"the {name} runtime needs onnxruntime: pip install onnxruntime (or use --runtime torch)")
     if key is None:
-        raise ValueError("the onnx runtime caches exports by weights sha256; random-init models use --runtime torch")
+        raise ValueError(f"the {name} runtime caches exports by weights sha256; random-init models use --runtime torch")
     path = onnx_path(key)
     if not path.is_file():
         export_onnx(model, tuple(input_size), path)
-    return OnnxRuntime(path, threads)
+    return path
 
 
-RUNTIMES: dict[str, RuntimeFactory] = {"torch": _make_torch, "onnx": _make_onnx}
+def _make_onnx(model: torch.nn.Module, device: torch.device, key: Optional[str], input_size, threads) -> Runtime:
+    return OnnxRuntime(_checked_export("onnx", model, device, key, input_size), threads)
+
+
+def _make_openvino(model: torch.nn.Module, device: torch.device, key: Optional[str], input_size, threads) -> Runtime:
+    if not openvino_available():
+        raise ValueError("the openvino runtime needs OpenVINO: pip install openvino (or use --runtime onnx)")
+    runtime = OpenVinoRuntime(_checked_export("openvino", model, device, key, input_size), threads)
+    check_against_torch(runtime, model, tuple(input_size))
+    return runtime
+
+
+def check_against_torch(runtime: Runtime, model: torch.nn.Module, input_size: tuple[int, int, int]) -> float:
+    """Max |runtime - torch| on `check_batch` (bulk and single paths); above ONNX_TOLERANCE is an error."""
+    x = check_batch(input_size, n=OpenVinoRuntime.BULK)
+    with torch.inference_mode():
+        expected = model.eval()(x.contiguous()).float().numpy()
+    got = np.concatenate([runtime(x), runtime(x[:1])])
+    diff = float(np.abs(got - np.concatenate([expected, expected[:1]])).max())
+    if not np.isfinite(diff) or diff > ONNX_TOLERANCE:
+        raise RuntimeMismatchError(
+            f"the {runtime.name} runtime differs from torch by {diff:.3g} (> {ONNX_TOLERANCE:g}) on the check batch; "
+            "use --runtime torch"
+        )
+    return diff
+
+
+RUNTIMES: dict[str, RuntimeFactory] = {"torch": _make_torch, "onnx": _make_onnx, "openvino": _make_openvino}
 RUNTIME_CHOICES = ("auto", *RUNTIMES)
+# What "auto" tries on the CPU, fastest first (measured here with Lite2: benchmarks/throughput.py, README).
+AUTO_ORDER: tuple[tuple[str, Callable[[], bool]], ...] = (("openvino", openvino_available), ("onnx", onnx_available))
 
 
 def make_runtime(
@@ -163,7 +259,8 @@ def make_runtime(
     input_size: tuple[int, int, int],
     threads: Optional[int] = None,
 ) -> Runtime:
-    """The runtime `name`; "auto" = ONNX Runtime for pretrained weights on the CPU when it exports cleanly, else torch.
+    """The runtime `name`; "auto" = the fastest installed CPU runtime for pretrained weights (AUTO_ORDER) that loads
+    and matches torch, else torch.
 
     `key` names the weights (backbone + sha256; None for random init, which always runs on torch under auto).
     """
@@ -171,9 +268,12 @@ def make_runtime(
         raise ValueError(f"unknown runtime {name!r}; choose one of {', '.join(RUNTIME_CHOICES)}")
     if name != "auto":
         return RUNTIMES[name](model, device, key, input_size, threads)
-    if key is not None and device.type == "cpu" and onnx_available():
-        try:
-            return _make_onnx(model, device, key, input_size, threads)
-        except (RuntimeMismatchError, OSError, RuntimeError) as e:  # export failed: torch is the fallback
-            log.warning("ONNX Runtime unavailable for this model (%s); using torch", e)
+    if key is not None and device.type == "cpu":
+        for candidate, available in AUTO_ORDER:
+            if not available():
+                continue
+            try:
+                return RUNTIMES[candidate](model, device, key, input_size, threads)
+            except (RuntimeMismatchError, OSError, RuntimeError) as e:  # export or compile failed: try the next
+                log.warning("%s runtime unavailable for this model (%s); trying the next", candidate, e)
     return _make_torch(model, device, key, input_size, threads)

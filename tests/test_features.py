@@ -11,6 +11,8 @@ from cbir.features import (
     WeightsUnavailableError,
     create_backbone,
 )
+from cbir.colour import colour_descriptor
+from cbir.features import _prefetch
 from cbir.images import ImageError
 from cbir.synthetic import garment_image
 
@@ -108,8 +110,44 @@ def test_embed_files_skips_unreadable_files(extractor, tmp_path):
     garment_image("red", "dress", 64, 0).save(good)
     bad = tmp_path / "b.jpg"
     bad.write_bytes(b"not an image")
-    vecs, kept, errors = extractor.embed_files([good, bad, good], batch_size=2, progress=False)
+    vecs, kept, errors, _ = extractor.embed_files([good, bad, good], batch_size=2, progress=False)
     assert vecs.shape == (2, 96) and kept.tolist() == [0, 2]
     assert list(errors) == [1] and "Not an image" in errors[1]
     with pytest.raises(ImageError):
         extractor.embed_image(bad)
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_embed_files_describes_each_kept_image_from_the_same_decode(extractor, tmp_path, workers):
+    paths = []
+    for i, c in enumerate(("red", "blue", "white", "black", "green")):
+        paths.append(tmp_path / f"{i}.png")
+        garment_image(c, "shirt", 64, i).save(paths[-1])
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 cut")
+    sources = [paths[0], bad, *paths[1:]]
+    got = extractor.embed_files(sources, batch_size=2, num_workers=workers, progress=False, describe=colour_descriptor)
+    plain = extractor.embed_files(sources, batch_size=2, num_workers=workers, progress=False)
+    assert got.kept.tolist() == [0, 2, 3, 4, 5] and list(got.errors) == [1] and plain.described is None
+    np.testing.assert_array_equal(got.vectors, plain.vectors)
+    np.testing.assert_allclose(got.described, np.stack([colour_descriptor(p) for p in paths]), atol=1e-7)
+
+
+def test_prefetch_keeps_order_reraises_and_stops_with_the_consumer():
+    produced = []
+
+    def items(n, fail_at=None):
+        for i in range(n):
+            if i == fail_at:
+                raise ValueError("decoder broke")
+            produced.append(i)
+            yield i
+
+    assert list(_prefetch(items(7))) == list(range(7))
+    with pytest.raises(ValueError, match="decoder broke"):
+        list(_prefetch(items(7, fail_at=3)))
+    produced.clear()
+    it = _prefetch(items(10**6), depth=2)
+    assert next(it) == 0
+    it.close()  # the consumer stops early: the producer must stop too, a few items ahead at most
+    assert len(produced) <= 5
