@@ -13,7 +13,8 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ class OnnxRuntime:
 class OpenVinoRuntime:
     """OpenVINO on CPU: the fastest runtime here for bulk embedding (a batch split over parallel streams) and for
     single queries (a latency-compiled model). Static shapes run ~2x faster than a dynamic batch axis, so each
-    (mode, batch size) is compiled once, on first use, and kept."""
+    (mode, batch size) is compiled once, on first use, and kept; concurrent callers share a pool of requests."""
 
     name = "openvino"
     BULK = 8  # batches at least this large run on the throughput model, split over its streams
@@ -102,7 +103,7 @@ class OpenVinoRuntime:
         self.path = path
         self._compiled: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
-        self._local = threading.local()  # infer requests, reused per calling thread (they own large buffers)
+        self._free: dict[tuple[str, int], list[Any]] = {}  # idle infer requests (they own large buffers)
         self.streams = max(1, int(self._compile("THROUGHPUT", self.BULK).get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
 
     def _compile(self, hint: str, n: int) -> Any:
@@ -117,27 +118,38 @@ class OpenVinoRuntime:
                 )
             return self._compiled[hint, n]
 
-    def _request(self, hint: str, n: int, slot: int = 0) -> Any:
-        pool = self._local.__dict__.setdefault("requests", {})
-        if (hint, n, slot) not in pool:
-            pool[hint, n, slot] = self._compile(hint, n).create_infer_request()
-        return pool[hint, n, slot]
+    @contextmanager
+    def _requests(self, hint: str, n: int, count: int = 1) -> Iterator[list[Any]]:
+        """`count` infer requests for (hint, n), from a pool: as many exist as calls ever ran at once (each owns
+        its buffers), never one per thread that happened to call."""
+        key = (hint, n)
+        with self._lock:
+            free = self._free.setdefault(key, [])
+            taken, self._free[key] = free[:count], free[count:]
+        compiled = self._compile(hint, n)
+        taken += [compiled.create_infer_request() for _ in range(count - len(taken))]
+        try:
+            yield taken
+        finally:
+            with self._lock:
+                self._free[key].extend(taken)
 
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         x = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
         if len(x) < self.BULK or self.streams == 1:
-            return np.array(self._request("LATENCY", len(x)).infer({0: x})[0], dtype=np.float32)
+            with self._requests("LATENCY", len(x)) as (req,):
+                return np.array(req.infer({0: x})[0], dtype=np.float32)
         n = len(x)
         per = -(-n // self.streams)
         per = -(-per // self.BULK) * self.BULK  # a few static shapes only: a short batch is zero-padded, not recompiled
         if per * self.streams > n:
             x = np.concatenate([x, np.zeros((per * self.streams - n, *x.shape[1:]), np.float32)])
-        requests = [self._request("THROUGHPUT", per, i) for i in range(self.streams)]
-        for i, req in enumerate(requests):
-            req.start_async({0: x[i * per : (i + 1) * per]})
-        for req in requests:
-            req.wait()
-        return np.concatenate([np.array(r.get_output_tensor(0).data, dtype=np.float32) for r in requests])[:n]
+        with self._requests("THROUGHPUT", per, self.streams) as requests:
+            for i, req in enumerate(requests):
+                req.start_async({0: x[i * per : (i + 1) * per]})
+            for req in requests:
+                req.wait()
+            return np.concatenate([np.array(r.get_output_tensor(0).data, dtype=np.float32) for r in requests])[:n]
 
 
 def check_batch(input_size: tuple[int, int, int], n: int = 2, seed: int = 0) -> torch.Tensor:

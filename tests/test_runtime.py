@@ -79,6 +79,7 @@ def test_openvino_matches_torch_for_any_batch_size_and_threads(cache, tiny):
     with ThreadPoolExecutor(4) as pool:  # concurrent app queries each get their own infer request
         outs = list(pool.map(lambda i: ov(x[i : i + 1]), [0, 1, 2, 3] * 3))
     np.testing.assert_allclose(np.concatenate(outs), np.concatenate([ref(x)] * 3), atol=1e-4)
+    assert len(ov._free["LATENCY", 1]) <= 4  # requests are pooled: no more than calls that ran at once
 
 
 def test_openvino_mismatch_is_an_error_and_auto_prefers_the_fastest_installed(cache, tiny, monkeypatch):
