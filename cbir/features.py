@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from .backbones import DEFAULT_MODEL, DEFAULT_SEED, WeightsUnavailableError, create_model
 from .hf_encoders import is_hf_model, load_hf_encoder, text_families
 from .images import ImageError, load_image
+from .preprocess import eval_transform, stack
 from .runtime import make_runtime
 
 __all__ = [
@@ -166,7 +167,7 @@ class FeatureExtractor:
             cfg = timm.data.resolve_data_config({}, model=self.model)
             key = f"{model_name}-{resolved.sha256[:16]}" if resolved.sha256 else None
             input_size = tuple(cfg["input_size"])
-            self.transform = timm.data.create_transform(**cfg, is_training=False)
+            self.transform = eval_transform(cfg)  # timm's eval transform, bit for bit, off torch's thread pool
         self.runtime = make_runtime(runtime, self.model, self.device, key, input_size, threads)
         dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         kind = "random" if weights == "random" else "pretrained"
@@ -210,7 +211,7 @@ class FeatureExtractor:
         starts = range(0, len(images), batch_size)
         for s in tqdm(starts, desc="embedding", unit="batch", disable=not progress):
             chunk = images[s : s + batch_size]
-            batch = torch.stack([self.preprocess(load_image(im)) for im in chunk])
+            batch = stack([self.preprocess(load_image(im)) for im in chunk])
             out[s : s + len(chunk)] = self.embed_tensor(batch)
         return out
 
@@ -318,5 +319,5 @@ class _DecodeDataset(torch.utils.data.Dataset):
 def _collate_skipping_errors(items: list) -> tuple[list[int], torch.Tensor | None, dict[int, str], list[Any]]:
     good = [(i, t, d) for i, t, err, d in items if err is None]
     errors = {i: err for i, _, err, _ in items if err is not None}
-    batch = torch.stack([t for _, t, _ in good]) if good else None
+    batch = stack([t for _, t, _ in good]) if good else None
     return [i for i, _, _ in good], batch, errors, [d for _, _, d in good]

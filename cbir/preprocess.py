@@ -1,0 +1,64 @@
+"""timm's eval transform (resize the shorter side, centre crop, scale to [0, 1], normalise), bit for bit, in numpy.
+
+torch's tensor ops run on its OpenMP pool; next to OpenVINO's or ONNX Runtime's own threads that pool waited
+for a starved thread and one upload's preprocessing took 48 ms instead of 4 (benchmarks/throughput.py). The same
+PIL resize and crop as torchvision, then the same float32 operations in numpy, never touch that pool.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+RESAMPLE = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST, "lanczos": Image.LANCZOS}
+
+
+class CentreCropTransform:
+    """The eval transform of a timm data config with crop_mode "center" (every timm backbone registered here)."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        _, self.height, self.width = (int(v) for v in cfg["input_size"])
+        self.scale_size = math.floor(min(self.height, self.width) / float(cfg["crop_pct"]))  # timm's rule
+        self.resample = RESAMPLE[cfg["interpolation"]]
+        self.mean = np.asarray(cfg["mean"], dtype=np.float32)[:, None, None]
+        self.std = np.asarray(cfg["std"], dtype=np.float32)[:, None, None]
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """torchvision's Resize(int): the shorter side becomes scale_size, the longer keeps the aspect (truncated)."""
+        if width <= height:
+            return self.scale_size, int(self.scale_size * height / width)
+        return int(self.scale_size * width / height), self.scale_size
+
+    def view(self, image: Image.Image) -> Image.Image:
+        """The image as the model sees it: resized and centre-cropped, before scaling (the explain heat-maps' frame)."""
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        w, h = self.resized_size(*image.size)
+        if (w, h) != image.size:
+            image = image.resize((w, h), self.resample)
+        top, left = int(round((h - self.height) / 2.0)), int(round((w - self.width) / 2.0))  # torchvision CenterCrop
+        return image.crop((left, top, left + self.width, top + self.height))
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        a = np.asarray(self.view(image), dtype=np.float32).transpose(2, 0, 1) / np.float32(255)  # ToTensor
+        return torch.from_numpy(np.ascontiguousarray((a - self.mean) / self.std, dtype=np.float32))  # Normalize
+
+
+def eval_transform(cfg: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
+    """The numpy transform for a centre crop no larger than the resized image; timm's own transform otherwise."""
+    _, h, w = cfg["input_size"]
+    centre = cfg.get("crop_mode", "center") == "center" and cfg.get("interpolation") in RESAMPLE and h == w
+    if centre and 0 < float(cfg.get("crop_pct") or 0) <= 1:
+        return CentreCropTransform(cfg)
+    import timm.data
+
+    return timm.data.create_transform(**cfg, is_training=False)
+
+
+def stack(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """torch.stack for preprocessed CPU images, done by numpy (off torch's thread pool, see above)."""
+    return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
