@@ -59,12 +59,17 @@ def cache_dir() -> Path:
     return Path(base) / "apparel-cbir"
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
+def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB blocks (weights files are hundreds of MB)."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    return file_digest(path, "sha256")
 
 
 def _comparable(state: dict[str, Any]) -> list[str]:

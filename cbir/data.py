@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import os
 from dataclasses import dataclass
@@ -16,8 +15,9 @@ import numpy as np
 from PIL import Image
 
 from .colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptor, colour_descriptors
+from .backbones import file_digest
 from .features import EmbeddedFiles, EmbeddingSpec
-from .hub import fetch_file, is_local, push_dataset
+from .hub import push_dataset
 from .images import load_image
 from .labels import TASKS, Label, LabelError, parse_label
 
@@ -46,11 +46,7 @@ class Embedder(Protocol):
 
 
 def file_sha1(path: str | os.PathLike) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_digest(path, "sha1")
 
 
 def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from .classifiers import CLASSIFIER_KINDS, ClassifierSet
-from .data import Gallery, ImageRecord, build_gallery, file_sha1, scan_image_folder
+from .data import Gallery, ImageRecord, build_gallery, scan_image_folder
 from .evaluation import correlations
 from .features import DEFAULT_MODEL, FeatureExtractor
 from .pairs import DEFAULT_PAIRS_PER_TASK
