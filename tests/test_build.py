@@ -11,6 +11,7 @@ import pytest
 from cbir.build import build_gallery_streaming, partial_dir
 from cbir.data import scan_image_folder
 from cbir.stores import STORED_METHODS, GalleryStore
+from cbir.stores.methods import attribute_gallery_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +30,10 @@ class Crashing:
         return self.inner.embed_files(sources, **kw)
 
 
-def test_crash_then_resume_gives_the_same_gallery_and_store(image_folder, extractor, gallery, tmp_path):
+def test_crash_then_resume_gives_the_same_gallery_and_store(image_folder, extractor, gallery, training_run, tmp_path):
     records = scan_image_folder(image_folder)
-    store = GalleryStore("numpy", extractor.spec.dim, list(STORED_METHODS))
+    clf = training_run.classifiers  # every stored method, attribute (embedding + colour descriptor) included
+    store = GalleryStore("numpy", extractor.spec.dim, list(STORED_METHODS), clf)
     first = Crashing(extractor, ok=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         build_gallery_streaming(records, first, tmp_path / "g", store, chunk=20, batch_size=16)
@@ -46,6 +48,8 @@ def test_crash_then_resume_gives_the_same_gallery_and_store(image_folder, extrac
     np.testing.assert_allclose(built.embeddings, gallery.embeddings, rtol=1e-5, atol=1e-6)
     assert store.count() == len(gallery)
     np.testing.assert_allclose(store.embeddings([0, 95]), gallery.embeddings[[0, 95]], rtol=1e-5, atol=1e-6)
+    want = attribute_gallery_vectors(gallery.embeddings[[0, 95]], clf, gallery.descriptors[[0, 95]])
+    np.testing.assert_allclose(store.spaces["attribute"].get([0, 95]), want, rtol=1e-4, atol=1e-6)  # colour went in
 
 
 def test_changed_settings_refuse_to_resume(image_folder, extractor, tmp_path):

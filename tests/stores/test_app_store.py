@@ -19,7 +19,7 @@ pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 from gradio_client import Client, handle_file  # noqa: E402
 
-METHODS = ["cosine", "euclidean", "logreg", "forest"]
+METHODS = ["cosine", "euclidean", "logreg", "forest", "attribute"]
 
 
 @pytest.fixture(scope="module")
