@@ -142,8 +142,12 @@ def fill_from_gallery(
     descriptors: Optional[np.ndarray] = None,
 ) -> int:
     """Write to each space the gallery rows it does not hold yet (resumable; a space added later, such as
-    attribute once classifiers exist, is filled alone), then flush; returns the rows written anywhere."""
+    attribute once classifiers exist, is filled alone; a learned space made by other classifiers is
+    rewritten), then flush; returns the rows written anywhere."""
     missing = store.missing_ids(len(embeddings))
+    for name, lacking in missing.items():
+        if SPACES[name].learned and _stale(store, name, lacking, embeddings, descriptors):
+            missing[name] = np.arange(len(embeddings))
     todo = functools.reduce(np.union1d, missing.values())
     starts = range(0, len(todo), batch_size)
     for s in progress(starts) if progress else starts:
@@ -163,6 +167,19 @@ def fill_from_gallery(
     return int(len(todo))
 
 
+def _stale(
+    store: GalleryStore, name: str, lacking: np.ndarray, embeddings: np.ndarray, descriptors: Optional[np.ndarray]
+) -> bool:
+    """Whether a stored row of a learned space differs from what the loaded classifiers give (they were retrained)."""
+    held = np.setdiff1d(np.arange(len(embeddings)), lacking)
+    if not len(held):
+        return False
+    i = held[:1]
+    d = None if descriptors is None else np.asarray(descriptors[i], np.float32)
+    want = SPACES[name].image_vectors(np.asarray(embeddings[i], np.float32), store.classifiers, d)
+    return not np.allclose(store.spaces[name].get(i), want, rtol=1e-4, atol=1e-5)
+
+
 def gallery_columns(gallery: Any) -> dict[str, np.ndarray]:
     """The label columns of a cbir.data.Gallery, as the stores keep them."""
     return {"label": np.asarray(gallery.labels), "colour": np.asarray(gallery.colours), "type": np.asarray(gallery.types)}
@@ -180,7 +197,7 @@ def open_gallery_store(
     store = GalleryStore(uri, gallery.spec.dim, [m for m in methods if m in STORED_METHODS], classifiers)
     bar = (lambda it: tqdm(it, desc=f"store {describe(store.uri)}", unit="batch")) if progress else None
     n = len(gallery)
-    stored = store.stored_ids()
+    stored = np.sort(store.spaces[RAW_SPACE].ids())  # the embeddings as stored: enough to recognise the gallery
     if len(stored) and (stored[-1] >= n or not np.allclose(store.embeddings([stored[0]])[0], gallery.embeddings[stored[0]], atol=1e-4)):
         raise ValueError(
             f"the store {describe(store.uri)} holds another gallery's vectors (this gallery has {n} images); "

@@ -63,7 +63,7 @@ def test_filters_reach_the_store(engines, gallery):
 
 
 def test_served_app_on_milvus(engines, gallery):
-    _, on_milvus = engines
+    plain, on_milvus = engines
     demo = app.create_app(on_milvus)
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
@@ -73,6 +73,13 @@ def test_served_app_on_milvus(engines, gallery):
         for method in METHODS:
             res = client.predict(handle_file(path), method, "both", 5, index, api_name="/search")
             assert len(res["results"]) == 5 and index not in [r["index"] for r in res["results"]]
+        types = [str(gallery.types[index]), str(gallery.types[(index + 1) % len(gallery)])]
+        for task in ("type", "colour", "both"):  # attribute with a filter: Milvus's answer is the in-process one
+            res = client.predict(handle_file(path), "attribute", task, 6, index, types=types, dedup=False, api_name="/search")
+            got = [r["index"] for r in res["results"]]
+            want = plain.search(path, "attribute", task, 6, index, filters={"type": types})
+            assert got == [h.index for h in want] and len(got) == 6
+            assert all(r["type"] in types for r in res["results"])
     finally:
         demo.close()
 

@@ -134,6 +134,18 @@ def test_a_space_added_later_is_filled_alone(monkeypatch, gallery, training_run)
     assert set(written) == {"attribute"} and s.count() == n
 
 
+def test_retrained_classifiers_rewrite_the_attribute_space(gallery, training_run):
+    """A persistent store keeps the probabilities of the classifiers it was filled with: other classifiers
+    (here the same ones scoring with "dot") make the next fill rewrite that space."""
+    g, d, columns = gallery.embeddings, gallery.descriptors, gallery_columns(gallery)
+    s = GalleryStore("numpy", gallery.spec.dim, ["cosine", "attribute"], training_run.classifiers)
+    assert fill_from_gallery(s, g, columns, descriptors=d) == len(gallery)
+    assert fill_from_gallery(s, g, columns, descriptors=d) == 0
+    s.classifiers = attribute_set(training_run.classifiers, "dot")
+    assert fill_from_gallery(s, g, columns, descriptors=d) == len(gallery)
+    np.testing.assert_allclose(s.spaces["attribute"].get([0, 9]), stored.attribute_gallery_vectors(g[[0, 9]], s.classifiers, d[[0, 9]]))
+
+
 def test_an_inner_product_method_is_one_registry_entry(monkeypatch, gallery, tmp_path_factory):
     """A method scored as an inner product of per-image vectors (like attribute probabilities) needs
     only a Space (per-image vectors) and a StoredMethod (query vectors): here a toy 2-d 'probability'."""
