@@ -1,5 +1,6 @@
 """The app on `--store milvus:PATH` (and faiss): first start builds the file from the gallery, a
-restart reuses it, and /search serves every method with the same results as the in-process search."""
+restart reuses it, and /search serves every method (attribute included, with filters) with the same
+results as the in-process search."""
 
 from __future__ import annotations
 
@@ -54,6 +55,21 @@ def test_store_search_matches_in_process_search(engines, gallery, method, task):
     b = on_milvus.search(img, method, task, k=8, exclude=7)
     assert [h.index for h in a] == [h.index for h in b]
     np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-3, atol=1e-5)
+
+
+def test_attribute_on_faiss_flat_matches_in_process_search(engines, gallery_dir, classifier_dir, gallery):
+    """`--store faiss:flat` (exact) serves the attribute method, filtered, as the in-process engine does."""
+    pytest.importorskip("faiss")
+    plain, _ = engines
+    base = ["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"]
+    on_faiss = app.build_engine(app.parse_args(base + ["--store", "faiss:flat"]))
+    assert "attribute" in on_faiss.available_methods()
+    img, types = gallery.image(11), [str(gallery.types[11]), str(gallery.types[60])]
+    for task in ("type", "colour", "both"):
+        a = plain.search(img, "attribute", task, k=7, exclude=11, filters={"type": types})
+        b = on_faiss.search(img, "attribute", task, k=7, exclude=11, filters={"type": types})
+        assert [h.index for h in a] == [h.index for h in b] and all(h.type in types for h in b)
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-4, atol=1e-6)
 
 
 def test_filters_reach_the_store(engines, gallery):
