@@ -60,7 +60,7 @@ def test_changed_settings_refuse_to_resume(image_folder, extractor, tmp_path):
         build_gallery_streaming(records, extractor, tmp_path / "g", chunk=30)
 
 
-def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, tmp_path, capsys):
+def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, training_run, tmp_path, capsys):
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
     db = tmp_path / "g.db"
@@ -78,6 +78,12 @@ def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, tmp_path
     store = open_gallery_store(f"milvus:{db}", g, None, ["cosine", "euclidean"], progress=False)
     ids, scores = store.search("cosine", g.embeddings[[4]], 3)
     assert ids[0, 0] == 4 and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+    assert "gallery_attribute" not in store.spaces["cosine"].client.list_collections()  # no classifiers at build time
+    store.close()
+    with_clf = open_gallery_store(f"milvus:{db}", g, training_run.classifiers, ["cosine", "attribute"], progress=False)
+    assert with_clf.spaces["attribute"].count() == len(g)  # the app's first start with classifiers adds it
+    ids, scores = with_clf.search("attribute", g.embeddings[[4]], 3, task="both", descriptors=g.descriptors[[4]])
+    assert ids[0, 0] == 4 and scores[0, 0] == pytest.approx(1.0, abs=1e-4)  # Bhattacharyya: 1 against itself
 
 
 def test_a_datasets_source_is_streamed_chunk_by_chunk(gallery_dir, extractor, gallery, tmp_path):
