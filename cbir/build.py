@@ -142,9 +142,9 @@ def build_gallery_streaming(
         ids = np.arange(offset, offset + len(ds))
         todo = np.array([i for i in ids if int(i) not in stored], dtype=np.int64)
         if store is not None and len(todo):
-            sub = Gallery(ds.select((todo - offset).tolist()), embedder.spec)
+            sub = Gallery(ds.select((todo - offset).tolist()), embedder.spec, colour)
             labels = {"label": sub.labels, "colour": sub.colours, "type": sub.types}
-            store.add(todo, sub.embeddings, labels)
+            store.add(todo, sub.embeddings, labels, sub.descriptors)
         shards.append(ds)
         offset += len(ds)
     if resumed:

@@ -217,7 +217,9 @@ class SearchEngine:
     ) -> tuple[np.ndarray, np.ndarray]:
         """The best `fetch` (index, score) that pass the filters: from the store if there is one, else in-process."""
         if self.store is not None:
-            idx, sc = self.store.search(method, vector, fetch, task=task, filters=filters, exclude=[exclude])
+            idx, sc = self.store.search(
+                method, vector, fetch, task=task, filters=filters, exclude=[exclude], descriptors=descriptor
+            )
             keep = idx[0] >= 0
             return idx[0][keep], sc[0][keep]
         scores = np.array(self.scores(vector, method, task, descriptor), dtype=np.float32)

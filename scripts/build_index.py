@@ -19,7 +19,7 @@ from cbir.data import STORAGE_DTYPES, scan_image_folder  # noqa: E402
 from cbir.features import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
 from cbir.runtime import RUNTIME_CHOICES  # noqa: E402
 from cbir.cli import run  # noqa: E402
-from cbir.stores import STORE_HELP, STORED_METHODS, GalleryStore, describe, parse_store_uri  # noqa: E402
+from cbir.stores import STORE_HELP, GalleryStore, describe, methods_without_classifiers, parse_store_uri  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{what}; backbone {extractor.spec.describe()} on {extractor.device}, runtime {extractor.runtime.name}")
     store = None
     if args.store and parse_store_uri(args.store).persistent:
-        store = GalleryStore(args.store, extractor.spec.dim, list(STORED_METHODS))
+        store = GalleryStore(args.store, extractor.spec.dim, methods_without_classifiers())  # the app adds attribute
         print(f"writing to store {describe(args.store)} ({store.count()} rows already there)")
     elif args.store:
         print(f"store {describe(args.store)} lives in memory: the app builds it from the gallery at start-up")

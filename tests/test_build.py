@@ -11,6 +11,7 @@ import pytest
 from cbir.build import build_gallery_streaming, partial_dir
 from cbir.data import scan_image_folder
 from cbir.stores import STORED_METHODS, GalleryStore
+from cbir.stores.methods import attribute_gallery_vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -29,9 +30,10 @@ class Crashing:
         return self.inner.embed_files(sources, **kw)
 
 
-def test_crash_then_resume_gives_the_same_gallery_and_store(image_folder, extractor, gallery, tmp_path):
+def test_crash_then_resume_gives_the_same_gallery_and_store(image_folder, extractor, gallery, training_run, tmp_path):
     records = scan_image_folder(image_folder)
-    store = GalleryStore("numpy", extractor.spec.dim, list(STORED_METHODS))
+    clf = training_run.classifiers  # every stored method, attribute (embedding + colour descriptor) included
+    store = GalleryStore("numpy", extractor.spec.dim, list(STORED_METHODS), clf)
     first = Crashing(extractor, ok=2)
     with pytest.raises(RuntimeError, match="simulated crash"):
         build_gallery_streaming(records, first, tmp_path / "g", store, chunk=20, batch_size=16)
@@ -46,6 +48,8 @@ def test_crash_then_resume_gives_the_same_gallery_and_store(image_folder, extrac
     np.testing.assert_allclose(built.embeddings, gallery.embeddings, rtol=1e-5, atol=1e-6)
     assert store.count() == len(gallery)
     np.testing.assert_allclose(store.embeddings([0, 95]), gallery.embeddings[[0, 95]], rtol=1e-5, atol=1e-6)
+    want = attribute_gallery_vectors(gallery.embeddings[[0, 95]], clf, gallery.descriptors[[0, 95]])
+    np.testing.assert_allclose(store.spaces["attribute"].get([0, 95]), want, rtol=1e-4, atol=1e-6)  # colour went in
 
 
 def test_changed_settings_refuse_to_resume(image_folder, extractor, tmp_path):
@@ -56,7 +60,7 @@ def test_changed_settings_refuse_to_resume(image_folder, extractor, tmp_path):
         build_gallery_streaming(records, extractor, tmp_path / "g", chunk=30)
 
 
-def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, tmp_path, capsys):
+def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, training_run, tmp_path, capsys):
     pytest.importorskip("pymilvus")
     pytest.importorskip("milvus_lite")
     db = tmp_path / "g.db"
@@ -74,6 +78,12 @@ def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, tmp_path
     store = open_gallery_store(f"milvus:{db}", g, None, ["cosine", "euclidean"], progress=False)
     ids, scores = store.search("cosine", g.embeddings[[4]], 3)
     assert ids[0, 0] == 4 and scores[0, 0] == pytest.approx(1.0, abs=1e-4)
+    assert "gallery_attribute" not in store.spaces["cosine"].client.list_collections()  # no classifiers at build time
+    store.close()
+    with_clf = open_gallery_store(f"milvus:{db}", g, training_run.classifiers, ["cosine", "attribute"], progress=False)
+    assert with_clf.spaces["attribute"].count() == len(g)  # the app's first start with classifiers adds it
+    ids, scores = with_clf.search("attribute", g.embeddings[[4]], 3, task="both", descriptors=g.descriptors[[4]])
+    assert ids[0, 0] == 4 and scores[0, 0] == pytest.approx(1.0, abs=1e-4)  # Bhattacharyya: 1 against itself
 
 
 def test_a_datasets_source_is_streamed_chunk_by_chunk(gallery_dir, extractor, gallery, tmp_path):

@@ -4,7 +4,15 @@ similarity method expressed as a search over stored per-image vectors (cbir.stor
 
 from .base import LABEL_COLUMNS, METRICS, VectorStore
 from .gallery import GalleryStore, fill_from_gallery, gallery_columns, open_gallery_store
-from .methods import FOREST_SHORTLIST, STORED_METHODS, Space, StoredMethod, register_space, register_stored_method
+from .methods import (
+    FOREST_SHORTLIST,
+    STORED_METHODS,
+    Space,
+    StoredMethod,
+    methods_without_classifiers,
+    register_space,
+    register_stored_method,
+)
 from .uri import DEFAULT_STORE, STORE_HELP, StoreURI, describe, open_store, parse_store_uri
 
 __all__ = [
@@ -22,6 +30,7 @@ __all__ = [
     "describe",
     "fill_from_gallery",
     "gallery_columns",
+    "methods_without_classifiers",
     "open_gallery_store",
     "open_store",
     "parse_store_uri",

@@ -164,11 +164,23 @@ class FaissStore(VectorStore):
         all_alive = mask is None and len(self._row) == len(self._alive)
         params, _keep = self._params(None if all_alive else allowed)
         raw, rows = self.index.search(q, k, params=params)
+        if mask is not None and self.kind != "flat" and (rows < 0).any():
+            raw, rows = self._exact(q, k, allowed)
         ids = np.where(rows >= 0, ext[np.maximum(rows, 0)], -1).astype(np.int64)
         if self._augment:  # |q~ - x~|^2 = |q|^2 + R^2 - 2 q.x
             raw = (np.einsum("ij,ij->i", q, q)[:, None] + self._radius2 - raw) / 2.0
         scores = l2_to_score(raw) if self.metric == "l2" else raw.astype(np.float32)
         return pad(ids, np.where(rows >= 0, scores, -np.inf).astype(np.float32), want)
+
+    def _exact(self, q: np.ndarray, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A scan of every allowed row: for a filter whose rows lie away from the query, where the graph or
+        the probed cells run out of allowed rows and would answer fewer than k (README: Vector stores)."""
+        f = self.faiss
+        keep = np.packbits(allowed, bitorder="little")
+        sel = f.IDSelectorBitmap(len(allowed), f.swig_ptr(keep))
+        if self.kind == "hnsw":  # the flat storage under the graph, same metric and rows
+            return f.downcast_index(self.index.storage).search(q, k, params=f.SearchParameters(sel=sel))
+        return self.index.search(q, k, params=f.SearchParametersIVF(sel=sel, nprobe=self.nlist))
 
     def get(self, ids: Sequence[int]) -> np.ndarray:
         want = np.asarray(ids, dtype=np.int64).tolist()

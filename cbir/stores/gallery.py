@@ -3,6 +3,7 @@ searched by method name (exact, approximate, shortlist + rerank), filters pushed
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
@@ -27,17 +28,24 @@ class GalleryStore:
         self.uri = uri if isinstance(uri, StoreURI) else parse_store_uri(uri)
         self.dim, self.methods, self.classifiers = int(dim), list(methods), classifiers
         self.spaces: dict[str, VectorStore] = {}
-        probe = np.zeros((1, self.dim), np.float32)
         for name in spaces_for(self.methods):
             space = SPACES[name]
-            width = space.vectors(probe, classifiers).shape[1]
-            self.spaces[name] = open_store(self.uri, name, width, space.metric)
+            self.spaces[name] = open_store(self.uri, name, space.columns(self.dim, classifiers), space.metric)
 
-    def add(self, ids: np.ndarray, embeddings: np.ndarray, labels: Labels) -> None:
-        """Upsert one batch into every space (each space stores its own per-image vectors)."""
+    def add(
+        self,
+        ids: np.ndarray,
+        embeddings: np.ndarray,
+        labels: Labels,
+        descriptors: Optional[np.ndarray] = None,
+        spaces: Optional[Sequence[str]] = None,
+    ) -> None:
+        """Upsert one batch into every space (or only `spaces`), each storing its own per-image vectors;
+        `descriptors` are the images' colour descriptors (None when the gallery has none)."""
         embeddings = np.asarray(embeddings, dtype=np.float32)
-        for name, store in self.spaces.items():
-            store.upsert(ids, SPACES[name].vectors(embeddings, self.classifiers), labels)
+        for name in self.spaces if spaces is None else spaces:
+            vectors = SPACES[name].image_vectors(embeddings, self.classifiers, descriptors)
+            self.spaces[name].upsert(ids, vectors, labels)
 
     def delete(self, ids: Sequence[int]) -> None:
         for store in self.spaces.values():
@@ -50,6 +58,10 @@ class GalleryStore:
         for s in sets[1:]:
             out = np.intersect1d(out, s)
         return np.sort(out)
+
+    def missing_ids(self, n: int) -> dict[str, np.ndarray]:
+        """Per space, the gallery rows 0..n-1 it does not hold (a space added later lacks them all)."""
+        return {name: np.setdiff1d(np.arange(n), store.ids()) for name, store in self.spaces.items()}
 
     def count(self) -> int:
         return min(store.count() for store in self.spaces.values())
@@ -73,14 +85,17 @@ class GalleryStore:
         task: str = "type",
         filters: Optional[Filters] = None,
         exclude: Optional[Sequence[int]] = None,
+        descriptors: Optional[np.ndarray] = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Ids and scores (Q, k) of `method` for query embeddings, best first; `exclude` drops one id per
-        query (-1 = none) and `filters` ({column: [values]}) is applied by the store before top-k."""
+        """Ids and scores (Q, k) of `method` for query embeddings (and their colour `descriptors`, for methods
+        that use them), best first; `exclude` drops one id per query (-1 = none) and `filters`
+        ({column: [values]}) is applied by the store before top-k."""
         q = np.atleast_2d(np.asarray(queries, dtype=np.float32))
+        qd = None if descriptors is None else np.atleast_2d(np.asarray(descriptors, dtype=np.float32))
         exclude = np.full(len(q), -1) if exclude is None else np.broadcast_to(np.asarray(exclude), (len(q),))
         m = plan(method, task)
         want = int(k) + int((exclude >= 0).any())
-        qv = m.query(q, task, self.classifiers)
+        qv = m.query_vectors(q, task, self.classifiers, qd)
         ids, raw = self.spaces[m.space].search(qv, max(want, m.shortlist), filters)
         if m.rerank is not None:
             scores = self._rerank(m.rerank, q, ids, task)
@@ -124,17 +139,45 @@ def fill_from_gallery(
     columns: dict[str, np.ndarray],
     batch_size: int = 4096,
     progress: Optional[Callable[[Iterable], Iterable]] = None,
+    descriptors: Optional[np.ndarray] = None,
 ) -> int:
-    """Write the gallery rows the store does not hold yet (resumable), then flush; returns rows written."""
-    have = store.stored_ids()
-    todo = np.setdiff1d(np.arange(len(embeddings)), have)
+    """Write to each space the gallery rows it does not hold yet (resumable; a space added later, such as
+    attribute once classifiers exist, is filled alone; a learned space made by other classifiers is
+    rewritten), then flush; returns the rows written anywhere."""
+    missing = store.missing_ids(len(embeddings))
+    for name, lacking in missing.items():
+        if SPACES[name].learned and _stale(store, name, lacking, embeddings, descriptors):
+            missing[name] = np.arange(len(embeddings))
+    todo = functools.reduce(np.union1d, missing.values())
     starts = range(0, len(todo), batch_size)
     for s in progress(starts) if progress else starts:
-        rows = todo[s : s + batch_size]
-        store.add(rows, np.asarray(embeddings[rows], np.float32), {c: np.asarray(columns[c])[rows] for c in LABEL_COLUMNS})
+        batch = todo[s : s + batch_size]
+        for name, lacking in missing.items():
+            rows = batch[np.isin(batch, lacking)]
+            if len(rows):
+                store.add(
+                    rows,
+                    np.asarray(embeddings[rows], np.float32),
+                    {c: np.asarray(columns[c])[rows] for c in LABEL_COLUMNS},
+                    None if descriptors is None else np.asarray(descriptors[rows], np.float32),
+                    spaces=[name],
+                )
     if len(todo):
         store.flush()
     return int(len(todo))
+
+
+def _stale(
+    store: GalleryStore, name: str, lacking: np.ndarray, embeddings: np.ndarray, descriptors: Optional[np.ndarray]
+) -> bool:
+    """Whether a stored row of a learned space differs from what the loaded classifiers give (they were retrained)."""
+    held = np.setdiff1d(np.arange(len(embeddings)), lacking)
+    if not len(held):
+        return False
+    i = held[:1]
+    d = None if descriptors is None else np.asarray(descriptors[i], np.float32)
+    want = SPACES[name].image_vectors(np.asarray(embeddings[i], np.float32), store.classifiers, d)
+    return not np.allclose(store.spaces[name].get(i), want, rtol=1e-4, atol=1e-5)
 
 
 def gallery_columns(gallery: Any) -> dict[str, np.ndarray]:
@@ -154,11 +197,11 @@ def open_gallery_store(
     store = GalleryStore(uri, gallery.spec.dim, [m for m in methods if m in STORED_METHODS], classifiers)
     bar = (lambda it: tqdm(it, desc=f"store {describe(store.uri)}", unit="batch")) if progress else None
     n = len(gallery)
-    stored = store.stored_ids()
+    stored = np.sort(store.spaces[RAW_SPACE].ids())  # the embeddings as stored: enough to recognise the gallery
     if len(stored) and (stored[-1] >= n or not np.allclose(store.embeddings([stored[0]])[0], gallery.embeddings[stored[0]], atol=1e-4)):
         raise ValueError(
             f"the store {describe(store.uri)} holds another gallery's vectors (this gallery has {n} images); "
             "point --store at a new file or collection"
         )
-    fill_from_gallery(store, gallery.embeddings, gallery_columns(gallery), progress=bar)
+    fill_from_gallery(store, gallery.embeddings, gallery_columns(gallery), progress=bar, descriptors=gallery.descriptors)
     return store

@@ -1,10 +1,10 @@
 """Every similarity method as a vector-store search: (per-image stored vectors, query vector, metric).
 
 A *space* is what a backend stores per image (the embedding, or `[g, g^2]` for logistic
-regression); a *stored method* says which space it searches, how to turn query embeddings into
-query vectors there, and optionally how to turn raw store scores into the method's score or to
-rerank a shortlist. Adding a method whose score is an inner product of per-image vectors (e.g.
-attribute probabilities) is one `register_space` plus one `register_stored_method`.
+regression, class-probability vectors for attributes); a *stored method* says which space it
+searches, how to turn query embeddings into query vectors there, and optionally how to turn raw
+store scores into the method's score or to rerank a shortlist. Adding a method whose score is an
+inner product of per-image vectors is one `register_space` plus one `register_stored_method`.
 """
 
 from __future__ import annotations
@@ -21,19 +21,40 @@ from ..labels import TASKS
 FOREST_SHORTLIST = 1000  # candidates the forest reranks (README: recall of this shortlist, measured)
 BOTH_SHORTLIST = 200  # logistic regression, task "both": candidates reranked by P(type) * P(colour)
 
-VectorFn = Callable[[np.ndarray, Optional[ClassifierSet]], np.ndarray]
-QueryFn = Callable[[np.ndarray, str, Optional[ClassifierSet]], np.ndarray]
+VectorFn = Callable[..., np.ndarray]  # (embeddings, classifiers[, descriptors]) -> (N, width)
+QueryFn = Callable[..., np.ndarray]  # (query embeddings, task, classifiers[, descriptors]) -> (Q, width)
+WidthFn = Callable[[int, Optional[ClassifierSet]], int]
 FinishFn = Callable[[np.ndarray, np.ndarray, str, Optional[ClassifierSet]], np.ndarray]
 RerankFn = Callable[[np.ndarray, np.ndarray, str, Optional[ClassifierSet]], np.ndarray]
 
 
 @dataclass(frozen=True)
 class Space:
-    """What a store holds per image: `vectors(embeddings, classifiers)` searched under `metric`."""
+    """What a store holds per image: `vectors(embeddings, classifiers)` searched under `metric`.
+
+    With `descriptors`, `vectors` and the query function of the space's methods also take the images'
+    colour descriptors (a third argument, None when the gallery has none); `width(dim, classifiers)` gives
+    the column count when it cannot be had by embedding one zero vector. `learned`: the vectors come
+    from fitted classifiers, so a store without them (build_index.py) cannot hold this space.
+    """
 
     name: str
     metric: str
     vectors: VectorFn
+    width: Optional[WidthFn] = None
+    descriptors: bool = False
+    learned: bool = False
+
+    def columns(self, dim: int, classifiers: Optional[ClassifierSet]) -> int:
+        if self.width is not None:
+            return int(self.width(dim, classifiers))
+        return int(self.vectors(np.zeros((1, dim), np.float32), classifiers).shape[1])
+
+    def image_vectors(
+        self, x: np.ndarray, classifiers: Optional[ClassifierSet], descriptors: Optional[np.ndarray]
+    ) -> np.ndarray:
+        """The stored rows of embeddings `x` (and their colour descriptors, for spaces that use them)."""
+        return self.vectors(x, classifiers, descriptors) if self.descriptors else self.vectors(x, classifiers)
 
 
 @dataclass(frozen=True)
@@ -47,6 +68,14 @@ class StoredMethod:
     finish: Optional[FinishFn] = None
     rerank: Optional[RerankFn] = None
     shortlist: int = 0
+
+    def query_vectors(
+        self, q: np.ndarray, task: str, classifiers: Optional[ClassifierSet], descriptors: Optional[np.ndarray]
+    ) -> np.ndarray:
+        """Query vectors in this method's space (colour descriptors passed on when the space uses them)."""
+        if SPACES[self.space].descriptors:
+            return self.query(q, task, classifiers, descriptors)
+        return self.query(q, task, classifiers)
 
 
 SPACES: dict[str, Space] = {}
@@ -71,6 +100,11 @@ def get_stored_method(name: str) -> StoredMethod:
         return STORED_METHODS[name]
     except KeyError:
         raise ValueError(f"method {name!r} cannot run on a vector store; available: {', '.join(STORED_METHODS)}") from None
+
+
+def methods_without_classifiers() -> list[str]:
+    """Stored methods whose spaces need no fitted classifiers: what a store built before any training holds."""
+    return [name for name, m in STORED_METHODS.items() if not SPACES[m.space].learned]
 
 
 def spaces_for(methods: list[str]) -> list[str]:
@@ -148,12 +182,65 @@ def _lr_rerank(q: np.ndarray, cands: np.ndarray, task: str, clf: Optional[Classi
     return _pair_rerank("logreg")(q, cands, task, clf)
 
 
+# --- attribute probabilities as inner product ---------------------------------------------------
+# cbir.attributes: a task's pair score is v(p_a) . v(p_b) (v = sqrt for the Bhattacharyya score) and "both"
+# is the product of the tasks' scores = kron(v_type, v_colour)(a) . kron(v_type, v_colour)(b)
+# (ClassifierSet.image_vectors). One space stores the blocks [v_type | v_colour | v_type (x) v_colour] of
+# the loaded tasks; a query fills its task's block and leaves zeros elsewhere, so the inner product is the score.
+
+
+def _attribute_blocks(clf: Optional[ClassifierSet]) -> list[tuple[str, int]]:
+    """(task, columns) of each block of the attribute space, in storage order."""
+    if clf is None:
+        raise ValueError("method 'attribute' is a learned classifier: load classifiers first")
+    tasks = [t for t in TASKS if ("attribute", t) in clf]
+    if not tasks:
+        raise ValueError("no 'attribute' classifier is loaded: the attribute method cannot run")
+    blocks = [(t, len(clf.get("attribute", t).classes)) for t in tasks]
+    if len(tasks) == len(TASKS):
+        blocks.append(("both", int(np.prod([w for _, w in blocks]))))
+    return blocks
+
+
+def attribute_width(_dim: int, clf: Optional[ClassifierSet]) -> int:
+    return sum(w for _, w in _attribute_blocks(clf))
+
+
+def attribute_gallery_vectors(
+    x: np.ndarray, clf: Optional[ClassifierSet], descriptors: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """[v_type | v_colour | v_type (x) v_colour] per image (the blocks of the tasks loaded)."""
+    blocks = _attribute_blocks(clf)
+    return np.hstack([clf.image_vectors("attribute", t, x, descriptors) for t, _ in blocks]).astype(np.float32)
+
+
+def attribute_query_vectors(
+    q: np.ndarray, task: str, clf: Optional[ClassifierSet], descriptors: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """The query's vectors for `task` in that task's block, zeros in the others."""
+    blocks = _attribute_blocks(clf)
+    out = np.zeros((len(q), sum(w for _, w in blocks)), np.float32)
+    start = 0
+    for t, w in blocks:
+        if t == task:
+            out[:, start : start + w] = clf.image_vectors("attribute", task, q, descriptors)
+            return out
+        start += w
+    for t in TASKS if task == "both" else (task,):
+        clf.get("attribute", t)  # raises the message naming the classifier that is missing
+    raise ValueError(f"unknown task {task!r}; expected one of {TASKS + ('both',)}")
+
+
 register_space(Space("cosine", "cosine", _identity))
 register_space(Space("euclidean", "l2", _identity))
 register_space(Space("logreg", "ip", lr_gallery_vectors))
+register_space(
+    Space("attribute", "ip", attribute_gallery_vectors, width=attribute_width, descriptors=True, learned=True)
+)
 register_stored_method(StoredMethod("cosine", "cosine", _same_query))
 register_stored_method(StoredMethod("euclidean", "euclidean", _same_query))
 register_stored_method(StoredMethod("logreg", "logreg", lr_query_vectors, finish=lr_finish))
+register_stored_method(StoredMethod("attribute", "attribute", attribute_query_vectors))
 register_stored_method(
     StoredMethod("forest", "cosine", _same_query, rerank=_pair_rerank("forest"), shortlist=FOREST_SHORTLIST)
 )

@@ -1,5 +1,6 @@
 """The app on `--store milvus:PATH` (and faiss): first start builds the file from the gallery, a
-restart reuses it, and /search serves every method with the same results as the in-process search."""
+restart reuses it, and /search serves every method (attribute included, with filters) with the same
+results as the in-process search."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ pytest.importorskip("pymilvus")
 pytest.importorskip("milvus_lite")
 from gradio_client import Client, handle_file  # noqa: E402
 
-METHODS = ["cosine", "euclidean", "logreg", "forest"]
+METHODS = ["cosine", "euclidean", "logreg", "forest", "attribute"]
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +57,21 @@ def test_store_search_matches_in_process_search(engines, gallery, method, task):
     np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-3, atol=1e-5)
 
 
+def test_attribute_on_faiss_flat_matches_in_process_search(engines, gallery_dir, classifier_dir, gallery):
+    """`--store faiss:flat` (exact) serves the attribute method, filtered, as the in-process engine does."""
+    pytest.importorskip("faiss")
+    plain, _ = engines
+    base = ["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"]
+    on_faiss = app.build_engine(app.parse_args(base + ["--store", "faiss:flat"]))
+    assert "attribute" in on_faiss.available_methods()
+    img, types = gallery.image(11), [str(gallery.types[11]), str(gallery.types[60])]
+    for task in ("type", "colour", "both"):
+        a = plain.search(img, "attribute", task, k=7, exclude=11, filters={"type": types})
+        b = on_faiss.search(img, "attribute", task, k=7, exclude=11, filters={"type": types})
+        assert [h.index for h in a] == [h.index for h in b] and all(h.type in types for h in b)
+        np.testing.assert_allclose([h.score for h in a], [h.score for h in b], rtol=1e-4, atol=1e-6)
+
+
 def test_filters_reach_the_store(engines, gallery):
     _, on_milvus = engines
     hits = on_milvus.search_vector(gallery.embeddings[0], "cosine", k=5, filters={"type": [gallery.types[0]]})
@@ -63,7 +79,7 @@ def test_filters_reach_the_store(engines, gallery):
 
 
 def test_served_app_on_milvus(engines, gallery):
-    _, on_milvus = engines
+    plain, on_milvus = engines
     demo = app.create_app(on_milvus)
     demo.queue(default_concurrency_limit=2)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
@@ -73,6 +89,13 @@ def test_served_app_on_milvus(engines, gallery):
         for method in METHODS:
             res = client.predict(handle_file(path), method, "both", 5, index, api_name="/search")
             assert len(res["results"]) == 5 and index not in [r["index"] for r in res["results"]]
+        types = [str(gallery.types[index]), str(gallery.types[(index + 1) % len(gallery)])]
+        for task in ("type", "colour", "both"):  # attribute with a filter: Milvus's answer is the in-process one
+            res = client.predict(handle_file(path), "attribute", task, 6, index, types=types, dedup=False, api_name="/search")
+            got = [r["index"] for r in res["results"]]
+            want = plain.search(path, "attribute", task, 6, index, filters={"type": types})
+            assert got == [h.index for h in want] and len(got) == 6
+            assert all(r["type"] in types for r in res["results"])
     finally:
         demo.close()
 

@@ -119,6 +119,26 @@ def test_filters_are_applied_before_top_k(backend, data, tmp_path_factory):
         store.search(q, 10, {"size": ["XL"]})
 
 
+@pytest.mark.parametrize("metric", ["cosine", "ip"])
+@pytest.mark.parametrize("backend", ["faiss:hnsw", "faiss:ivf?nlist=8&nprobe=1"])
+def test_a_filter_far_from_the_query_still_gets_the_exact_top_k(backend, metric, tmp_path_factory):
+    """Types tied to the vectors (as on real photos): a query from one cluster filtered to another is where a
+    graph or cell search runs out of allowed rows; the store then scans the allowed rows exactly."""
+    rng = np.random.default_rng(1)
+    centres = 6.0 * rng.standard_normal((5, DIM)).astype(np.float32)
+    lab = np.repeat(np.arange(5), 200)
+    x = centres[lab] + rng.standard_normal((len(lab), DIM)).astype(np.float32)
+    types = np.array(TYPES, dtype=object)[lab]
+    labels = {"type": types, "colour": types, "label": types}
+    store = open_store(uri_for(backend, tmp_path_factory), f"far_{metric}", DIM, metric)
+    store.upsert(np.arange(len(x)), x, labels)
+    ref = open_store("numpy", "far_ref", DIM, metric)
+    ref.upsert(np.arange(len(x)), x, labels)
+    q = x[lab == 0][:5] + 0.1
+    got, _ = store.search(q, 10, {"type": ["shorts"]})
+    np.testing.assert_array_equal(got, ref.search(q, 10, {"type": ["shorts"]})[0])
+
+
 @pytest.mark.parametrize("backend", EXACT + APPROX)
 def test_get_count_ids_and_fewer_rows_than_k(backend, data, tmp_path_factory):
     store = make(backend, "l2", data, tmp_path_factory)
