@@ -317,9 +317,11 @@ def save_tail(out: str, model: nn.Module, args: argparse.Namespace, history: lis
 
 
 def adapted_model(weights: str) -> nn.Module:
-    """The default architecture with an adapted (headless) state dict, loaded strictly."""
+    """The default architecture with an adapted (headless) state dict, loaded strictly ("pretrained": ImageNet's)."""
     import timm
 
+    if weights == "pretrained":  # the ImageNet weights: checks the harness against an existing gallery
+        return base_model()[0]
     model = timm.create_model(DEFAULT_MODEL, pretrained=False, num_classes=0)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
     return model.eval()
@@ -346,6 +348,20 @@ def cmd_embed(args: argparse.Namespace) -> None:
     })
     Gallery(ds, spec, gallery.colour_spec).save(args.out)
     log(f"wrote {args.out}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Only the adapted tensors (blocks[k:], conv_head, bn2) as safetensors: what the backbone registry ships."""
+    from safetensors.torch import save_file
+
+    card = json.loads(Path(args.weights).with_suffix(".json").read_text())
+    state = torch.load(args.weights, map_location="cpu", weights_only=True)
+    prefixes = tuple(f"blocks.{i}." for i in range(card["from_block"], 7)) + ("conv_head.", "bn2.")
+    delta = {k: v.contiguous() for k, v in state.items() if k.startswith(prefixes) and not k.endswith("num_batches_tracked")}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    save_file(delta, args.out)
+    print(json.dumps({"out": args.out, "tensors": len(delta), "params": sum(v.numel() for v in delta.values()),
+                      "sha256": file_sha256(args.out)}))
 
 
 def cmd_check(args: argparse.Namespace) -> None:
@@ -405,8 +421,11 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--gallery", required=True)
     k.add_argument("--weights", required=True)
     k.add_argument("--n", type=int, default=8)
+    x = sub.add_parser("export")
+    x.add_argument("--weights", required=True)
+    x.add_argument("--out", required=True, help="a .safetensors file of the adapted tensors only")
     args = p.parse_args(argv)
-    {"cache": cmd_cache, "train": cmd_train, "embed": cmd_embed, "check": cmd_check}[args.cmd](args)
+    {"cache": cmd_cache, "train": cmd_train, "embed": cmd_embed, "check": cmd_check, "export": cmd_export}[args.cmd](args)
     return 0
 
 
