@@ -235,7 +235,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     t0 = time.time()
     # only the fit rows are read into memory: held-out maps are never touched here
     x_fit = {v: torch.from_numpy(np.asarray(m[fit])) for v, m in maps.items()}
-    log(f"loaded {len(fit)} x 2 views of block{args.from_block} maps in {time.time() - t0:.0f} s")
+    log(f"loaded {len(fit)} x {len(views)} view(s) of block{args.from_block} maps in {time.time() - t0:.0f} s")
     model, _, _ = base_model()
     tail = Tail(model, args.from_block).to(memory_format=torch.channels_last)
     heads = Heads(1280, {k: int(c.max()) + 1 for k, c in codes.items()}, args.dropout)
@@ -283,7 +283,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step(); sched.step(); step += 1
-            run_loss += float(loss)
+            run_loss += float(loss.detach())
             if (s + 1) % 25 == 0:
                 log(f"epoch {epoch} step {s + 1}/{steps_per_epoch} loss {run_loss / (s + 1):.4f} "
                     f"({(time.time() - t_ep) / (s + 1):.2f} s/step)")
@@ -345,6 +345,7 @@ def cmd_embed(args: argparse.Namespace) -> None:
     spec = EmbeddingSpec.from_dict({
         **gallery.spec.to_dict(), "weights_source": f"file:{Path(args.weights).name}",
         "weights_sha256": file_sha256(args.weights),
+        **({"model": args.name, "weights_source": args.source, "weights_sha256": args.sha256} if args.name else {}),
     })
     Gallery(ds, spec, gallery.colour_spec).save(args.out)
     log(f"wrote {args.out}")
@@ -416,6 +417,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--cache", required=True)
     e.add_argument("--weights", required=True)
     e.add_argument("--out", required=True)
+    e.add_argument("--name", default="", help="the registered backbone to name in the spec (else the file)")
+    e.add_argument("--source", default="", help="with --name: the registry's weights source string")
+    e.add_argument("--sha256", default="", help="with --name: the registry's weights sha256")
     e.add_argument("--threads", type=int, default=2)
     k = sub.add_parser("check")
     k.add_argument("--gallery", required=True)
