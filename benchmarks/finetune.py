@@ -365,6 +365,26 @@ def cmd_export(args: argparse.Namespace) -> None:
                       "sha256": file_sha256(args.out)}))
 
 
+def cmd_cc0(args: argparse.Namespace) -> None:
+    """The second photo source (issue 9 item 5) for a gallery + classifiers, as benchmarks/ablation.py measures it."""
+    from benchmarks.ablation import second_source, second_source_eval
+    from cbir.classifiers import ClassifierSet
+    from cbir.colour import ColourSpec
+    from cbir.features import FeatureExtractor
+    from cbir.index import EmbeddingIndex
+
+    gallery = Gallery.load(args.gallery)
+    cs = ClassifierSet.load(args.classifiers)
+    extractor = FeatureExtractor(gallery.spec.model, weights="pretrained", device="cpu")
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    cc0 = second_source(Path(args.cc0), extractor, gallery.colour_spec or ColourSpec(), cache)
+    x, d = gallery.embeddings, gallery.descriptors
+    report = {m: second_source_eval(m, cc0, x, EmbeddingIndex(x, d), cs, gallery.types.astype(str)) for m in args.methods}
+    Path(args.out).write_text(json.dumps({"gallery": str(args.gallery), "backbone": gallery.spec.model, **report}, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
 def cmd_check(args: argparse.Namespace) -> None:
     """Embeddings in the new gallery vs the real adapted model on decoded images: max |diff|, min cosine."""
     gallery = Gallery.load(args.gallery)
@@ -428,8 +448,17 @@ def main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("export")
     x.add_argument("--weights", required=True)
     x.add_argument("--out", required=True, help="a .safetensors file of the adapted tensors only")
+    s = sub.add_parser("cc0")
+    s.add_argument("--gallery", required=True)
+    s.add_argument("--classifiers", required=True)
+    s.add_argument("--cc0", default="../shared/data/clothing-cc0")
+    s.add_argument("--cache", required=True, help="folder for the CC0 embeddings (per backbone)")
+    s.add_argument("--methods", nargs="+", default=["cosine", "logreg", "attribute"])
+    s.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    {"cache": cmd_cache, "train": cmd_train, "embed": cmd_embed, "check": cmd_check, "export": cmd_export}[args.cmd](args)
+    cmds = {"cache": cmd_cache, "train": cmd_train, "embed": cmd_embed, "check": cmd_check, "export": cmd_export,
+            "cc0": cmd_cc0}
+    cmds[args.cmd](args)
     return 0
 
 
