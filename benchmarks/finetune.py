@@ -1,15 +1,18 @@
 #!/usr/bin/env python
 """Issue 9 item 4: adapt the last stage(s) of EfficientNet-Lite2 on the TRAINING images of the split.
 
-Cheap on a CPU: the frozen stem..blocks[k-1] runs once per image (and its horizontal flip); the inputs of
-blocks[5] and blocks[6] are cached as float16 maps. Training then runs only blocks[k:] + conv_head + bn2
-with a type head and a colour head (cross-entropy). Held-out images are never used for training or for
-choosing hyper-parameters (a validation slice of the training images is).
+Cheap on a CPU: the frozen stem..blocks[k-1] runs once per image (ONNX Runtime; `--views plain flip` adds
+the mirrored photo, else training mirrors the maps); the inputs of blocks[5] and blocks[6] are cached as
+float16 maps. Training then runs only blocks[k:] + conv_head + bn2 with type, colour and colour_type heads
+(cross-entropy). Held-out images are never used for training or for choosing hyper-parameters (a
+validation slice of the training images is).
 
-    python benchmarks/finetune.py cache  --gallery G --out CACHE             # frozen maps, both views
+    python benchmarks/finetune.py cache  --gallery G --out CACHE             # frozen maps of every photo
     python benchmarks/finetune.py train  --gallery G --cache CACHE --out W.pth --from-block 6
     python benchmarks/finetune.py embed  --gallery G --cache CACHE --weights W.pth --out G2   # new gallery
     python benchmarks/finetune.py check  --gallery G2 --weights W.pth                        # maps == real model
+    python benchmarks/finetune.py export --weights W.pth --out cbir/weights/NAME.safetensors   # the registry's file
+    python benchmarks/finetune.py cc0    --gallery G2 --classifiers C2 --cache DIR --out J    # second photo source
 
 G2 keeps G's rows, images and colour descriptors, with the adapted embeddings; then
 scripts/train_classifiers.py and scripts/evaluate.py measure it exactly like the baseline.
@@ -31,76 +34,17 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.backbones import DEFAULT_MODEL, create_model, file_sha256  # noqa: E402
+from benchmarks.finetune_model import (  # noqa: E402
+    CUT_BLOCKS, Tail, adapted_model, base_model, embed_maps, load_maps, trunk_session,
+)
+from cbir.backbones import DEFAULT_MODEL, file_sha256  # noqa: E402
 from cbir.data import Gallery  # noqa: E402
 from cbir.features import EmbeddingSpec  # noqa: E402
 from cbir.images import load_image  # noqa: E402
 from cbir.training import make_pairs  # noqa: E402
 
-CUT_BLOCKS = (5, 6)  # cached: the inputs of blocks[5] (120x17x17) and blocks[6] (208x9x9) at 260 px
-
-
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def base_model() -> tuple[nn.Module, Any, dict]:
-    """The default backbone with its ImageNet weights, timm's eval transform and data config."""
-    import timm.data
-
-    model, _ = create_model(DEFAULT_MODEL, "pretrained")
-    cfg = timm.data.resolve_data_config({}, model=model)
-    return model.eval(), timm.data.create_transform(**cfg, is_training=False), cfg
-
-
-def trunk(model: nn.Module, x: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Run stem..blocks[4] and blocks[5]; return the inputs of the cut blocks."""
-    x = model.bn1(model.conv_stem(x))
-    out = {}
-    for i, block in enumerate(model.blocks):
-        if i in CUT_BLOCKS:
-            out[i] = x
-        if i == max(CUT_BLOCKS):
-            break
-        x = block(x)
-    return out
-
-
-class Tail(nn.Module):
-    """blocks[k:] + conv_head + bn2 + global average pool: cached map -> 1280-d embedding (as the backbone)."""
-
-    def __init__(self, model: nn.Module, from_block: int) -> None:
-        super().__init__()
-        self.from_block = from_block
-        self.blocks = nn.Sequential(*[model.blocks[i] for i in range(from_block, len(model.blocks))])
-        self.conv_head, self.bn2 = model.conv_head, model.bn2
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn2(self.conv_head(self.blocks(x))).mean((2, 3))
-
-
-class _Trunk(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = trunk(self.model, x)
-        return tuple(out[b] for b in CUT_BLOCKS)
-
-
-def trunk_session(model: nn.Module, cfg: dict, path: Path, threads: int) -> Any:
-    """An ONNX Runtime session for the frozen trunk (exported once), outputs = the cut blocks' inputs."""
-    import onnxruntime as ort
-
-    if not path.is_file():
-        with torch.no_grad():
-            torch.onnx.export(_Trunk(model).eval(), torch.zeros(2, *cfg["input_size"]), str(path), input_names=["x"],
-                              output_names=[f"block{b}" for b in CUT_BLOCKS], dynamic_axes={"x": {0: "n"}},
-                              opset_version=17, dynamo=False)
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
 def cmd_cache(args: argparse.Namespace) -> None:
@@ -167,10 +111,6 @@ def class_codes(values: np.ndarray) -> tuple[np.ndarray, list[str]]:
     return np.searchsorted(names, values.astype(str)), names
 
 
-def load_maps(cache: Path, block: int, views: tuple[str, ...]) -> dict[str, np.ndarray]:
-    return {v: np.load(cache / f"block{block}_{v}.npy", mmap_mode="r") for v in views}
-
-
 class Heads(nn.Module):
     """Linear type / colour / colour_type heads on the 1280-d embedding (dropout first)."""
 
@@ -182,17 +122,6 @@ class Heads(nn.Module):
     def forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         z = self.drop(z)
         return {k.removeprefix("head_"): h(z) for k, h in self.heads.items()}
-
-
-def embed_maps(tail: Tail, maps: np.ndarray, rows: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Embeddings of cached maps through the tail (eval mode), float32."""
-    tail.eval()
-    out = []
-    with torch.inference_mode():
-        for s in range(0, len(rows), batch):
-            x = torch.from_numpy(np.asarray(maps[rows[s:s + batch]], dtype=np.float32))
-            out.append(tail(x.contiguous(memory_format=torch.channels_last)).numpy())
-    return np.concatenate(out)
 
 
 def probe_accuracy(z_fit: np.ndarray, z_val: np.ndarray, y_fit: dict, y_val: dict,
@@ -316,21 +245,8 @@ def save_tail(out: str, model: nn.Module, args: argparse.Namespace, history: lis
     out.with_suffix(".json").write_text(json.dumps(card, indent=2))
 
 
-def adapted_model(weights: str) -> nn.Module:
-    """The default architecture with an adapted (headless) state dict, loaded strictly ("pretrained": ImageNet's)."""
-    import timm
-
-    if weights == "pretrained":  # the ImageNet weights: checks the harness against an existing gallery
-        return base_model()[0]
-    model = timm.create_model(DEFAULT_MODEL, pretrained=False, num_classes=0)
-    model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
-    return model.eval()
-
-
 def cmd_embed(args: argparse.Namespace) -> None:
     """A copy of the gallery whose embeddings come from the adapted tail over the cached (plain) maps."""
-    import datasets
-
     torch.set_num_threads(args.threads)
     gallery = Gallery.load(args.gallery)
     card = json.loads(Path(args.weights).with_suffix(".json").read_text())
