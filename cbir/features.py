@@ -267,20 +267,24 @@ def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     stop = threading.Event()
     done = object()
 
+    def put(entry: tuple[Any, Optional[BaseException]]) -> bool:
+        """Queue `entry` unless the consumer has gone (then never block on a full queue)."""
+        while not stop.is_set():
+            try:
+                q.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        q.put((item, None), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put((item, None)):
                     return
-            q.put((done, None))
+            put((done, None))
         except BaseException as e:  # noqa: BLE001 - handed to the consumer
-            q.put((done, e))
+            put((done, e))
 
     worker = threading.Thread(target=produce, name="cbir-decode", daemon=True)
     worker.start()
