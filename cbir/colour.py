@@ -8,6 +8,7 @@ The recipe is a `ColourSpec`, saved beside the gallery, so queries compute it ex
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -92,17 +93,32 @@ def _border_foreground(rgb: np.ndarray, spec: ColourSpec) -> np.ndarray:
     h, w, _ = rgb.shape
     b = max(1, int(round(spec.border * min(h, w))))
     h2, w2 = h // 2, w // 2
-    strips = [rgb[:b, :w2], rgb[:b, w2:], rgb[-b:, :w2], rgb[-b:, w2:],
-              rgb[:h2, :b], rgb[h2:, :b], rgb[:h2, -b:], rgb[h2:, -b:]]  # each half of each side
-    ring = np.stack([np.median(s.reshape(-1, 3), axis=0) for s in strips])  # 8 background colours
-    d2 = sum(np.square(rgb[..., c, None] - ring[:, c]) for c in range(3)).min(axis=-1)
+    strips = [s.reshape(-1, 3) for s in (rgb[:b, :w2], rgb[:b, w2:], rgb[-b:, :w2], rgb[-b:, w2:],
+                                        rgb[:h2, :b], rgb[h2:, :b], rgb[:h2, -b:], rgb[h2:, -b:])]  # half-sides
+    if len({len(s) for s in strips}) == 1:  # a square image: the 8 medians in one call
+        ring = np.median(np.stack(strips), axis=1)  # 8 background colours
+    else:
+        ring = np.stack([np.median(s, axis=0) for s in strips])
+    planes = rgb.transpose(2, 0, 1)
+    d2 = np.square(planes[0] - ring[:, 0, None, None])  # (8, H, W): squared distance to each background colour
+    d2 += np.square(planes[1] - ring[:, 1, None, None])
+    d2 += np.square(planes[2] - ring[:, 2, None, None])
+    d2 = d2.min(axis=0)
     fg = np.clip(np.sqrt(d2) / spec.tolerance, 0.0, 1.0)
-    yy, xx = np.mgrid[0:h, 0:w]
-    prior = np.exp(-(((yy - (h - 1) / 2) / (0.35 * h)) ** 2 + ((xx - (w - 1) / 2) / (0.35 * w)) ** 2) / 2)
+    prior = _centre_prior(h, w)
     weights = fg * prior
     if weights.sum() < 0.05 * prior.sum():
         return prior.astype(np.float32)
     return weights.astype(np.float32)
+
+
+@functools.lru_cache(maxsize=8)
+def _centre_prior(h: int, w: int) -> np.ndarray:
+    """A Gaussian centre prior over an h x w image (sigma 0.35 of each side), computed once per size."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    prior = np.exp(-(((yy - (h - 1) / 2) / (0.35 * h)) ** 2 + ((xx - (w - 1) / 2) / (0.35 * w)) ** 2) / 2)
+    prior.flags.writeable = False
+    return prior
 
 
 def _hsv_bins(image: Image.Image, spec: ColourSpec) -> np.ndarray:
