@@ -47,6 +47,8 @@ def _extractor(runtime: str, threads: Optional[int]) -> FeatureExtractor:
         ext = FeatureExtractor(DEFAULT_MODEL, device="cpu", runtime="torch", threads=threads)
         ext.runtime = _DefaultLayout(ext.model)
         return ext
+    if runtime == "openvino-int8":  # cbir.quantize: an NNCF int8 model (its embeddings differ a little)
+        return FeatureExtractor(DEFAULT_MODEL, device="cpu", runtime="openvino", threads=threads, quantization="int8")
     return FeatureExtractor(DEFAULT_MODEL, device="cpu", runtime=runtime, threads=threads)
 
 
@@ -56,7 +58,7 @@ def sample_images(folder: Path, n: int, seed: int = 0) -> list[Path]:
     return [files[i] for i in np.sort(rng.choice(len(files), size=min(n, len(files)), replace=False))]
 
 
-def time_build_index(images: Path, n_per_class: int, workers: int) -> dict[str, Any]:
+def time_build_index(images: Path, n_per_class: int, workers: int, quantize: str = "") -> dict[str, Any]:
     """Run scripts/build_index.py as a user would on a class-folder subset (symlinks), and read its images/s."""
     with tempfile.TemporaryDirectory(prefix="cbir-tp-") as tmp:
         sub = Path(tmp) / "images"
@@ -67,12 +69,13 @@ def time_build_index(images: Path, n_per_class: int, workers: int) -> dict[str, 
                 (sub / cls.name / f.name).symlink_to(f.resolve())
                 n += 1
         cmd = [sys.executable, str(ROOT / "scripts" / "build_index.py"), str(sub), "--out", str(Path(tmp) / "g"),
-               "--workers", str(workers)]
+               "--workers", str(workers)] + (["--quantize", quantize] if quantize else [])
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
         wall = time.perf_counter() - t0
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("embedded "))
-    return {"command": " ".join(cmd[1:]), "images": n, "workers": workers, "wall_s": wall, "reported": line,
+    return {"command": " ".join(cmd[1:]), "images": n, "workers": workers, "quantize": quantize, "wall_s": wall,
+            "reported": line,
             "images_per_s": float(line.split("(")[1].split()[0])}
 
 
@@ -86,6 +89,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--runtimes", nargs="+", default=["torch-default", "torch", "onnx"])
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--build-per-class", type=int, default=100, help="images per class for the build_index.py run (0: skip)")
+    p.add_argument("--build-quantize", nargs="+", default=["none"], choices=["none", "int8"],
+                   help="build_index.py runs: float (none) and/or --quantize int8")
     p.add_argument("--out", default="results/throughput.json")
     args = p.parse_args(argv)
 
@@ -108,9 +113,12 @@ def main(argv: Optional[list[str]] = None) -> int:
         log_stderr(f"  best {best['images_per_s']:.1f} img/s (batch {best['batch_size']}, workers {best['workers']}); "
                    f"upload end to end {e2e['stages']['total']['median_ms']:.0f} ms")
     if args.build_per_class:
-        for w in args.workers:
-            log_stderr(f"build_index.py, {args.build_per_class} per class, workers {w}")
-            report.setdefault("build_index", []).append(time_build_index(args.images, args.build_per_class, w))
+        for q in args.build_quantize:
+            for w in args.workers:
+                log_stderr(f"build_index.py, {args.build_per_class} per class, workers {w}, quantize {q}")
+                report.setdefault("build_index", []).append(
+                    time_build_index(args.images, args.build_per_class, w, "" if q == "none" else q)
+                )
     report["load_after"] = os.getloadavg()[0]
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
@@ -129,7 +137,8 @@ def markdown(report: dict[str, Any]) -> str:
         cells = [f"{st[s]['median_ms']:.1f}" for s in ("decode", "preprocess", "forward", "search")]
         lines.append(f"| {rt} | " + " | ".join(cells) + f" | {st['total']['median_ms']:.1f} / {st['total']['p95_ms']:.1f} |")
     for b in report.get("build_index", []):
-        lines.append(f"\nbuild_index.py ({b['images']} images, workers {b['workers']}): {b['reported']}; wall {b['wall_s']:.1f} s")
+        q = f", --quantize {b['quantize']}" if b.get("quantize") else ""
+        lines.append(f"\nbuild_index.py ({b['images']} images, workers {b['workers']}{q}): {b['reported']}; wall {b['wall_s']:.1f} s")
     return "\n".join(lines)
 
 

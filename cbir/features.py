@@ -57,6 +57,8 @@ class EmbeddingSpec:
     weights_sha256: str = ""  # sha256 of the weights file ("" for random init and older galleries)
     revision: str = ""  # hf: backbones: the Hub commit the weights came from ("" for local folders and timm)
     family: str = ""  # hf: backbones: clip, siglip, dinov2, vit (cbir.hf_encoders); "" for timm
+    quantization: str = ""  # "" (float) or a cbir.quantize recipe such as "int8": it changes the embeddings
+    quantized_sha256: str = ""  # sha256 of the quantised model's weights file
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -90,7 +92,8 @@ class EmbeddingSpec:
         w = f"random init (seed {self.seed})" if self.is_random else f"pretrained {self.weights_source or ''}".strip()
         family = f"{self.family} " if self.family else ""
         rev = f"@{self.revision[:10]}" if self.revision else ""
-        return f"{family}{self.model}{rev}, {w}, {self.dim}-d"
+        q = f", {self.quantization}-quantized" if self.quantization else ""
+        return f"{family}{self.model}{rev}, {w}{q}, {self.dim}-d"
 
     def check_compatible(self, other: "EmbeddingSpec", allow_weights_mismatch: bool = False) -> None:
         """Raise BackboneMismatchError unless `other` embeds images the same way as `self`."""
@@ -109,6 +112,13 @@ class EmbeddingSpec:
             problems.append(f"weights file sha256 {self.weights_sha256[:12]}... vs {other.weights_sha256[:12]}...")
         elif not allow_weights_mismatch and self.revision and other.revision and self.revision != other.revision:
             problems.append(f"revision {self.revision} vs {other.revision}")
+        if self.quantization != other.quantization:
+            problems.append(f"quantization {self.quantization or 'none'} vs {other.quantization or 'none'}")
+        elif self.quantized_sha256 and other.quantized_sha256 and self.quantized_sha256 != other.quantized_sha256:
+            problems.append(
+                f"quantized model sha256 {self.quantized_sha256[:12]}... vs {other.quantized_sha256[:12]}... "
+                "(another NNCF/OpenVINO version or machine quantized it: rebuild the gallery here)"
+            )
         if problems:
             raise BackboneMismatchError(
                 "the gallery was embedded differently from this feature extractor: " + "; ".join(problems)
@@ -148,11 +158,18 @@ class FeatureExtractor:
         runtime: str = "auto",
         threads: int | None = None,
         revision: str = "",
+        quantization: str = "",
     ) -> None:
-        """`runtime`: "torch", "onnx" or "auto" (ONNX Runtime for pretrained weights on the CPU; cbir.runtime)."""
+        """`runtime`: a cbir.runtime name or "auto" (the fastest installed CPU runtime for pretrained weights).
+        `quantization`: "" (float) or a cbir.quantize recipe ("int8", OpenVINO only)."""
         import timm.data
 
         hf = is_hf_model(model_name)  # transformers encoders bring their own forward and preprocessing
+        if quantization and (hf or weights == "random" or runtime not in ("auto", "openvino")):
+            raise ValueError(
+                f"{quantization} quantization is for pretrained timm backbones on the openvino runtime "
+                f"(got {model_name}, weights {weights}, runtime {runtime})"
+            )
         self.model, resolved = load_hf_encoder(model_name, weights, seed, revision) if hf else create_model(
             model_name, weights, seed
         )
@@ -168,7 +185,15 @@ class FeatureExtractor:
             key = f"{model_name}-{resolved.sha256[:16]}" if resolved.sha256 else None
             input_size = tuple(cfg["input_size"])
             self.transform = eval_transform(cfg)  # timm's eval transform, bit for bit, off torch's thread pool
-        self.runtime = make_runtime(runtime, self.model, self.device, key, input_size, threads)
+        quantized_sha256 = ""
+        if quantization:
+            from .quantize import quantized_runtime
+
+            self.runtime, quantized_sha256 = quantized_runtime(
+                self.model, self.device, key, input_size, self.transform, quantization, threads
+            )
+        else:
+            self.runtime = make_runtime(runtime, self.model, self.device, key, input_size, threads)
         dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
         kind = "random" if weights == "random" else "pretrained"
         self.spec = EmbeddingSpec(
@@ -181,6 +206,8 @@ class FeatureExtractor:
             weights_sha256=resolved.sha256,
             revision=self.model.revision if hf else "",
             family=self.model.family.name if hf else "",
+            quantization=quantization,
+            quantized_sha256=quantized_sha256,
         )
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:

@@ -216,7 +216,7 @@ def _make_torch(model: torch.nn.Module, device: torch.device, key: Optional[str]
     return TorchRuntime(model, device)
 
 
-def _checked_export(name: str, model: torch.nn.Module, device: torch.device, key: Optional[str], input_size) -> Path:
+def checked_export(name: str, model: torch.nn.Module, device: torch.device, key: Optional[str], input_size) -> Path:
     """The cached ONNX export every non-torch runtime reads (made and checked against torch on first use)."""
     if device.type != "cpu":
         raise ValueError(f"the {name} runtime runs on the CPU; device {device} needs --runtime torch")
@@ -231,13 +231,13 @@ def _checked_export(name: str, model: torch.nn.Module, device: torch.device, key
 
 
 def _make_onnx(model: torch.nn.Module, device: torch.device, key: Optional[str], input_size, threads) -> Runtime:
-    return OnnxRuntime(_checked_export("onnx", model, device, key, input_size), threads)
+    return OnnxRuntime(checked_export("onnx", model, device, key, input_size), threads)
 
 
 def _make_openvino(model: torch.nn.Module, device: torch.device, key: Optional[str], input_size, threads) -> Runtime:
     if not openvino_available():
         raise ValueError("the openvino runtime needs OpenVINO: pip install openvino (or use --runtime onnx)")
-    runtime = OpenVinoRuntime(_checked_export("openvino", model, device, key, input_size), threads)
+    runtime = OpenVinoRuntime(checked_export("openvino", model, device, key, input_size), threads)
     check_against_torch(runtime, model, tuple(input_size))
     return runtime
 

@@ -300,7 +300,9 @@ def extractor_for(
         return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), False
     if random_weights:
         return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), True
-    return FeatureExtractor(spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision), False
+    return FeatureExtractor(
+        spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision, quantization=spec.quantization
+    ), False
 
 
 def load_engine(

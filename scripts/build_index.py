@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cbir.build import CHUNK, build_gallery_streaming, dataset_chunks, partial_dir  # noqa: E402
 from cbir.data import STORAGE_DTYPES, scan_image_folder  # noqa: E402
 from cbir.features import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
+from cbir.quantize import QUANTIZATION_CHOICES  # noqa: E402
 from cbir.runtime import RUNTIME_CHOICES  # noqa: E402
 from cbir.cli import run  # noqa: E402
 from cbir.stores import STORE_HELP, GalleryStore, describe, methods_without_classifiers, parse_store_uri  # noqa: E402
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="forward pass: onnx (ONNX Runtime, fastest on CPU), torch, or auto (onnx for pretrained weights "
                    "on the CPU, else torch) (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for the forward pass (default: all cores)")
+    p.add_argument("--quantize", default="", choices=["", *QUANTIZATION_CHOICES],
+                   help="int8: embed with an NNCF int8 model on OpenVINO (faster; its embeddings differ a little from "
+                        "the float model's, so queries are embedded int8 too; needs pip install nncf)")
     p.add_argument("--dtype", default="float32", choices=STORAGE_DTYPES, help="embedding storage dtype")
     p.add_argument("--limit", type=int, default=0, help="embed only the first N images (quick runs)")
     p.add_argument(
@@ -71,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = "random" if args.random_weights else args.weights
     extractor = FeatureExtractor(
         args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads,
-        revision=args.revision,
+        revision=args.revision, quantization=args.quantize,
     )
     what = f"streaming {args.images}" if streamed else f"{len(records)} images in {len({r.label for r in records})} classes"
     print(f"{what}; backbone {extractor.spec.describe()} on {extractor.device}, runtime {extractor.runtime.name}")
