@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -16,7 +17,7 @@ import datasets
 import numpy as np
 
 from .colour import ColourSpec
-from .data import Embedder, Gallery, ImageRecord, build_gallery
+from .data import Embedder, Gallery, ImageRecord, embed_records, pack_gallery
 from .features import EmbeddingSpec
 from .labels import parse_label
 
@@ -126,27 +127,55 @@ def build_gallery_streaming(
     shards: list[datasets.Dataset] = []
     offset = 0
     resumed = 0
-    for c, recs in progress(chunks(done_below)) if progress else chunks(done_below):
+
+    def finish(c: int, recs: Optional[list[ImageRecord]], embedded: Any, blobs: Optional[list[bytes]]
+               ) -> tuple[datasets.Dataset, dict[str, str]]:
+        """Write chunk c's shard (unless it is on disk already) and return it memory-mapped, with its skipped files."""
         shard_dir = tmp / f"shard-{c:05d}"
         if recs is None:
-            ds = datasets.load_from_disk(str(shard_dir))
-            errors.update(json.loads((shard_dir / "skipped.json").read_text()))
-            resumed += 1
-        else:
-            part, errs = build_gallery(recs, embedder, batch_size, num_workers, dtype, progress=False, colour=colour)
-            part.dataset.save_to_disk(str(shard_dir))
-            (shard_dir / "skipped.json").write_text(json.dumps(errs) + "\n")
-            (shard_dir / "done").write_text("")
-            errors.update(errs)
-            ds = datasets.load_from_disk(str(shard_dir))  # memory-mapped: the chunk's arrays can go
+            return datasets.load_from_disk(str(shard_dir)), json.loads((shard_dir / "skipped.json").read_text())
+        part, errs = pack_gallery(recs, embedded, embedder.spec, dtype, colour, blobs)
+        part.dataset.save_to_disk(str(shard_dir))
+        (shard_dir / "skipped.json").write_text(json.dumps(errs) + "\n")
+        (shard_dir / "done").write_text("")
+        return datasets.load_from_disk(str(shard_dir)), errs  # memory-mapped: the chunk's arrays can go
+
+    def collect(written: Future) -> None:
+        """Take a written shard in order: upsert its rows missing from the store, then append it."""
+        nonlocal offset
+        ds, errs = written.result()  # a failed write stops the build here (its chunk is redone on resume)
         ids = np.arange(offset, offset + len(ds))
         todo = np.array([i for i in ids if int(i) not in stored], dtype=np.int64)
         if store is not None and len(todo):
             sub = Gallery(ds.select((todo - offset).tolist()), embedder.spec, colour)
             labels = {"label": sub.labels, "colour": sub.colours, "type": sub.types}
             store.add(todo, sub.embeddings, labels, sub.descriptors)
+        errors.update(errs)
         shards.append(ds)
         offset += len(ds)
+
+    # A chunk's shard is packed and written in a writer thread while the next chunk embeds: the forward pass
+    # never waits for Arrow. One writer, so shards and store rows land in order; at most one chunk is pending.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="shard-writer") as writer:
+        pending: Optional[Future] = None
+        try:
+            for c, recs in progress(chunks(done_below)) if progress else chunks(done_below):
+                embedded = blobs = None
+                if recs is not None:
+                    embedded = embed_records(recs, embedder, batch_size, num_workers, False, colour)
+                    kept = set(embedded.kept.tolist())
+                    blobs = [r.path.read_bytes() if i in kept else b"" for i, r in enumerate(recs)]
+                resumed += recs is None  # (streamed sources delete a chunk's files once the next is asked for)
+                if pending is not None:
+                    written, pending = pending, None
+                    collect(written)
+                pending = writer.submit(finish, c, recs, embedded, blobs)
+        except BaseException:
+            if pending is not None and pending.exception() is None:  # a crash keeps the last written shard's rows
+                collect(pending)
+            raise
+        if pending is not None:
+            collect(pending)
     if resumed:
         log(f"resumed: {resumed} chunks were already embedded")
     if store is not None:

@@ -277,22 +277,50 @@ def build_gallery(
     `colour=None` leaves the colour descriptor out (a gallery like those built before it existed).
     Unreadable images are left out and returned as {relpath: reason}, so nothing is dropped silently.
     """
+    embedded = embed_records(records, embedder, batch_size, num_workers, progress, colour)
+    return pack_gallery(records, embedded, embedder.spec, dtype, colour)
+
+
+def embed_records(
+    records: Sequence[ImageRecord],
+    embedder: Embedder,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    progress: bool = True,
+    colour: Optional[ColourSpec] = ColourSpec(),
+) -> EmbeddedFiles:
+    """The embedding half of build_gallery: vectors (+ colour descriptors) of the readable records."""
     describe = None if colour is None else functools.partial(colour_descriptor, spec=colour)  # same decode
-    vecs, kept, errors, described = embedder.embed_files(
+    return embedder.embed_files(
         [r.path for r in records], batch_size=batch_size, num_workers=num_workers, progress=progress,
         describe=describe,
     )
+
+
+def pack_gallery(
+    records: Sequence[ImageRecord],
+    embedded: EmbeddedFiles,
+    spec: EmbeddingSpec,
+    dtype: str = "float32",
+    colour: Optional[ColourSpec] = ColourSpec(),
+    blobs: Optional[Sequence[bytes]] = None,
+) -> tuple[Gallery, dict[str, str]]:
+    """The packing half of build_gallery: images, labels, embeddings and descriptors as one dataset.
+
+    `blobs`: the records' file bytes, read earlier (the files may be gone by now); None reads them here."""
+    vecs, kept, errors, described = embedded
     keep = [records[i] for i in kept]
+    data_of = (lambda i: blobs[i]) if blobs is not None else (lambda i: records[i].path.read_bytes())  # noqa: E731
     tasks = [t for t in TASKS if any(r.label.attribute(t) for r in keep)]  # a column only if some label gives it
     data = {
-        "image": [{"bytes": r.path.read_bytes(), "path": r.path.name} for r in keep],
+        "image": [{"bytes": data_of(i), "path": records[i].path.name} for i in kept],
         "label": [r.label.name for r in keep],
         **{t: [r.label.attribute(t) for r in keep] for t in ("colour", "type") if t in tasks},
         "sha1": [r.sha1 for r in keep],
         "path": [r.relpath for r in keep],
         "embedding": vecs.astype(dtype),
     }
-    spec = embedder.spec if dtype == embedder.spec.dtype else _with_dtype(embedder.spec, dtype)
+    spec = spec if dtype == spec.dtype else _with_dtype(spec, dtype)
     features = gallery_features(spec.dim, dtype, tasks)
     if colour is not None:
         data[COLOUR_COLUMN] = described if described is not None else np.empty((0, colour.dim), np.float32)
