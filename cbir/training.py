@@ -138,7 +138,8 @@ def _fit_joint(
     clf.card["metrics"] = {
         "test_pairs": int(len(left)),
         "positive": int(label.sum()),
-        **{k: v for k, v in correlations(proba, label).items() if k != "n"},
+        # None, not NaN, when the pooled pairs hold no joint positive (NaN != NaN would break card round trips)
+        **{k: (None if v != v else v) for k, v in correlations(proba, label).items() if k != "n"},
     }
     return clf
 
