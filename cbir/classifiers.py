@@ -100,8 +100,7 @@ def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class ClassifierKind:
     """A learned method: how to build its estimator and whether it works on projected embeddings.
 
-    `per_image` kinds (cbir.attributes) learn from labelled images, not pairs, and are their own class;
-    `joint` ones also fit a classifier of the joint (colour, type) class, stored under task "both".
+    `per_image` kinds (cbir.attributes) learn from labelled images, not pairs, and are their own class.
     """
 
     name: str
@@ -109,7 +108,6 @@ class ClassifierKind:
     make_estimator: Callable[[int], Any]
     projection_dim: int | None
     per_image: bool = False
-    joint: bool = False
 
 
 CLASSIFIER_KINDS: dict[str, ClassifierKind] = {}
@@ -317,10 +315,9 @@ class ClassifierSet:
             have = ", ".join(f"{k}/{t}" for k, t in sorted(self.classifiers)) or "none"
             raise ValueError(f"no {kind!r} classifier for task {task!r} is loaded (have: {have})") from None
 
-    def _tasks(self, kind: str, task: str) -> tuple[str, ...]:
-        """The classifiers whose scores multiply: "both" adds the joint classifier when the kind has one."""
+    def _tasks(self, task: str) -> tuple[str, ...]:
         if task == "both":
-            return TASKS + (("both",) if (kind, "both") in self.classifiers else ())
+            return TASKS
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; expected one of {TASKS + ('both',)}")
         return (task,)
@@ -335,7 +332,7 @@ class ClassifierSet:
     ) -> np.ndarray:
         out = [
             (c := self.get(kind, t)).score(queries, index, **_descriptor_kw(c, "query_descriptors", query_descriptors))
-            for t in self._tasks(kind, task)
+            for t in self._tasks(task)
         ]
         return np.prod(out, axis=0)
 
@@ -349,7 +346,7 @@ class ClassifierSet:
     ) -> np.ndarray:
         out = [
             (c := self.get(kind, t)).score_pairs(a, b, **_descriptor_kw(c, "descriptors", descriptors))
-            for t in self._tasks(kind, task)
+            for t in self._tasks(task)
         ]
         return np.prod(out, axis=0)
 
@@ -362,7 +359,7 @@ class ClassifierSet:
         product of the tasks' scores.
         """
         out = None
-        for t in self._tasks(kind, task):
+        for t in self._tasks(task):
             clf = self.get(kind, t)
             if not hasattr(clf, "image_vectors"):
                 raise ValueError(f"the {kind!r} method scores pairs, it has no per-image vectors")
@@ -421,12 +418,10 @@ def classifier_class(kind: str) -> type:
 _CLASSES: dict[str, type] = {}
 
 
-def register_per_image_kind(name: str, label: str, model_cls: type, joint: bool = False) -> None:
+def register_per_image_kind(name: str, label: str, model_cls: type) -> None:
     """Register a per-image learned method (its class fits on labelled images and scores pairs itself)."""
-    CLASSIFIER_KINDS[name] = ClassifierKind(name, label, lambda seed: None, None, per_image=True, joint=joint)
+    CLASSIFIER_KINDS[name] = ClassifierKind(name, label, lambda seed: None, None, per_image=True)
     _CLASSES[name] = model_cls
 
 
 register_per_image_kind("attribute", "Attribute probabilities", AttributeClassifier)
-# "both" = P(type) x P(colour) x P(colour_type) overlaps: the joint head sees which colours go with which types
-register_per_image_kind("attribute_joint", "Attribute probabilities + joint colour_type head", AttributeClassifier, joint=True)

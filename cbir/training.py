@@ -102,46 +102,7 @@ def fit_classifiers(
             **{k: v for k, v in correlations(proba, test.label).items() if k != "n"},
         }
         fitted[(kind, task)] = clf
-    for kind in kinds:
-        if get_kind(kind).joint and all(t in tasks for t in TASKS):
-            fitted[(kind, "both")] = _fit_joint(kind, x, pairs, split, spec, attributes, descriptors, colour_spec, seed)
     return ClassifierSet(fitted)
-
-
-def joint_values(attributes: dict[str, np.ndarray]) -> np.ndarray:
-    """The joint class of every image, "colour_type" (e.g. "black_dress"), from its per-task attributes."""
-    return np.char.add(np.char.add(np.asarray(attributes["colour"]).astype(str), "_"), np.asarray(attributes["type"]).astype(str))
-
-
-def _fit_joint(
-    kind: str,
-    x: np.ndarray,
-    pairs: dict[str, dict[str, Pairs]],
-    split: ImageSplit,
-    spec: EmbeddingSpec,
-    attributes: Optional[dict[str, np.ndarray]],
-    descriptors: Optional[np.ndarray],
-    colour_spec: Optional[dict],
-    seed: int,
-) -> PairClassifier:
-    """The joint (colour, type) classifier of a joint kind, task "both"; its card's metrics are on every task's
-    test pairs pooled, with label = same type and same colour."""
-    if attributes is None:
-        raise ValueError(f"the {kind!r} classifier learns from image labels: pass attributes")
-    joint = joint_values(attributes)
-    clf = classifier_class(kind).fit(kind, "both", x, joint, split.train, spec, descriptors, colour_spec, seed=seed)
-    left = np.concatenate([pairs[t]["test"].left for t in TASKS])
-    right = np.concatenate([pairs[t]["test"].right for t in TASKS])
-    d = None if descriptors is None else (descriptors[left], descriptors[right])
-    proba = clf.score_pairs(x[left], x[right], descriptors=d)
-    label = (joint[left] == joint[right]).astype(np.int64)
-    clf.card["metrics"] = {
-        "test_pairs": int(len(left)),
-        "positive": int(label.sum()),
-        # None, not NaN, when the pooled pairs hold no joint positive (NaN != NaN would break card round trips)
-        **{k: (None if v != v else v) for k, v in correlations(proba, label).items() if k != "n"},
-    }
-    return clf
 
 
 def train(

@@ -107,34 +107,3 @@ def test_image_vectors_serve_an_inner_product_store(training_run, gallery):
     )
     with pytest.raises(ValueError, match="no per-image vectors"):
         cs.image_vectors("logreg", "type", q)
-
-
-def test_joint_kind_adds_a_colour_type_classifier_to_both(training_run, gallery, classifier_dir):
-    """attribute_joint: type and colour as `attribute`, plus a joint (colour, type) classifier that only "both" uses."""
-    from cbir.classifiers import ClassifierSet
-    from cbir.training import joint_values
-
-    cs = training_run.classifiers
-    joint = cs.get("attribute_joint", "both")
-    assert joint.task == "both" and joint.classes == sorted(set(joint_values(
-        {t: gallery.attribute(t) for t in ("type", "colour")})))
-    assert set(joint.card["metrics"]) >= {"pearson", "roc_auc", "test_pairs"}
-    index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
-    q, qd = gallery.embeddings[[0, 40]], gallery.descriptors[[0, 40]]
-    method = get_method("attribute_joint")
-    parts = [cs.get("attribute_joint", t).score(q, index, qd) for t in ("type", "colour", "both")]
-    both = method.score(q, index, task="both", classifiers=cs, query_descriptors=qd)
-    np.testing.assert_allclose(both, np.prod(parts, axis=0), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(method.score(q, index, task="colour", classifiers=cs, query_descriptors=qd), parts[1])
-    full = method.score(gallery.embeddings, index, task="both", classifiers=cs, query_descriptors=gallery.descriptors)
-    np.testing.assert_allclose(np.diag(full), 1.0, atol=1e-5)  # the identity rule holds for the product too
-    assert full.max() <= 1.0 + 1e-5
-    v = cs.image_vectors("attribute_joint", "both", gallery.embeddings, gallery.descriptors)
-    np.testing.assert_allclose(v[[0, 40]] @ v.T, full[[0, 40]], rtol=1e-5, atol=1e-6)
-    # the plain attribute kind is unchanged: "both" stays type x colour
-    plain = get_method("attribute").score(q, index, task="both", classifiers=cs, query_descriptors=qd)
-    np.testing.assert_allclose(plain, cs.score("attribute", "type", q, index, qd) * cs.score("attribute", "colour", q, index, qd),
-                               rtol=1e-5, atol=1e-6)
-    loaded = ClassifierSet.load(classifier_dir)
-    np.testing.assert_allclose(loaded.score("attribute_joint", "both", q, EmbeddingIndex(gallery.embeddings, gallery.descriptors), qd),
-                               both, rtol=1e-5, atol=1e-6)

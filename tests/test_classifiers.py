@@ -20,8 +20,7 @@ def test_pair_features_are_symmetric():
 
 def test_every_kind_trained_per_task(training_run):
     cs = training_run.classifiers
-    joint = {(k, "both") for k, kind in CLASSIFIER_KINDS.items() if kind.joint}  # e.g. attribute_joint's colour_type head
-    assert set(cs.classifiers) == {(k, t) for k in CLASSIFIER_KINDS for t in ("type", "colour")} | joint
+    assert set(cs.classifiers) == {(k, t) for k in CLASSIFIER_KINDS for t in ("type", "colour")}
     forest = cs.get("forest", "type")
     assert forest.projection is not None and forest.card["projection"].startswith("PCA(")
     assert cs.get("logreg", "type").projection is None
@@ -63,7 +62,7 @@ def test_skops_roundtrip_gives_identical_scores(training_run, classifier_dir, ga
         assert loaded.get(kind, task).card == training_run.classifiers.get(kind, task).card
         assert type(loaded.get(kind, task)) is type(training_run.classifiers.get(kind, task))
     manifest = json.loads((classifier_dir / "classifiers.json").read_text())
-    assert len(manifest["classifiers"]) == 2 * len(CLASSIFIER_KINDS) + sum(k.joint for k in CLASSIFIER_KINDS.values())
+    assert len(manifest["classifiers"]) == 2 * len(CLASSIFIER_KINDS)
     assert all(p.suffix in {".skops", ".json", ".npz"} for p in classifier_dir.iterdir())
 
 
@@ -136,9 +135,5 @@ def test_classifiers_learn_an_attribute_encoded_in_the_features(kind):
 def test_cards_carry_held_out_metrics(training_run):
     for clf in training_run.classifiers.classifiers.values():
         m = clf.card["metrics"]
-        if clf.task == "both":  # a joint head: every task's test pairs pooled, label = same type and colour
-            assert m["test_pairs"] == sum(len(p["test"]) for p in training_run.pairs.values())
-            assert 0 <= m["positive"] <= m["test_pairs"]
-            continue
         assert m["test_pairs"] == len(training_run.pairs[clf.task]["test"])
         assert 0.0 <= m["accuracy"] <= 1.0 and -1.0 <= m["pearson"] <= 1.0

@@ -32,8 +32,7 @@ def test_classifiers_load_from_a_hub_repo_id(monkeypatch, classifier_dir, galler
 
     monkeypatch.setattr("huggingface_hub.hf_hub_download", fake_download)
     cs = ClassifierSet.load("someone/apparel-classifiers")
-    joint = {(k, "both") for k, kind in CLASSIFIER_KINDS.items() if kind.joint}
-    assert {(k, t) for k, t in cs.classifiers} == {(k, t) for k in CLASSIFIER_KINDS for t in ("type", "colour")} | joint
+    assert {(k, t) for k, t in cs.classifiers} == {(k, t) for k in CLASSIFIER_KINDS for t in ("type", "colour")}
     assert calls[0] == ("someone/apparel-classifiers", "classifiers.json", "model", None)
     assert all(c[0] == "someone/apparel-classifiers" for c in calls)
     calls.clear()
