@@ -7,7 +7,7 @@ the ensemble averages the two class-probability vectors per task, then scores pa
 overlap as the attribute method does ("both" = the product over the tasks, plus the joint colour_type head
 when the kind has one). Retrieval is evaluate.py's: the same seeded 500 held-out queries, leave-one-out.
 
-    python benchmarks/ensemble_eval.py --galleries G1 G2 --classifiers C1 C2 --kind attribute_joint --out J
+    python benchmarks/ensemble_eval.py --galleries G1 G2 --classifiers C1 C2 --kind attribute --out J
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--galleries", nargs="+", required=True, help="galleries of the same images, one per backbone")
     p.add_argument("--classifiers", nargs="+", required=True, help="classifier folders, one per gallery (same split)")
-    p.add_argument("--kind", default="attribute_joint")
+    p.add_argument("--kind", default="attribute", help="attribute; attribute_joint existed only in commits a7d3aba..b8bce25")
     p.add_argument("--queries", type=int, default=500)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
