@@ -112,11 +112,11 @@ class EmbeddingSpec:
             problems.append(f"weights file sha256 {self.weights_sha256[:12]}... vs {other.weights_sha256[:12]}...")
         elif not allow_weights_mismatch and self.revision and other.revision and self.revision != other.revision:
             problems.append(f"revision {self.revision} vs {other.revision}")
-        if allow_weights_mismatch:  # a --random-weights smoke run: float random queries on any gallery
-            pass
-        elif self.quantization != other.quantization:
+        if not allow_weights_mismatch and self.quantization != other.quantization:
             problems.append(f"quantization {self.quantization or 'none'} vs {other.quantization or 'none'}")
-        elif self.quantized_sha256 and other.quantized_sha256 and self.quantized_sha256 != other.quantized_sha256:
+        elif not allow_weights_mismatch and self.quantized_sha256 and other.quantized_sha256 and (
+            self.quantized_sha256 != other.quantized_sha256
+        ):
             problems.append(
                 f"quantized model sha256 {self.quantized_sha256[:12]}... vs {other.quantized_sha256[:12]}... "
                 "(another NNCF/OpenVINO version or machine quantized it: rebuild the gallery here)"

@@ -9,17 +9,19 @@ the committed CC0 demo photos, cached beside the ONNX export, and checked agains
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from .backbones import cache_dir, file_sha256
+from .index import l2_normalize
 from .runtime import OpenVinoRuntime, RuntimeMismatchError, checked_export, openvino_available
 
 log = logging.getLogger(__name__)
@@ -55,17 +57,29 @@ def quantized_path(key: str, q: Quantization) -> Path:
     return cache_dir() / "openvino" / f"{key}-{q.tag()}.xml"
 
 
-def calibration_images(n: int) -> list[Any]:
-    """`n` photos spread evenly over the committed CC0 demo gallery (every machine calibrates on the same ones)."""
+def calibration_rows(n: int) -> np.ndarray:
+    """`n` rows spread evenly over the committed CC0 demo gallery (every machine calibrates on the same photos)."""
+    from .data import Gallery
+    from .demo import DEMO_GALLERY
+
+    size = len(Gallery.load(DEMO_GALLERY))
+    return np.linspace(0, size - 1, min(n, size)).round().astype(int)
+
+
+def demo_photos(rows: Sequence[int]) -> list[Any]:
+    """The demo gallery's photos at `rows`, decoded to RGB."""
     from PIL import Image
-    import io
 
     from .data import Gallery
     from .demo import DEMO_GALLERY
 
     g = Gallery.load(DEMO_GALLERY)
-    rows = np.linspace(0, len(g) - 1, min(n, len(g))).round().astype(int)
     return [Image.open(io.BytesIO(g.image_bytes(int(i))[0])).convert("RGB") for i in rows]
+
+
+def calibration_images(n: int) -> list[Any]:
+    """The `n` calibration photos (see calibration_rows)."""
+    return demo_photos(calibration_rows(n))
 
 
 def quantize_onnx(onnx: Path, out: Path, batches: list[np.ndarray], q: Quantization) -> Path:
@@ -97,9 +111,7 @@ def quantize_onnx(onnx: Path, out: Path, batches: list[np.ndarray], q: Quantizat
 
 
 def mean_cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return float((a * b).sum(axis=1).mean())
+    return float((l2_normalize(a) * l2_normalize(b)).sum(axis=1).mean())
 
 
 def quantized_runtime(
@@ -120,13 +132,13 @@ def quantized_runtime(
         raise ValueError("int8 models run on OpenVINO: pip install openvino")
     onnx = checked_export("openvino", model, device, key, input_size)
     path = quantized_path(str(key), q)
-    images = calibration_images(q.calibration)
-    if not path.is_file():
-        log.warning("quantizing %s to int8 on %d demo photos (once; cached at %s)", key, len(images), path)
-        quantize_onnx(onnx, path, [transform(im).numpy()[None] for im in images], q)
+    rows = calibration_rows(q.calibration)
+    if not path.is_file():  # decoding all calibration photos is for quantising only (seconds at every load)
+        log.warning("quantizing %s to int8 on %d demo photos (once; cached at %s)", key, len(rows), path)
+        quantize_onnx(onnx, path, [transform(im).numpy()[None] for im in demo_photos(rows)], q)
     runtime = OpenVinoRuntime(path, threads)
     runtime.name = f"openvino ({q.name})"
-    batch = torch.stack([transform(im) for im in images[:: max(1, len(images) // 16)][:16]])
+    batch = torch.stack([transform(im) for im in demo_photos(rows[:: max(1, len(rows) // 16)][:16])])
     with torch.inference_mode():
         expected = model.eval()(batch).float().numpy()
     cos = mean_cosine(runtime(batch), expected)
