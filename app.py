@@ -2,7 +2,7 @@
 """Gradio app: search a clothing gallery by image (content-based image retrieval).
 
 `python app.py` starts on the embedded demo gallery. Everything is loaded once at start-up; the
-request handlers below only translate between Gradio and `cbir.search.SearchEngine`.
+request handlers below only translate between Gradio and `cbir.search.engine.SearchEngine`.
 
 API (gradio_client): /search, /search_text, /random, /compare, /explain, /add and /remove; see `create_app`.
 """
@@ -28,17 +28,18 @@ from gradio.data_classes import FileData
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
-from cbir.crop import box_from_corners, crop_to_box, draw_box, parse_box
-from cbir.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
-from cbir.features import BackboneMismatchError, WeightsUnavailableError
-from cbir.filters import available_values
+from cbir.search.crop import box_from_corners, crop_to_box, draw_box, parse_box
+from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
+from cbir.embed.spec import BackboneMismatchError
+from cbir.embed.extractor import WeightsUnavailableError
+from cbir.search.filters import available_values
 from cbir.hub import is_local
 from cbir.images import ImageError, load_image
-from cbir.live import AdminTokenError, LiveGallery, admin_token, check_token
-from cbir.plots import QUERY, RESULT, gallery_map, pca_2d, score_histogram
-from cbir.runtime import RUNTIME_CHOICES
-from cbir.search import Hit, SearchEngine, load_engine
-from cbir.similarity import TASK_CHOICES, get_method, resolve_method
+from cbir.gallery.live import AdminTokenError, LiveGallery, admin_token, check_token
+from cbir.search.plots import QUERY, RESULT, gallery_map, pca_2d, score_histogram
+from cbir.embed.runtime import RUNTIME_CHOICES
+from cbir.search.engine import Hit, SearchEngine, load_engine
+from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
 
 log = logging.getLogger("cbir.app")
 
@@ -149,7 +150,7 @@ def _is_demo(gallery_arg: Optional[str]) -> bool:
 
 
 def build_engine(args: argparse.Namespace) -> SearchEngine:
-    """Load gallery, backbone and classifiers once (weights policy: `cbir.search.extractor_for`).
+    """Load gallery, backbone and classifiers once (weights policy: `cbir.search.engine.extractor_for`).
 
     The demo gallery comes with the demo classifiers; any other gallery has none unless `--classifiers` is given.
     """
@@ -179,7 +180,7 @@ def weights_banner(engine: SearchEngine) -> Optional[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Request helpers (thin: all retrieval logic is in cbir.search)
+# Request helpers (thin: all retrieval logic is in cbir.search.engine)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -565,7 +566,7 @@ def create_app(
             negatives: gallery indices marked "less like this"
             box: [x0, y0, x1, y1] in query pixels: search only that part of the image (none = whole image)
             dedup: show identical and near-identical results once, with their number of copies
-            text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.TEXT_WEIGHT)
+            text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.engine.TEXT_WEIGHT)
         """
         _, result, _ = h.search(
             _decode(image), method, task, k, h.integer(exclude, "exclude"), types, colours, positives, negatives,

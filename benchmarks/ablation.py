@@ -25,15 +25,16 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.attributes import AttributeClassifier  # noqa: E402
-from cbir.classifiers import PAIRS_FILE, ClassifierSet, PairClassifier  # noqa: E402
-from cbir.colour import ColourSpec, colour_descriptors  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
-from cbir.evaluation import average_precision_at_k, correlations, evaluate, relevance_matrix  # noqa: E402
-from cbir.features import EmbeddingSpec, FeatureExtractor  # noqa: E402
+from cbir.similarity.attributes import AttributeClassifier  # noqa: E402
+from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet, PairClassifier  # noqa: E402
+from cbir.embed.colour import ColourSpec, colour_descriptors  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.similarity.evaluation import average_precision_at_k, correlations, evaluate, relevance_matrix  # noqa: E402
+from cbir.embed.spec import EmbeddingSpec  # noqa: E402
+from cbir.embed.extractor import FeatureExtractor  # noqa: E402
 from cbir.index import EmbeddingIndex, l2_normalize, top_k  # noqa: E402
-from cbir.pairs import ImageSplit, Pairs, load_pairs, sample_pairs  # noqa: E402
-from cbir.similarity import get_method  # noqa: E402
+from cbir.similarity.pairs import ImageSplit, Pairs, load_pairs, sample_pairs  # noqa: E402
+from cbir.similarity.registry import get_method  # noqa: E402
 
 BACKBONE_LABELS = {"tf_efficientnet_lite2": "Lite2", "tf_efficientnet_lite2_apparel": "Lite2 (adapted)",
                    "vgg16.tv_in1k": "VGG16"}

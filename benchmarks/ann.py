@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from cbir.index import EmbeddingIndex, top_k
-from cbir.similarity import get_method
+from cbir.similarity.registry import get_method
 
 from .config import BenchmarkConfig
 from .data import DataCache, participation_ratio
@@ -16,7 +16,7 @@ from .latency import query_latency
 from .measure import MB, Log, log_stderr, rss_bytes, summarize_ms, target
 
 def exact_top_k(vectors: np.ndarray, queries: np.ndarray, metric: str, k: int, batch: int = 32) -> np.ndarray:
-    """Exact top-k indices (Q, k) via cbir.similarity, in query batches to bound the (Q, N) scores."""
+    """Exact top-k indices (Q, k) via cbir.similarity.registry, in query batches to bound the (Q, N) scores."""
     index = EmbeddingIndex(vectors)
     m = get_method(metric)
     out = [top_k(m.score(queries[s : s + batch], index), k)[0] for s in range(0, len(queries), batch)]

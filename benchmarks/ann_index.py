@@ -1,8 +1,8 @@
 """A build-once FAISS index (HNSW or IVF) for the approximate-search benchmark (the app uses cbir.stores).
 
-Exact scoring (cbir.similarity) reads every gallery vector per query; that stays fast to about
+Exact scoring (cbir.similarity.registry) reads every gallery vector per query; that stays fast to about
 a million vectors, beyond which an approximate index trades a little recall for far less work.
-Scores follow cbir.similarity's conventions (cosine similarity; 1 / (1 + distance)), so results
+Scores follow cbir.similarity.registry's conventions (cosine similarity; 1 / (1 + distance)), so results
 can be swapped for exact ones. faiss is imported only when an index is built.
 """
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any, Optional
 
-from cbir.pairs import DEFAULT_PAIRS_PER_TASK
+from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK
 
 
 

@@ -7,9 +7,9 @@ from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 
-from cbir.classifiers import ClassifierSet, PairClassifier
-from cbir.features import EmbeddingSpec
-from cbir.pairs import sample_pairs
+from cbir.similarity.classifiers import ClassifierSet, PairClassifier
+from cbir.embed.spec import EmbeddingSpec
+from cbir.similarity.pairs import sample_pairs
 
 from .config import BenchmarkConfig
 from .measure import Log
@@ -96,7 +96,7 @@ def image_sources(image_sources: Optional[Sequence[Any]], n: int, seed: int, tmp
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(srcs), size=min(n, len(srcs)), replace=False))
         return [srcs[i] for i in pick], f"{len(pick)} of {len(srcs)} given image files (seeded sample)"
-    from cbir.synthetic import write_image_folder
+    from scripts.synthetic import write_image_folder
 
     per_class = max(1, -(-n // 24))
     write_image_folder(tmp / "images", per_class=per_class, size=256, seed=seed)

@@ -10,7 +10,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from cbir.index import EmbeddingIndex, top_k
-from cbir.similarity import get_method
+from cbir.similarity.registry import get_method
 
 from .config import BenchmarkConfig
 from .data import synthetic_vectors

@@ -21,12 +21,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.classifiers import PAIRS_FILE, ClassifierSet  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
-from cbir.evaluation import average_precision_at_k, relevance_matrix  # noqa: E402
+from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.similarity.evaluation import average_precision_at_k, relevance_matrix  # noqa: E402
 from cbir.index import top_k  # noqa: E402
-from cbir.labels import TASKS  # noqa: E402
-from cbir.pairs import load_pairs  # noqa: E402
+from cbir.gallery.labels import TASKS  # noqa: E402
+from cbir.similarity.pairs import load_pairs  # noqa: E402
 
 
 def ensemble_vectors(galleries: list[Gallery], sets: list[ClassifierSet], kind: str, task: str) -> np.ndarray:

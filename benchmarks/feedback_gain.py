@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """One round of relevance feedback (Rocchio) on a real gallery: mAP@10 before and after, held-out queries.
 
-The gallery's images are split with cbir.pairs.split_images (by image, stratified, de-duplicated by sha1):
+The gallery's images are split with cbir.similarity.pairs.split_images (by image, stratified, de-duplicated by sha1):
 the train part is what is searched, each test image is a query. The top-10 of each query is marked the
 way a shopper would: results with the query's colour_type label are "more like this", the others "less
-like this"; the query is moved with cbir.feedback (Rocchio) and searched again (the marked items stay
+like this"; the query is moved with cbir.search.feedback (Rocchio) and searched again (the marked items stay
 in the collection). Relevant = same colour_type ("both"), also reported for type and colour.
 
     flock /tmp/cbir-heavy.lock python benchmarks/feedback_gain.py --gallery /work/cache/apparel-lite2/gallery
@@ -22,12 +22,12 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.data import Gallery  # noqa: E402
-from cbir.evaluation import average_precision_at_k, relevance_matrix  # noqa: E402
-from cbir.feedback import ALPHA, BETA, GAMMA, rocchio_rows  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.similarity.evaluation import average_precision_at_k, relevance_matrix  # noqa: E402
+from cbir.search.feedback import ALPHA, BETA, GAMMA, rocchio_rows  # noqa: E402
 from cbir.index import EmbeddingIndex, top_k  # noqa: E402
-from cbir.pairs import split_images  # noqa: E402
-from cbir.similarity import get_method  # noqa: E402
+from cbir.similarity.pairs import split_images  # noqa: E402
+from cbir.similarity.registry import get_method  # noqa: E402
 
 
 def run(gallery: Gallery, methods: list[str], k: int = 10, seed: int = 0, classifiers=None) -> dict:
@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     gallery = Gallery.load(a.gallery)
     clf = None
     if a.classifiers:
-        from cbir.classifiers import ClassifierSet
+        from cbir.similarity.classifiers import ClassifierSet
 
         clf = ClassifierSet.load(a.classifiers)
     result = run(gallery, a.methods.split(","), a.k, a.seed, clf)

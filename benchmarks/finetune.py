@@ -37,11 +37,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.finetune_model import (  # noqa: E402
     CUT_BLOCKS, Tail, adapted_model, base_model, embed_maps, load_maps, trunk_session,
 )
-from cbir.backbones import DEFAULT_MODEL, file_sha256  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
-from cbir.features import EmbeddingSpec  # noqa: E402
+from cbir.embed.backbones import DEFAULT_MODEL, file_sha256  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.embed.spec import EmbeddingSpec  # noqa: E402
 from cbir.images import load_image  # noqa: E402
-from cbir.training import make_pairs  # noqa: E402
+from cbir.similarity.training import make_pairs  # noqa: E402
 
 def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
@@ -284,9 +284,9 @@ def cmd_export(args: argparse.Namespace) -> None:
 def cmd_cc0(args: argparse.Namespace) -> None:
     """The second photo source (issue 9 item 5) for a gallery + classifiers, as benchmarks/ablation.py measures it."""
     from benchmarks.ablation import second_source, second_source_eval
-    from cbir.classifiers import ClassifierSet
-    from cbir.colour import ColourSpec
-    from cbir.features import FeatureExtractor
+    from cbir.similarity.classifiers import ClassifierSet
+    from cbir.embed.colour import ColourSpec
+    from cbir.embed.extractor import FeatureExtractor
     from cbir.index import EmbeddingIndex
 
     gallery = Gallery.load(args.gallery)

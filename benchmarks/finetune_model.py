@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cbir.backbones import DEFAULT_MODEL, create_model
+from cbir.embed.backbones import DEFAULT_MODEL, create_model
 
 
 CUT_BLOCKS = (5, 6)  # cached: the inputs of blocks[5] (120x17x17) and blocks[6] (208x9x9) at 260 px

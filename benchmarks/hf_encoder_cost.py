@@ -67,8 +67,8 @@ def measure(folder: Path, n_images: int, batch_size: int) -> dict:
     import numpy as np
     import torch
 
-    from cbir.features import FeatureExtractor
-    from cbir.synthetic import garment_image
+    from cbir.embed.extractor import FeatureExtractor
+    from scripts.synthetic import garment_image
 
     torch.set_num_threads(2)
     t0 = time.perf_counter()

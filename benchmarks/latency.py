@@ -7,9 +7,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from cbir.classifiers import ClassifierSet
+from cbir.similarity.classifiers import ClassifierSet
 from cbir.index import EmbeddingIndex, top_k
-from cbir.similarity import get_method
+from cbir.similarity.registry import get_method
 
 from .config import BenchmarkConfig
 from .data import DataCache, synthetic_classifiers

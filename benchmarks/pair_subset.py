@@ -26,10 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.classifiers import CLASSIFIER_KINDS, PAIRS_FILE  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
-from cbir.pairs import ImageSplit, Pairs, load_pairs, save_pairs  # noqa: E402
-from cbir.training import TrainingRun, fit_classifiers  # noqa: E402
+from cbir.similarity.classifiers import CLASSIFIER_KINDS, PAIRS_FILE  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.similarity.pairs import ImageSplit, Pairs, load_pairs, save_pairs  # noqa: E402
+from cbir.similarity.training import TrainingRun, fit_classifiers  # noqa: E402
 
 SUBSET_FILE = "subset.json"
 

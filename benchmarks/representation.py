@@ -7,10 +7,10 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from cbir.classifiers import ClassifierSet
-from cbir.features import EmbeddingSpec
+from cbir.similarity.classifiers import ClassifierSet
+from cbir.embed.spec import EmbeddingSpec
 from cbir.index import EmbeddingIndex
-from cbir.similarity import get_method
+from cbir.similarity.registry import get_method
 
 from .config import BenchmarkConfig
 from .measure import Log, log_stderr
@@ -28,9 +28,9 @@ def representation_effect(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Evaluation numbers of the float32 baseline, float16 storage, PCA whitened and PCA + float16,
     all on the same split, test pairs and query images. Returns (report, artefacts for reuse)."""
-    from cbir.evaluation import pair_correlations, retrieval_metrics
-    from cbir.labels import TASKS
-    from cbir.training import fit_classifiers, split_and_pair
+    from cbir.similarity.evaluation import pair_correlations, retrieval_metrics
+    from cbir.gallery.labels import TASKS
+    from cbir.similarity.training import fit_classifiers, split_and_pair
 
     split, pairs = split_and_pair(labels, hashes, {t: attributes[t] for t in TASKS}, n_pairs=cfg.n_pairs, seed=cfg.seed)
     test_pairs = {t: p["test"] for t, p in pairs.items()}

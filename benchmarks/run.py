@@ -28,7 +28,7 @@ def run_benchmark(
 ) -> dict[str, Any]:
     """Every section in turn; a section that cannot run says why under "skipped" instead of numbers.
 
-    `real_gallery` is a cbir.data.Gallery (or None), `image_sources` image files for the embedding
+    `real_gallery` is a cbir.gallery.dataset.Gallery (or None), `image_sources` image files for the embedding
     section (None: generated garments), `extractor` a FeatureExtractor (None: VGG16 random init).
     """
     t_start = time.perf_counter()
@@ -56,7 +56,7 @@ def run_benchmark(
         # 1. embedding throughput and end-to-end (first: forks DataLoader workers while the process is small)
         with CpuMeter() as meter:
             if extractor is None:
-                from cbir.features import FeatureExtractor
+                from cbir.embed.extractor import FeatureExtractor
 
                 log("embedding: creating VGG16 (random init) on CPU")
                 extractor = FeatureExtractor("vgg16.tv_in1k", weights="random", device="cpu", seed=0)

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from cbir.index import EmbeddingIndex
-from cbir.similarity import get_method
+from cbir.similarity.registry import get_method
 from cbir.stores import open_store
 
 from .data import synthetic_classifiers

@@ -1,5 +1,5 @@
 """Every stored method on a real gallery: recall@k of each store's ranking against the in-process
-engine's (cbir.similarity over the whole gallery), per task, with and without a type filter, and the
+engine's (cbir.similarity.registry over the whole gallery), per task, with and without a type filter, and the
 p50 time of one store search. Queries are gallery images (themselves left out), with their colour
 descriptors, so the attribute method sees what the app gives it.
 
@@ -18,10 +18,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from cbir.classifiers import ClassifierSet
-from cbir.data import Gallery
+from cbir.similarity.classifiers import ClassifierSet
+from cbir.gallery.dataset import Gallery
 from cbir.index import EmbeddingIndex
-from cbir.similarity import get_method
+from cbir.similarity.registry import get_method
 from cbir.stores import describe, open_gallery_store
 
 from .measure import log_stderr

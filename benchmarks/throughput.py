@@ -19,8 +19,8 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from cbir.data import IMAGE_EXTENSIONS, Gallery
-from cbir.features import DEFAULT_MODEL, FeatureExtractor
+from cbir.gallery.dataset import IMAGE_EXTENSIONS, Gallery
+from cbir.embed.extractor import DEFAULT_MODEL, FeatureExtractor
 from cbir.index import EmbeddingIndex
 
 from .embedding import embedding_throughput, end_to_end
@@ -47,7 +47,7 @@ def _extractor(runtime: str, threads: Optional[int]) -> FeatureExtractor:
         ext = FeatureExtractor(DEFAULT_MODEL, device="cpu", runtime="torch", threads=threads)
         ext.runtime = _DefaultLayout(ext.model)
         return ext
-    if runtime == "openvino-int8":  # cbir.quantize: an NNCF int8 model (its embeddings differ a little)
+    if runtime == "openvino-int8":  # cbir.embed.quantize: an NNCF int8 model (its embeddings differ a little)
         return FeatureExtractor(DEFAULT_MODEL, device="cpu", runtime="openvino", threads=threads, quantization="int8")
     return FeatureExtractor(DEFAULT_MODEL, device="cpu", runtime=runtime, threads=threads)
 

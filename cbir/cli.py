@@ -5,10 +5,12 @@ from __future__ import annotations
 import sys
 from typing import Callable
 
-from .features import BackboneMismatchError, WeightsUnavailableError
-from .hub import HubUnavailableError
-from .images import ImageError
-from .labels import LabelError
+from cbir.embed.spec import BackboneMismatchError
+
+from cbir.embed.extractor import WeightsUnavailableError
+from cbir.hub import HubUnavailableError
+from cbir.images import ImageError
+from cbir.gallery.labels import LabelError
 
 USER_ERRORS = (
     LabelError, ImageError, WeightsUnavailableError, BackboneMismatchError, HubUnavailableError, FileNotFoundError,

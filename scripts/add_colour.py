@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Add colour descriptors (cbir.colour) to a gallery built without them; writes a new gallery folder."""
+"""Add colour descriptors (cbir.embed.colour) to a gallery built without them; writes a new gallery folder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.colour import WEIGHTINGS, ColourSpec  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
+from cbir.embed.colour import WEIGHTINGS, ColourSpec  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.cli import run  # noqa: E402
 
 

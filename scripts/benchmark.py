@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import BenchmarkConfig, check_local_url, log_stderr, render_markdown, run_benchmark, write_json  # noqa: E402
-from cbir.data import IMAGE_EXTENSIONS  # noqa: E402
+from cbir.gallery.dataset import IMAGE_EXTENSIONS  # noqa: E402
 
 
 def list_images(root: Path) -> list[Path]:
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes and 2 repeats (seconds; for smoke runs)")
     p.add_argument(
         "--gallery",
-        help="saved real gallery folder (cbir.data.Gallery): real latency rows and the "
+        help="saved real gallery folder (cbir.gallery.dataset.Gallery): real latency rows and the "
         "PCA/float16 evaluation section; without it that section reports 'skipped'",
     )
     p.add_argument(
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
 
     gallery = None
     if args.gallery:
-        from cbir.data import Gallery
+        from cbir.gallery.dataset import Gallery
 
         log_stderr(f"loading gallery {args.gallery}")
         gallery = Gallery.load(args.gallery)

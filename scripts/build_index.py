@@ -14,11 +14,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.build import CHUNK, build_gallery_streaming, dataset_chunks, partial_dir  # noqa: E402
-from cbir.data import STORAGE_DTYPES, scan_image_folder  # noqa: E402
-from cbir.features import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
-from cbir.quantize import QUANTIZATION_CHOICES  # noqa: E402
-from cbir.runtime import RUNTIME_CHOICES  # noqa: E402
+from cbir.gallery.build import CHUNK, build_gallery_streaming, dataset_chunks, partial_dir  # noqa: E402
+from cbir.gallery.dataset import STORAGE_DTYPES, scan_image_folder  # noqa: E402
+from cbir.embed.extractor import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
+from cbir.embed.quantize import QUANTIZATION_CHOICES  # noqa: E402
+from cbir.embed.runtime import RUNTIME_CHOICES  # noqa: E402
 from cbir.cli import run  # noqa: E402
 from cbir.stores import STORE_HELP, GalleryStore, describe, methods_without_classifiers, parse_store_uri  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402

@@ -11,12 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.classifiers import PAIRS_FILE, ClassifierSet  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
-from cbir.evaluation import correlation_markdown, evaluate, retrieval_markdown  # noqa: E402
+from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.similarity.evaluation import correlation_markdown, evaluate, retrieval_markdown  # noqa: E402
 from cbir.hub import fetch_file  # noqa: E402
-from cbir.pairs import load_pairs  # noqa: E402
-from cbir.similarity import get_method, list_methods  # noqa: E402
+from cbir.similarity.pairs import load_pairs  # noqa: E402
+from cbir.similarity.registry import get_method, list_methods  # noqa: E402
 from cbir.cli import run  # noqa: E402
 
 

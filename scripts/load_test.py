@@ -12,7 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import check_local_url, load_test, load_test_markdown, log_stderr  # noqa: E402
-from cbir.data import IMAGE_EXTENSIONS  # noqa: E402
+from cbir.gallery.dataset import IMAGE_EXTENSIONS  # noqa: E402
 
 
 def pick_images(paths: list[str], limit: int = 8) -> list[Path]:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         import tempfile
 
-        from cbir.synthetic import garment_image
+        from scripts.synthetic import garment_image
 
         path = Path(tempfile.mkdtemp(prefix="cbir-load-")) / "query.png"
         garment_image("blue", "shirt", size=256).save(path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.data import push_gallery  # noqa: E402
+from cbir.gallery.dataset import push_gallery  # noqa: E402
 from cbir.hub import push_folder  # noqa: E402
 from cbir.cli import run  # noqa: E402
 

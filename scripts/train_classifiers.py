@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cbir.classifiers import CLASSIFIER_KINDS  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
-from cbir.labels import TASKS  # noqa: E402
-from cbir.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION  # noqa: E402
-from cbir.training import train  # noqa: E402
+from cbir.similarity.classifiers import CLASSIFIER_KINDS  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.gallery.labels import TASKS  # noqa: E402
+from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION  # noqa: E402
+from cbir.similarity.training import train  # noqa: E402
 from cbir.cli import run  # noqa: E402
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from cbir.labels import COLOURS, TYPES
+from cbir.gallery.labels import COLOURS, TYPES
 
 SPECIALS = ["[PAD]", "[UNK]", "[BOS]", "[EOS]"]
 WORDS = [*COLOURS, *TYPES, "a", "summer", "winter", "like", "this", "but", "in"]

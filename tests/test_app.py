@@ -23,10 +23,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import app  # noqa: E402
-from cbir.data import Gallery  # noqa: E402
-from cbir.features import BackboneMismatchError, WeightsUnavailableError  # noqa: E402
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.embed.spec import BackboneMismatchError  # noqa: E402
+from cbir.embed.extractor import WeightsUnavailableError  # noqa: E402
 from cbir.images import load_image  # noqa: E402
-from cbir.similarity import TASK_CHOICES, get_method  # noqa: E402
+from cbir.similarity.registry import TASK_CHOICES, get_method  # noqa: E402
 
 gradio_client = pytest.importorskip("gradio_client")
 from gradio_client import Client, handle_file  # noqa: E402
@@ -633,7 +634,7 @@ def test_search_text_on_a_timm_gallery_names_the_backbones_that_can(client, engi
 
 
 def test_a_gallery_without_colours_offers_no_colour_filter(engine, files):
-    from cbir.search import SearchEngine
+    from cbir.search.engine import SearchEngine
 
     g = engine.gallery
     plain = Gallery(g.dataset.map(lambda row: {"colour": ""}), g.spec)

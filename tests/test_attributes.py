@@ -1,12 +1,12 @@
 import numpy as np
 import pytest
 
-from cbir.attributes import PAIR_SCORES, AttributeClassifier
-from cbir.colour import ColourSpec
-from cbir.features import BackboneMismatchError, EmbeddingSpec
+from cbir.similarity.attributes import PAIR_SCORES, AttributeClassifier
+from cbir.embed.colour import ColourSpec
+from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.index import EmbeddingIndex
-from cbir.pairs import split_images
-from cbir.similarity import get_method
+from cbir.similarity.pairs import split_images
+from cbir.similarity.registry import get_method
 
 
 def test_attribute_kind_is_trained_per_task_on_images(training_run, gallery):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cbir.backbones import (
+from cbir.embed.backbones import (
     DEFAULT_MODEL,
     PipPackageWeights,
     WeightsMismatchError,
@@ -15,7 +15,7 @@ from cbir.backbones import (
     get_backbone,
     list_backbones,
 )
-from cbir.features import FeatureExtractor
+from cbir.embed.extractor import FeatureExtractor
 
 CC0 = Path(__file__).parent / "data" / "cc0"
 GOLDEN_LITE2 = Path(__file__).parent / "golden" / "tf_efficientnet_lite2_cc0.npy"
@@ -130,8 +130,8 @@ def test_vgg16_gallery_loads_vgg16_through_the_hub(tmp_path, monkeypatch):
     import timm
     from safetensors.torch import save_file
 
-    from cbir.features import EmbeddingSpec
-    from cbir.search import extractor_for
+    from cbir.embed.spec import EmbeddingSpec
+    from cbir.search.engine import extractor_for
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)
@@ -162,7 +162,7 @@ class _StateSource:
         self.state = state
 
     def fetch(self, model_name, reference):
-        from cbir.backbones import Weights
+        from cbir.embed.backbones import Weights
 
         return Weights(dict(self.state), self.name, "0" * 64)
 
@@ -171,7 +171,7 @@ def _adapted(tmp_path, monkeypatch, delta, sha=None):
     from safetensors.torch import save_file
 
     from cbir import backbones
-    from cbir.backbones import AdaptedWeights, file_sha256
+    from cbir.embed.backbones import AdaptedWeights, file_sha256
 
     monkeypatch.setattr(backbones, "WEIGHTS_DIR", tmp_path)
     save_file(delta, str(tmp_path / "tail.safetensors"))

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cbir.build import build_gallery_streaming, partial_dir
-from cbir.data import scan_image_folder
+from cbir.gallery.build import build_gallery_streaming, partial_dir
+from cbir.gallery.dataset import scan_image_folder
 from cbir.stores import STORED_METHODS, GalleryStore
 from cbir.stores.methods import attribute_gallery_vectors
 
@@ -71,7 +71,7 @@ def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, training
             "--chunk", "40", "--store", f"milvus:{db}"]
     assert script.main(argv) == 0
     assert f"store milvus:{db} holds 96 rows" in capsys.readouterr().out
-    from cbir.data import Gallery
+    from cbir.gallery.dataset import Gallery
     from cbir.stores import open_gallery_store
 
     g = Gallery.load(tmp_path / "g")
@@ -87,7 +87,7 @@ def test_build_index_writes_a_milvus_store_the_app_reuses(image_folder, training
 
 
 def test_a_datasets_source_is_streamed_chunk_by_chunk(gallery_dir, extractor, gallery, tmp_path):
-    from cbir.build import dataset_chunks
+    from cbir.gallery.build import dataset_chunks
 
     chunks = dataset_chunks(gallery_dir, 40, partial_dir(tmp_path / "g"))
     built, errors = build_gallery_streaming(chunks, extractor, tmp_path / "g", chunk=40, batch_size=16, log=lambda m: None)

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from cbir.classifiers import CLASSIFIER_KINDS, ClassifierSet, PairClassifier, pair_features
-from cbir.features import BackboneMismatchError, EmbeddingSpec
+from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet, PairClassifier, pair_features
+from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.index import EmbeddingIndex
-from cbir.pairs import build_task_pairs, split_images
-from cbir.similarity import get_method
+from cbir.similarity.pairs import build_task_pairs, split_images
+from cbir.similarity.registry import get_method
 
 
 def test_pair_features_are_symmetric():
@@ -84,7 +84,7 @@ def test_a_tampered_skops_file_carrying_another_type_is_refused(tmp_path, classi
 
     from sklearn.svm import SVC
 
-    from cbir.classifiers import ClassifierSet
+    from cbir.similarity.classifiers import ClassifierSet
 
     folder = tmp_path / "tampered"
     shutil.copytree(classifier_dir, folder)

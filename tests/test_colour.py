@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbir.colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptor, colour_descriptors
-from cbir.data import Gallery
+from cbir.embed.colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptor, colour_descriptors
+from cbir.gallery.dataset import Gallery
 
 
 def _garment_on(background: tuple[int, int, int], garment: tuple[int, int, int], size: int = 96) -> Image.Image:

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from cbir.data import SPEC_FILE, Gallery, build_gallery, scan_image_folder
-from cbir.labels import LabelError
-from cbir.synthetic import garment_image, write_image_folder
+from cbir.gallery.dataset import SPEC_FILE, Gallery, build_gallery, scan_image_folder
+from cbir.gallery.labels import LabelError
+from scripts.synthetic import garment_image, write_image_folder
 from tests.conftest import PER_CLASS
 
 
@@ -106,7 +106,7 @@ def _resaved(gallery, tmp_path, storage=None, spec_changes=None):
 
     import datasets
 
-    from cbir.data import SPEC_FILE
+    from cbir.gallery.dataset import SPEC_FILE
 
     ds = gallery.dataset
     if storage:
@@ -126,7 +126,7 @@ def _resaved(gallery, tmp_path, storage=None, spec_changes=None):
     ],
 )
 def test_a_gallery_not_matching_its_spec_is_refused(gallery, tmp_path, dtype, spec_changes, fragments):
-    from cbir.data import GalleryMismatchError
+    from cbir.gallery.dataset import GalleryMismatchError
 
     folder = _resaved(gallery, tmp_path, dtype, spec_changes)
     with pytest.raises(GalleryMismatchError) as err:
@@ -139,7 +139,7 @@ def test_a_gallery_not_matching_its_spec_is_refused(gallery, tmp_path, dtype, sp
 def test_a_spec_that_does_not_describe_the_embeddings_is_refused(gallery, tmp_path):
     import json
 
-    from cbir.features import BackboneMismatchError
+    from cbir.embed.spec import BackboneMismatchError
 
     folder = _resaved(gallery, tmp_path)
     spec = json.loads((folder / "embedding_spec.json").read_text())

@@ -1,6 +1,6 @@
 import numpy as np
 
-from cbir.dedup import collapse_duplicates
+from cbir.search.dedup import collapse_duplicates
 
 
 def _unit(rows):

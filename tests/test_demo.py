@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cbir.classifiers import PAIRS_FILE, ClassifierSet
-from cbir.data import Gallery, scan_image_folder
-from cbir.demo import ALWAYS_HELD_OUT, DEMO_CLASSIFIERS, DEMO_DIR, DEMO_GALLERY, HOLDOUT_FILE, build_demo, choose_holdout
-from cbir.evaluation import evaluate
-from cbir.pairs import load_pairs
-from cbir.synthetic import garment_image
+from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet
+from cbir.gallery.dataset import Gallery, scan_image_folder
+from scripts.make_demo import ALWAYS_HELD_OUT, build_demo, choose_holdout
+from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_DIR, DEMO_GALLERY, HOLDOUT_FILE
+from cbir.similarity.evaluation import evaluate
+from cbir.similarity.pairs import load_pairs
+from scripts.synthetic import garment_image
 from tests.conftest import TINY_MODEL
 
 TYPES = ("dress", "pants", "shoes")

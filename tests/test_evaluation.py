@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from cbir.evaluation import (
+from cbir.similarity.evaluation import (
     average_precision_at_k,
     correlation_markdown,
     correlations,

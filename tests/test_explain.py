@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbir.explain import colourise, explain_pair, location_similarity, pooled
-from cbir.synthetic import garment_image
+from cbir.search.explain import colourise, explain_pair, location_similarity, pooled
+from scripts.synthetic import garment_image
 
 
 def test_location_similarity_is_cosine_per_location():

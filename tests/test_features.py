@@ -4,17 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from cbir.features import (
-    BackboneMismatchError,
-    EmbeddingSpec,
-    FeatureExtractor,
-    WeightsUnavailableError,
-    create_backbone,
-)
-from cbir.colour import colour_descriptor
-from cbir.features import _prefetch
+from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
+
+from cbir.embed.extractor import FeatureExtractor, WeightsUnavailableError, create_backbone
+from cbir.embed.colour import colour_descriptor
+from cbir.embed.extractor import _prefetch
 from cbir.images import ImageError
-from cbir.synthetic import garment_image
+from scripts.synthetic import garment_image
 
 GOLDEN = Path(__file__).parent / "golden" / "test_resnet_r160_seed0.npy"
 TINY = "test_resnet.r160_in1k"

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cbir.feedback import check_indices, rocchio
+from cbir.search.feedback import check_indices, rocchio
 
 
 def test_no_feedback_keeps_the_query():
@@ -30,7 +30,7 @@ def test_check_indices():
 
 
 def test_batch_matches_single_queries():
-    from cbir.feedback import rocchio_rows
+    from cbir.search.feedback import rocchio_rows
 
     rng = np.random.default_rng(0)
     q, pos, neg = rng.normal(size=(2, 4)), rng.normal(size=(3, 4)), rng.normal(size=(2, 4))

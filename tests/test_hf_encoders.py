@@ -7,11 +7,12 @@ import shutil
 import numpy as np
 import pytest
 
-from cbir.data import Gallery
-from cbir.features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor, WeightsUnavailableError
-from cbir.hf_encoders import is_hf_model, list_families, text_families
-from cbir.search import SearchEngine, extractor_for, load_engine
-from cbir.synthetic import garment_image
+from cbir.gallery.dataset import Gallery
+from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
+from cbir.embed.extractor import FeatureExtractor, WeightsUnavailableError
+from cbir.embed.hf_encoders import is_hf_model, list_families, text_families
+from cbir.search.engine import SearchEngine, extractor_for, load_engine
+from scripts.synthetic import garment_image
 from hf_tiny import save_tiny_clip, save_tiny_dinov2, save_tiny_siglip
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

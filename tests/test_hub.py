@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import cbir.hub as hub
-from cbir.classifiers import CLASSIFIER_KINDS, ClassifierSet
-from cbir.data import Gallery, push_gallery
+from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet
+from cbir.gallery.dataset import Gallery, push_gallery
 
 
 def test_is_local_and_path_like_errors(tmp_path):
@@ -130,7 +130,7 @@ def test_app_with_a_hub_gallery_and_no_network_exits_fast_with_a_message(unreach
 
 
 def test_pretrained_hub_weights_without_network_fail_fast(unreachable_hub):
-    from cbir.features import WeightsUnavailableError, create_backbone
+    from cbir.embed.extractor import WeightsUnavailableError, create_backbone
 
     err, seconds = _timed(lambda: create_backbone("test_resnet.r160_in1k", weights="pretrained"))
     assert isinstance(err, WeightsUnavailableError) and "unreachable" in str(err) and "--weights" in str(err)

@@ -1,6 +1,6 @@
 import pytest
 
-from cbir.labels import COLOURS, GARMENT_TYPES, TYPES, Label, LabelError, parse_label
+from cbir.gallery.labels import COLOURS, GARMENT_TYPES, TYPES, Label, LabelError, parse_label
 
 
 @pytest.mark.parametrize("colour", COLOURS)

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from cbir import live
-from cbir.data import Gallery
+from cbir.gallery.dataset import Gallery
 from cbir.images import ImageError
-from cbir.live import AdminTokenError, LiveGallery, check_token, recover, save_atomically, split_label
-from cbir.search import SearchEngine
+from cbir.gallery.live import AdminTokenError, LiveGallery, check_token, recover, save_atomically, split_label
+from cbir.search.engine import SearchEngine
 
 
 @pytest.fixture

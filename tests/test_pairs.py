@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cbir.pairs import (
+from cbir.similarity.pairs import (
     available_pairs,
     build_task_pairs,
     dedupe,

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cbir.images import load_image
-from cbir.preprocess import CentreCropTransform, eval_transform, stack
+from cbir.embed.preprocess import CentreCropTransform, eval_transform, stack
 
 CC0 = Path(__file__).parent / "data" / "cc0"
 

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-import cbir.quantize as quantize
-import cbir.search as search
-from cbir.backbones import create_model, file_sha256
-from cbir.features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
-from cbir.preprocess import CentreCropTransform
-from cbir.quantize import Quantization, quantized_path, quantized_runtime
-from cbir.runtime import RuntimeMismatchError
+import cbir.embed.quantize as quantize
+import cbir.search.engine as search
+from cbir.embed.backbones import create_model, file_sha256
+from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
+from cbir.embed.extractor import FeatureExtractor
+from cbir.embed.preprocess import CentreCropTransform
+from cbir.embed.quantize import Quantization, quantized_path, quantized_runtime
+from cbir.embed.runtime import RuntimeMismatchError
 
 pytest.importorskip("nncf")
 TINY = "test_resnet.r160_in1k"

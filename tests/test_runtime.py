@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import cbir.runtime as runtime
-from cbir.backbones import create_model
-from cbir.features import FeatureExtractor
-from cbir.runtime import OnnxRuntime, OpenVinoRuntime, RuntimeMismatchError, TorchRuntime, check_batch, make_runtime
+import cbir.embed.runtime as runtime
+from cbir.embed.backbones import create_model
+from cbir.embed.extractor import FeatureExtractor
+from cbir.embed.runtime import OnnxRuntime, OpenVinoRuntime, RuntimeMismatchError, TorchRuntime, check_batch, make_runtime
 
 TINY = "test_resnet.r160_in1k"
 CC0 = Path(__file__).parent / "data" / "cc0"

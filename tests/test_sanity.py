@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cbir.colour import colour_descriptors
-from cbir.data import build_gallery, scan_image_folder
-from cbir.features import DEFAULT_MODEL, FeatureExtractor
+from cbir.embed.colour import colour_descriptors
+from cbir.gallery.dataset import build_gallery, scan_image_folder
+from cbir.embed.extractor import DEFAULT_MODEL, FeatureExtractor
 from cbir.index import EmbeddingIndex
-from cbir.similarity import TASK_CHOICES, get_method, list_methods
-from cbir.training import train
+from cbir.similarity.registry import TASK_CHOICES, get_method, list_methods
+from cbir.similarity.training import train
 
 CC0 = Path(__file__).parent / "data" / "cc0"
 

@@ -61,7 +61,7 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
 
 
 def test_build_index_reports_a_bad_folder_name(tmp_path):
-    from cbir.synthetic import write_image_folder
+    from scripts.synthetic import write_image_folder
 
     write_image_folder(tmp_path / "imgs", classes=["red_dress"], per_class=1)
     (tmp_path / "imgs" / "__").mkdir()

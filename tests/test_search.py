@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 
-from cbir.features import BackboneMismatchError, FeatureExtractor
+from cbir.embed.spec import BackboneMismatchError
+
+from cbir.embed.extractor import FeatureExtractor
 from cbir.images import ImageError
-from cbir.search import SearchEngine
+from cbir.search.engine import SearchEngine
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +79,9 @@ def test_search_vector_matches_search(engine, gallery):
 
 
 def test_weights_policy_and_warnings(gallery_dir, classifier_dir, gallery):
-    from cbir.features import EmbeddingSpec, WeightsUnavailableError
-    from cbir.search import extractor_for, load_engine
+    from cbir.embed.spec import EmbeddingSpec
+    from cbir.embed.extractor import WeightsUnavailableError
+    from cbir.search.engine import extractor_for, load_engine
 
     engine = load_engine(str(gallery_dir), str(classifier_dir), device="cpu")
     assert engine.extractor.spec == gallery.spec  # same seeded random init as the gallery
@@ -90,7 +93,7 @@ def test_weights_policy_and_warnings(gallery_dir, classifier_dir, gallery):
         extractor_for(pretrained, device="cpu")
     ext, allow = extractor_for(pretrained, random_weights=True, device="cpu")
     assert ext.spec.is_random and allow
-    from cbir.data import Gallery
+    from cbir.gallery.dataset import Gallery
 
     smoke = SearchEngine(Gallery(engine.gallery.dataset, pretrained), ext, allow_weights_mismatch=True)
     assert smoke.weights_warning().startswith("SMOKE RUN")
@@ -112,7 +115,7 @@ def test_filters_mask_before_top_k(engine, gallery):
 def test_dedup_collapses_identical_rows_with_a_copy_count(gallery, extractor):
     import datasets
 
-    from cbir.data import Gallery
+    from cbir.gallery.dataset import Gallery
 
     dup = Gallery(datasets.concatenate_datasets([gallery.dataset, gallery.dataset.select([3, 3])]), gallery.spec)
     engine = SearchEngine(dup, extractor)

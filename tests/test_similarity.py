@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cbir.index import EmbeddingIndex
-from cbir.similarity import get_method, list_methods
+from cbir.similarity.registry import get_method, list_methods
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +62,7 @@ def test_learned_methods_need_classifiers(vectors):
 
 
 def test_resolve_method_by_name_or_label():
-    from cbir.similarity import resolve_method
+    from cbir.similarity.registry import resolve_method
 
     assert resolve_method("Cosine similarity") == "cosine"
     assert resolve_method(" LOGREG ") == "logreg"

@@ -1,6 +1,6 @@
 import sys, numpy as np
 sys.path.insert(0, '/work/wt/push95')
-from cbir.data import Gallery
+from cbir.gallery.dataset import Gallery
 from benchmarks.finetune import split_indices
 g = Gallery.load('/work/cache/lead9/gallery')
 a = Gallery.load('/work/cache/finetune/apparel/gallery')

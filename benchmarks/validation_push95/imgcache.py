@@ -1,9 +1,9 @@
 import sys, time, numpy as np
 sys.path.insert(0, '/work/wt/push95')
 from PIL import Image
-from cbir.data import Gallery
+from cbir.gallery.dataset import Gallery
 from cbir.images import load_image
-from cbir.colour import ColourSpec, WEIGHTINGS
+from cbir.embed.colour import ColourSpec, WEIGHTINGS
 g = Gallery.load('/work/cache/lead9/gallery')
 spec = ColourSpec()
 n = len(g)

@@ -1,5 +1,5 @@
 exec(open('/work/cache/push95/val.py').read())
-from cbir.evaluation import average_precision_at_k
+from cbir.similarity.evaluation import average_precision_at_k
 train = np.sort(np.concatenate([fit, val]))
 x = np.hstack([A['frozen'], A['desc']]).astype(np.float32)
 rng = np.random.default_rng(1)

@@ -1,7 +1,7 @@
 import sys, numpy as np
 sys.path.insert(0, '/work/wt/push95')
 from PIL import Image, ImageDraw
-from cbir.data import Gallery
+from cbir.gallery.dataset import Gallery
 g = Gallery.load('/work/cache/lead9/gallery')
 ids = [322, 516, 764, 1708, 2596, 2618, 2774, 2984, 3081, 5366, 5383, 5745, 6273, 6319, 6405, 6683, 6781, 7052, 7609, 8564, 9325]
 S = 160

@@ -4,7 +4,7 @@ from scipy import stats
 from sklearn.metrics import roc_auc_score
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
-from cbir.evaluation import average_precision_at_k
+from cbir.similarity.evaluation import average_precision_at_k
 from cbir.index import top_k
 
 A = np.load('/work/cache/push95/arrays.npz')

@@ -2,9 +2,9 @@
 Milvus) chosen by a URI (`numpy`, `faiss`, `milvus:PATH`, `milvus://host:port`), and every
 similarity method expressed as a search over stored per-image vectors (cbir.stores.methods)."""
 
-from .base import LABEL_COLUMNS, METRICS, VectorStore
-from .gallery import GalleryStore, fill_from_gallery, gallery_columns, open_gallery_store
-from .methods import (
+from cbir.stores.base import LABEL_COLUMNS, METRICS, VectorStore
+from cbir.stores.gallery import GalleryStore, fill_from_gallery, gallery_columns, open_gallery_store
+from cbir.stores.methods import (
     FOREST_SHORTLIST,
     STORED_METHODS,
     Space,
@@ -13,7 +13,7 @@ from .methods import (
     register_space,
     register_stored_method,
 )
-from .uri import DEFAULT_STORE, STORE_HELP, StoreURI, describe, open_store, parse_store_uri
+from cbir.stores.uri import DEFAULT_STORE, STORE_HELP, StoreURI, describe, open_store, parse_store_uri
 
 __all__ = [
     "DEFAULT_STORE",

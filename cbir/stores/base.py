@@ -1,7 +1,7 @@
 """The vector-store contract: one collection of (id, vector, label columns) searched under one metric.
 
 Every backend (numpy, FAISS, Milvus) implements the same operations so the engine and the
-scripts never know which one they talk to. Scores follow cbir.similarity's conventions:
+scripts never know which one they talk to. Scores follow cbir.similarity.registry's conventions:
 cosine similarity, 1 / (1 + Euclidean distance), or the raw inner product; higher is better.
 """
 
@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from ..filters import Filters, label_mask, normalise_filters
+from cbir.search.filters import Filters, label_mask, normalise_filters
 
 METRICS = ("cosine", "l2", "ip")
 LABEL_COLUMNS = ("label", "colour", "type")
@@ -28,7 +28,7 @@ def check_metric(metric: str) -> str:
 
 
 def l2_to_score(d2: np.ndarray) -> np.ndarray:
-    """Squared Euclidean distance -> 1 / (1 + distance), cbir.similarity's inverse-Euclidean score."""
+    """Squared Euclidean distance -> 1 / (1 + distance), cbir.similarity.registry's inverse-Euclidean score."""
     return (1.0 / (1.0 + np.sqrt(np.maximum(d2, 0.0)))).astype(np.float32)
 
 

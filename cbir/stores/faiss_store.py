@@ -14,9 +14,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..filters import Filters
-from ..index import as_queries, l2_normalize
-from .base import (
+from cbir.search.filters import Filters
+from cbir.index import as_queries, l2_normalize
+from cbir.stores.base import (
     LABEL_COLUMNS,
     Labels,
     VectorStore,

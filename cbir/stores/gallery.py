@@ -8,11 +8,11 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 
 import numpy as np
 
-from ..classifiers import CLASSIFIER_KINDS, ClassifierSet
-from ..filters import Filters
-from .base import LABEL_COLUMNS, Labels, VectorStore
-from .methods import RAW_SPACE, SPACES, plan, spaces_for
-from .uri import StoreURI, describe, open_store, parse_store_uri
+from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet
+from cbir.search.filters import Filters
+from cbir.stores.base import LABEL_COLUMNS, Labels, VectorStore
+from cbir.stores.methods import RAW_SPACE, SPACES, plan, spaces_for
+from cbir.stores.uri import StoreURI, describe, open_store, parse_store_uri
 
 
 class GalleryStore:
@@ -114,7 +114,7 @@ class GalleryStore:
     def _identical_scores_one(
         self, q: np.ndarray, ids: np.ndarray, scores: np.ndarray, filters: Optional[Filters]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """A stored vector equal to the query scores 1 (cbir.classifiers.PairClassifier.score), in the list or not."""
+        """A stored vector equal to the query scores 1 (cbir.similarity.classifiers.PairClassifier.score), in the list or not."""
         near, _ = self.spaces[RAW_SPACE].search(q, 1, filters)
         for r, j in enumerate(near[:, 0]):
             if j < 0 or not np.array_equal(self.embeddings([int(j)])[0], q[r]):
@@ -181,7 +181,7 @@ def _stale(
 
 
 def gallery_columns(gallery: Any) -> dict[str, np.ndarray]:
-    """The label columns of a cbir.data.Gallery, as the stores keep them."""
+    """The label columns of a cbir.gallery.dataset.Gallery, as the stores keep them."""
     return {"label": np.asarray(gallery.labels), "colour": np.asarray(gallery.colours), "type": np.asarray(gallery.types)}
 
 
@@ -192,7 +192,7 @@ def open_gallery_store(
     store is filled at start-up, a file or server store only with the rows it lacks (its first start builds it)."""
     from tqdm.auto import tqdm
 
-    from .methods import STORED_METHODS
+    from cbir.stores.methods import STORED_METHODS
 
     store = GalleryStore(uri, gallery.spec.dim, [m for m in methods if m in STORED_METHODS], classifiers)
     bar = (lambda it: tqdm(it, desc=f"store {describe(store.uri)}", unit="batch")) if progress else None

@@ -15,8 +15,8 @@ from typing import Callable, Optional
 import numpy as np
 from scipy.special import expit
 
-from ..classifiers import ClassifierSet
-from ..labels import TASKS
+from cbir.similarity.classifiers import ClassifierSet
+from cbir.gallery.labels import TASKS
 
 FOREST_SHORTLIST = 1000  # candidates the forest reranks (README: recall of this shortlist, measured)
 BOTH_SHORTLIST = 200  # logistic regression, task "both": candidates reranked by P(type) * P(colour)
@@ -126,7 +126,7 @@ def _same_query(q: np.ndarray, _task: str, _clf: Optional[ClassifierSet]) -> np.
 
 
 # --- logistic regression as maximum inner product ------------------------------------------------
-# logit(q, g) = c + v1.q^2 + v1.g^2 + (q * (v2 - 2 v1)).g  (cbir.classifiers), so with [g, g^2] stored
+# logit(q, g) = c + v1.q^2 + v1.g^2 + (q * (v2 - 2 v1)).g  (cbir.similarity.classifiers), so with [g, g^2] stored
 # per image the query-dependent part is an inner product with [q * (v2 - 2 v1), v1].
 
 
@@ -183,7 +183,7 @@ def _lr_rerank(q: np.ndarray, cands: np.ndarray, task: str, clf: Optional[Classi
 
 
 # --- attribute probabilities as inner product ---------------------------------------------------
-# cbir.attributes: a task's pair score is v(p_a) . v(p_b) (v = sqrt for the Bhattacharyya score) and "both"
+# cbir.similarity.attributes: a task's pair score is v(p_a) . v(p_b) (v = sqrt for the Bhattacharyya score) and "both"
 # is the product of the tasks' scores = kron(v_type, v_colour)(a) . kron(v_type, v_colour)(b)
 # (ClassifierSet.image_vectors). One space stores the blocks [v_type | v_colour | v_type (x) v_colour] of
 # the loaded tasks; a query fills its task's block and leaves zeros elsewhere, so the inner product is the score.

@@ -13,9 +13,9 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from ..filters import Filters, normalise_filters
-from ..index import as_queries
-from .base import LABEL_COLUMNS, Labels, VectorStore, check_batch, check_metric, empty_result, l2_to_score
+from cbir.search.filters import Filters, normalise_filters
+from cbir.index import as_queries
+from cbir.stores.base import LABEL_COLUMNS, Labels, VectorStore, check_batch, check_metric, empty_result, l2_to_score
 
 MILVUS_METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
 MILVUS_INDEXES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")

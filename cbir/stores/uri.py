@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qsl
 
-from .base import VectorStore
+from cbir.stores.base import VectorStore
 
 DEFAULT_STORE = "numpy"
 STORE_HELP = "numpy (exact, default), faiss[:hnsw|ivf|flat], milvus:PATH (milvus-lite file) or milvus://host:port"
@@ -45,13 +45,13 @@ def parse_store_uri(uri: str) -> StoreURI:
 
 
 def _numpy(u: StoreURI, name: str, dim: int, metric: str) -> VectorStore:
-    from .numpy_store import NumpyStore
+    from cbir.stores.numpy_store import NumpyStore
 
     return NumpyStore(dim, metric)
 
 
 def _faiss(u: StoreURI, name: str, dim: int, metric: str) -> VectorStore:
-    from .faiss_store import FaissStore
+    from cbir.stores.faiss_store import FaissStore
 
     o = u.options
     ints = {k: int(o[k]) for k in ("m", "ef_construction", "ef_search", "nlist", "nprobe") if k in o}
@@ -59,7 +59,7 @@ def _faiss(u: StoreURI, name: str, dim: int, metric: str) -> VectorStore:
 
 
 def _milvus(u: StoreURI, name: str, dim: int, metric: str) -> VectorStore:
-    from .milvus_store import MilvusStore
+    from cbir.stores.milvus_store import MilvusStore
 
     o = dict(u.options)
     index = o.pop("index", "FLAT").upper()

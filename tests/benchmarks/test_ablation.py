@@ -3,8 +3,8 @@
 import numpy as np
 
 from benchmarks.ablation import backbone_label, markdown, merge_reports, split_digest
-from cbir.features import EmbeddingSpec
-from cbir.pairs import ImageSplit, Pairs
+from cbir.embed.spec import EmbeddingSpec
+from cbir.similarity.pairs import ImageSplit, Pairs
 
 
 def _spec(model: str, weights: str = "pretrained", seed=None) -> EmbeddingSpec:

@@ -1,4 +1,4 @@
-"""Approximate search (FAISS HNSW / IVF) against exact cbir.similarity search."""
+"""Approximate search (FAISS HNSW / IVF) against exact cbir.similarity.registry search."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ pytest.importorskip("faiss")
 
 from benchmarks.ann_index import ApproximateIndex, import_faiss, recall_at_k  # noqa: E402
 from cbir.index import EmbeddingIndex, top_k  # noqa: E402
-from cbir.similarity import get_method  # noqa: E402
+from cbir.similarity.registry import get_method  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,10 @@ import json
 import pytest
 
 from benchmarks.ensemble_eval import main
-from cbir.classifiers import PAIRS_FILE, ClassifierSet
-from cbir.data import Gallery
-from cbir.evaluation import evaluate
-from cbir.pairs import load_pairs
+from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet
+from cbir.gallery.dataset import Gallery
+from cbir.similarity.evaluation import evaluate
+from cbir.similarity.pairs import load_pairs
 
 
 def test_single_member_matches_evaluate(gallery_dir, classifier_dir, tmp_path):
@@ -25,7 +25,7 @@ def test_single_member_matches_evaluate(gallery_dir, classifier_dir, tmp_path):
 
 
 def test_members_from_different_splits_are_refused(gallery_dir, classifier_dir, tmp_path):
-    from cbir.training import train
+    from cbir.similarity.training import train
 
     other = tmp_path / "other"
     train(Gallery.load(gallery_dir), kinds=["attribute"], n_pairs=200, seed=1, progress=False).save(other)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from benchmarks.pair_subset import main, subset_pairs
-from cbir.classifiers import PAIRS_FILE, ClassifierSet
-from cbir.data import Gallery, build_gallery, scan_image_folder
-from cbir.pairs import load_pairs
+from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet
+from cbir.gallery.dataset import Gallery, build_gallery, scan_image_folder
+from cbir.similarity.pairs import load_pairs
 
 
 def test_subset_pairs_are_balanced_reindexed_and_keep_the_parent_split(training_run):

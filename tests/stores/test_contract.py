@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbir.filters import label_mask
+from cbir.search.filters import label_mask
 from cbir.stores import open_store
 
 N, DIM = 300, 16

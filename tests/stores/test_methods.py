@@ -1,15 +1,15 @@
-"""Every method on every backend: the store's ranking equals cbir.similarity's exact ranking."""
+"""Every method on every backend: the store's ranking equals cbir.similarity.registry's exact ranking."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from cbir.attributes import AttributeClassifier
-from cbir.classifiers import ClassifierSet
+from cbir.similarity.attributes import AttributeClassifier
+from cbir.similarity.classifiers import ClassifierSet
 from cbir.index import EmbeddingIndex, top_k
-from cbir.labels import TASKS
-from cbir.similarity import get_method
+from cbir.gallery.labels import TASKS
+from cbir.similarity.registry import get_method
 from cbir.stores import GalleryStore, Space, StoredMethod, fill_from_gallery, gallery_columns, methods_without_classifiers
 from cbir.stores import methods as stored
 
@@ -68,7 +68,7 @@ def test_logreg_inner_product_is_the_classifier_logit(gallery, training_run):
         raw = stored.lr_query_vectors(q, task, clf) @ stored.lr_gallery_vectors(g, clf).T
         got = stored.lr_finish(raw, q, task, clf)
         pipeline = clf.get("logreg", task)
-        from cbir.classifiers import pair_features
+        from cbir.similarity.classifiers import pair_features
 
         want = np.stack([pipeline._proba(pair_features(np.broadcast_to(row, g.shape), g)) for row in q])
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
@@ -85,7 +85,7 @@ def attribute_set(clf: ClassifierSet, pair_score: str, tasks=TASKS) -> Classifie
 
 @pytest.mark.parametrize("pair_score", ["bhattacharyya", "dot"])
 def test_attribute_inner_product_is_the_in_process_score(gallery, training_run, pair_score):
-    """Stored [v_type | v_colour | v_type (x) v_colour] . the query's block of its task = cbir.attributes' score
+    """Stored [v_type | v_colour | v_type (x) v_colour] . the query's block of its task = cbir.similarity.attributes' score
     (sqrt of the probabilities for the Bhattacharyya pair score, the raw probabilities for "dot")."""
     clf = attribute_set(training_run.classifiers, pair_score)
     g, d = gallery.embeddings, gallery.descriptors

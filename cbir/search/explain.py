@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .images import load_image
+from cbir.images import load_image
 
 OVERLAY_ALPHA = 0.5
 # A perceptual blue -> yellow -> red ramp (anchors of a "turbo"-like map), interpolated in numpy.
@@ -56,7 +56,7 @@ def overlay(image: Image.Image, heat: np.ndarray, alpha: float = OVERLAY_ALPHA) 
 
 def model_view(transform: Any, image: Image.Image) -> Image.Image:
     """The image as the model sees it (timm's resize and centre crop, before tensor conversion)."""
-    if hasattr(transform, "view"):  # cbir.preprocess.CentreCropTransform
+    if hasattr(transform, "view"):  # cbir.embed.preprocess.CentreCropTransform
         return transform.view(image)
     for step in getattr(transform, "transforms", []):
         if "Tensor" in type(step).__name__:

@@ -8,16 +8,17 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .classifiers import ClassifierSet
-from .colour import colour_descriptor
-from .data import Gallery
-from .dedup import DEFAULT_THRESHOLD, collapse_duplicates
-from .explain import Explanation, explain_pair
-from .feedback import check_indices, rocchio
-from .features import BackboneMismatchError, EmbeddingSpec, FeatureExtractor
-from .filters import Filters, check_values, label_mask
-from .index import EmbeddingIndex, l2_normalize, top_k
-from .similarity import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
+from cbir.similarity.classifiers import ClassifierSet
+from cbir.embed.colour import colour_descriptor
+from cbir.gallery.dataset import Gallery
+from cbir.search.dedup import DEFAULT_THRESHOLD, collapse_duplicates
+from cbir.search.explain import Explanation, explain_pair
+from cbir.search.feedback import check_indices, rocchio
+from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
+from cbir.embed.extractor import FeatureExtractor
+from cbir.search.filters import Filters, check_values, label_mask
+from cbir.index import EmbeddingIndex, l2_normalize, top_k
+from cbir.similarity.registry import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
 TEXT_WEIGHT = 1.0  # composed query: unit image vector + TEXT_WEIGHT x unit text vector (equal say for both)
@@ -287,7 +288,7 @@ def extractor_for(
     """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
 
     A random-init gallery gets the same seeded init. A pretrained one gets the weights its backbone's
-    registered source provides (cbir.backbones: a pip package, or the Hub via timm) or the `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
+    registered source provides (cbir.embed.backbones: a pip package, or the Hub via timm) or the `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
     asks for a smoke run (random-init queries; the engine's weights_warning says so).
     """
     seed = 0 if spec.seed is None else int(spec.seed)
@@ -326,7 +327,7 @@ def load_engine(
     clf = ClassifierSet.load(classifiers, revision=classifiers_revision) if classifiers else None
     engine = SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
     if store:
-        from .stores import open_gallery_store, parse_store_uri
+        from cbir.stores import open_gallery_store, parse_store_uri
 
         if parse_store_uri(store).backend != "numpy":  # numpy = this engine's own exact in-process search
             engine.store = open_gallery_store(store, g, clf, engine.available_methods())

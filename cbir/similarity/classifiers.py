@@ -25,69 +25,17 @@ from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .attributes import AttributeClassifier, CardedClassifier, logistic_cv_kwargs
-from .features import BackboneMismatchError, EmbeddingSpec
-from .index import EmbeddingIndex
-from .labels import TASKS
-from .pairs import Pairs
+from cbir.similarity.attributes import AttributeClassifier, CardedClassifier, logistic_cv_kwargs
+from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
+from cbir.index import EmbeddingIndex
+from cbir.gallery.labels import TASKS
+from cbir.similarity.pairs import Pairs
+from cbir.similarity.trust import TRUSTED_TYPES, load_trusted, skops_types
 
 PAIR_FEATURES = "sqdiff+prod"
 MANIFEST = "classifiers.json"
 PAIRS_FILE = "pairs.npz"
 _ROW_CHUNK = 8192
-
-# Types a classifier file may contain; anything else in a .skops file is refused at load time.
-TRUSTED_TYPES = frozenset(
-    {
-        "sklearn.pipeline.Pipeline",
-        "sklearn.preprocessing._data.StandardScaler",
-        "sklearn.linear_model._logistic.LogisticRegression",
-        "sklearn.linear_model._logistic.LogisticRegressionCV",
-        "sklearn.ensemble._forest.RandomForestClassifier",
-        "sklearn.tree._classes.DecisionTreeClassifier",
-        "sklearn.tree._tree.Tree",
-        "sklearn.decomposition._pca.PCA",
-        "numpy.dtype",
-        "numpy.ndarray",
-        "numpy.float32",
-        "numpy.float64",
-        "numpy.int32",
-        "numpy.int64",
-        "numpy.bool_",
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "builtins.str",
-        "builtins.int",
-        "builtins.float",
-        "builtins.bool",
-    }
-)
-
-
-def skops_types(model_path: str | os.PathLike) -> set[str]:
-    """Every type a .skops file would construct (from its schema), not only the ones skops itself distrusts."""
-    import zipfile
-
-    found: set[str] = set()
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if "__class__" in node and "__module__" in node:
-                found.add(f"{node['__module__']}.{node['__class__']}")
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    try:
-        with zipfile.ZipFile(model_path) as z:
-            walk(json.loads(z.read("schema.json")))
-    except (OSError, KeyError, ValueError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{model_path} is not a readable skops file ({e}): re-train or re-download it") from None
-    return found
-
 
 def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Symmetric features of row-aligned vector pairs: [(a - b)^2, a * b]."""
@@ -100,7 +48,7 @@ def pair_features(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class ClassifierKind:
     """A learned method: how to build its estimator and whether it works on projected embeddings.
 
-    `per_image` kinds (cbir.attributes) learn from labelled images, not pairs, and are their own class.
+    `per_image` kinds (cbir.similarity.attributes) learn from labelled images, not pairs, and are their own class.
     """
 
     name: str
@@ -282,18 +230,6 @@ class PairClassifier(CardedClassifier):
         return cls(obj["estimator"], obj["projection"], json.loads(Path(card_path).read_text()))
 
 
-def load_trusted(model_path: str | os.PathLike) -> Any:
-    """skops.io.load, refusing any type outside TRUSTED_TYPES (even ones skops trusts by default)."""
-    untrusted = sio.get_untrusted_types(file=model_path)
-    unexpected = sorted((skops_types(model_path) | set(untrusted)) - TRUSTED_TYPES)
-    if unexpected:
-        raise ValueError(
-            f"{model_path} contains types this project does not trust: {unexpected}; it was not loaded. "
-            "Use classifiers made by scripts/train_classifiers.py from a source you trust."
-        )
-    return sio.load(model_path, trusted=untrusted)
-
-
 def _descriptor_kw(clf: Any, name: str, value: Any) -> dict[str, Any]:
     """Pass colour descriptors only to classifiers that use them (pair classifiers see embeddings only)."""
     return {name: value} if getattr(clf, "uses_descriptor", False) else {}
@@ -397,7 +333,7 @@ class ClassifierSet:
     @classmethod
     def load(cls, source: str | os.PathLike, revision: str | None = None) -> "ClassifierSet":
         """Load from a local folder or a Hub model repo (files fetched with hf_hub_download, pinned to `revision`)."""
-        from .hub import fetch_file
+        from cbir.hub import fetch_file
 
         manifest = json.loads(fetch_file(source, MANIFEST, revision=revision).read_text())
         out = {}

@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 from PIL import Image
 
-from .images import load_image
+from cbir.images import load_image
 
 COLOUR_SPEC_FILE = "colour_spec.json"
 COLOUR_COLUMN = "colour_hist"

@@ -20,9 +20,9 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 import torch
 
-from .backbones import cache_dir, file_sha256
-from .index import l2_normalize
-from .runtime import OpenVinoRuntime, RuntimeMismatchError, checked_export, openvino_available
+from cbir.embed.backbones import cache_dir, file_sha256
+from cbir.index import l2_normalize
+from cbir.embed.runtime import OpenVinoRuntime, RuntimeMismatchError, checked_export, openvino_available
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,8 @@ def quantized_path(key: str, q: Quantization) -> Path:
 
 def calibration_rows(n: int) -> np.ndarray:
     """`n` rows spread evenly over the committed CC0 demo gallery (every machine calibrates on the same photos)."""
-    from .data import Gallery
-    from .demo import DEMO_GALLERY
+    from cbir.gallery.dataset import Gallery
+    from cbir.gallery.demo import DEMO_GALLERY
 
     size = len(Gallery.load(DEMO_GALLERY))
     return np.linspace(0, size - 1, min(n, size)).round().astype(int)
@@ -70,8 +70,8 @@ def demo_photos(rows: Sequence[int]) -> list[Any]:
     """The demo gallery's photos at `rows`, decoded to RGB."""
     from PIL import Image
 
-    from .data import Gallery
-    from .demo import DEMO_GALLERY
+    from cbir.gallery.dataset import Gallery
+    from cbir.gallery.demo import DEMO_GALLERY
 
     g = Gallery.load(DEMO_GALLERY)
     return [Image.open(io.BytesIO(g.image_bytes(int(i))[0])).convert("RGB") for i in rows]

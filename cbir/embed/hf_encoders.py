@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from PIL import Image
 
-from .backbones import Weights, WeightsUnavailableError, file_sha256
+from cbir.embed.backbones import Weights, WeightsUnavailableError, file_sha256
 
 log = logging.getLogger(__name__)
 

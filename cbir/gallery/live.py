@@ -20,9 +20,9 @@ from typing import Any, Optional, Sequence
 import datasets
 import numpy as np
 
-from .data import SPEC_FILE, Gallery
-from .feedback import check_indices
-from .images import load_image
+from cbir.gallery.dataset import SPEC_FILE, Gallery
+from cbir.search.feedback import check_indices
+from cbir.images import load_image
 
 ADMIN_TOKEN_ENV = "CBIR_ADMIN_TOKEN"
 _AT_FDCWD = -100

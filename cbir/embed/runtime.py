@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, Optional, Protocol
 import numpy as np
 import torch
 
-from .backbones import cache_dir
+from cbir.embed.backbones import cache_dir
 
 log = logging.getLogger(__name__)
 

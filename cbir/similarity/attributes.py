@@ -2,7 +2,7 @@
 class-probability vectors overlap.
 
 A per-image classifier learns from every labelled training image (8,000 on Apparel) rather than from a
-few thousand pairs, and the colour descriptor (cbir.colour) gives it what ImageNet features lack.
+few thousand pairs, and the colour descriptor (cbir.embed.colour) gives it what ImageNet features lack.
 Each image maps to a vector v(p) of its class probabilities p, and the pair score is v(p_a) . v(p_b):
 the gallery's vectors are computed once, so a query is one (Q, C) x (C, N) product, and a vector store
 can serve the method as an inner-product search over `image_vectors`.
@@ -24,8 +24,8 @@ from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from .features import EmbeddingSpec
-from .index import EmbeddingIndex
+from cbir.embed.spec import EmbeddingSpec
+from cbir.index import EmbeddingIndex
 
 ATTRIBUTE_CS = (1e-3, 1e-2, 1e-1, 1.0)
 
@@ -185,6 +185,6 @@ class AttributeClassifier(CardedClassifier):
 
     @classmethod
     def load(cls, model_path: str | os.PathLike, card_path: str | os.PathLike) -> "AttributeClassifier":
-        from .classifiers import load_trusted
+        from cbir.similarity.trust import load_trusted
 
         return cls(load_trusted(model_path)["estimator"], json.loads(Path(card_path).read_text()))

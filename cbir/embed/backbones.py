@@ -199,7 +199,7 @@ class HubWeights:
         repo = getattr(cfg, "hf_hub_id", None) if cfg is not None else None
         if not repo:
             raise WeightsUnavailableError(f"timm has no Hub weights for {model_name!r}")
-        from .hub import offline_unless_reachable
+        from cbir.hub import offline_unless_reachable
 
         errors = []
         with offline_unless_reachable() as status:  # Hub off or unreachable: the cache answers at once, no retries

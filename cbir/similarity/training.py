@@ -11,12 +11,12 @@ import numpy as np
 
 from tqdm.auto import tqdm
 
-from .classifiers import CLASSIFIER_KINDS, PAIRS_FILE, ClassifierSet, PairClassifier, classifier_class, get_kind
-from .data import Gallery
-from .features import EmbeddingSpec
-from .evaluation import correlations
-from .labels import TASKS
-from .pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
+from cbir.similarity.classifiers import CLASSIFIER_KINDS, PAIRS_FILE, ClassifierSet, PairClassifier, classifier_class, get_kind
+from cbir.gallery.dataset import Gallery
+from cbir.embed.spec import EmbeddingSpec
+from cbir.similarity.evaluation import correlations
+from cbir.gallery.labels import TASKS
+from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
 
 
 @dataclass

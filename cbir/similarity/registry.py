@@ -11,8 +11,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from .classifiers import CLASSIFIER_KINDS, ClassifierSet
-from .index import EmbeddingIndex, as_queries, l2_normalize
+from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet
+from cbir.index import EmbeddingIndex, as_queries, l2_normalize
 
 TASK_CHOICES: tuple[str, ...] = ("type", "colour", "both")
 # Preselected in the app when available, in this order (issue 9; its measurements: README "Results").

@@ -14,12 +14,12 @@ import datasets
 import numpy as np
 from PIL import Image
 
-from .colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptor, colour_descriptors
-from .backbones import file_digest
-from .features import EmbeddedFiles, EmbeddingSpec
-from .hub import push_dataset
-from .images import load_image
-from .labels import TASKS, Label, LabelError, parse_label
+from cbir.embed.colour import COLOUR_COLUMN, COLOUR_SPEC_FILE, ColourSpec, colour_descriptor, colour_descriptors
+from cbir.embed.backbones import file_digest
+from cbir.embed.spec import EmbeddedFiles, EmbeddingSpec
+from cbir.hub import push_dataset
+from cbir.images import load_image
+from cbir.gallery.labels import TASKS, Label, LabelError, parse_label
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 SPEC_FILE = "embedding_spec.json"
@@ -50,7 +50,7 @@ def file_sha1(path: str | os.PathLike) -> str:
 
 
 def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
-    """List the images of `root/<class>/*`, sorted; the folder name is the label (cbir.labels.parse_label)."""
+    """List the images of `root/<class>/*`, sorted; the folder name is the label (cbir.gallery.labels.parse_label)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"image folder not found: {root}")
@@ -235,7 +235,7 @@ class Gallery:
     @classmethod
     def load(cls, source: str | os.PathLike, revision: Optional[str] = None) -> "Gallery":
         """Load from a local `save_to_disk` folder or a Hub dataset id (`load_dataset`, pinned to `revision`)."""
-        from .hub import check_revision, fetch_file, hub_load, is_local
+        from cbir.hub import check_revision, fetch_file, hub_load, is_local
 
         check_revision(source, revision)
         if is_local(source):

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 from PIL import Image
 
-from .images import MIN_SIDE, ImageError
+from cbir.images import MIN_SIDE, ImageError
 
 Box = Sequence[float]
 

@@ -9,8 +9,8 @@ from typing import Iterable
 
 from PIL import Image, ImageDraw
 
-from .images import MIN_SIDE
-from .labels import COLOURS, TYPES, LabelError, parse_label
+from cbir.images import MIN_SIDE
+from cbir.gallery.labels import COLOURS, TYPES, LabelError, parse_label
 
 COLOUR_RGB: dict[str, tuple[int, int, int]] = {
     "black": (25, 25, 25),

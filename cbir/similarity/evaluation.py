@@ -7,10 +7,10 @@ from typing import Any, Optional
 import numpy as np
 from scipy import stats
 
-from .classifiers import ClassifierSet
-from .index import EmbeddingIndex, top_k
-from .pairs import Pairs
-from .similarity import get_method
+from cbir.similarity.classifiers import ClassifierSet
+from cbir.index import EmbeddingIndex, top_k
+from cbir.similarity.pairs import Pairs
+from cbir.similarity.registry import get_method
 
 # The reference study's figures (Pearson, Spearman) on its pairs.
 REFERENCE = {

@@ -16,10 +16,10 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import datasets
 import numpy as np
 
-from .colour import ColourSpec
-from .data import Embedder, Gallery, ImageRecord, embed_records, pack_gallery
-from .features import EmbeddingSpec
-from .labels import parse_label
+from cbir.embed.colour import ColourSpec
+from cbir.gallery.dataset import Embedder, Gallery, ImageRecord, embed_records, pack_gallery
+from cbir.embed.spec import EmbeddingSpec
+from cbir.gallery.labels import parse_label
 
 CHUNK = 512  # images per shard: a crash loses at most this much embedding work
 PARTIAL_SUFFIX = ".partial"
@@ -49,7 +49,7 @@ def dataset_chunks(source: str | os.PathLike, chunk: int, scratch: Path) -> Reco
     a local `save_to_disk` folder as an iterable dataset): each chunk's images are written to `scratch`
     as files of a `colour_type` folder, so the folder pipeline embeds them. Needs an `image` column and
     a `label` column (`colour_type`, a string or a ClassLabel)."""
-    from .hub import is_local
+    from cbir.hub import is_local
 
     if is_local(source):
         ds = datasets.load_from_disk(str(source)).to_iterable_dataset()

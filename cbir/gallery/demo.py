@@ -1,0 +1,12 @@
+"""Where the embedded demo lives: the gallery the app starts on (CC0 clothing photos, Lite2 embeddings) and its
+classifiers, committed under demo/ and built by `scripts/make_demo.py`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "demo"
+DEMO_GALLERY = DEMO_DIR / "gallery"
+DEMO_CLASSIFIERS = DEMO_DIR / "classifiers"
+HOLDOUT_FILE = "holdout.json"
+CC0_SOURCE = "clothing dataset by Alexey Grigorev (github.com/alexeygrigorev/clothing-dataset), CC0 1.0"
