@@ -11,7 +11,6 @@ column. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 import os
 import re
 import sys
@@ -42,24 +41,12 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 import app  # noqa: E402
-
-
-@contextmanager
-def _served(argv: list[str]):
-    """The app as `python app.py ARGV` builds it, launched on 127.0.0.1 for the test: its URL."""
-    demo = app.create_app(app.build_engine(app.parse_args(argv)))
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
-                max_file_size=app.MAX_FILE_SIZE)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+from serving import served  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def app_url(gallery_dir, classifier_dir):
-    with _served(["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"]) as url:
+    with served(["--gallery", str(gallery_dir), "--classifiers", str(classifier_dir), "--device", "cpu"]) as url:
         yield url
 
 
@@ -165,7 +152,7 @@ def test_describe_box_is_hidden_for_a_timm_gallery(page):
 @pytest.fixture(scope="module")
 def clip_page(browser, clip_gallery_dir):
     """The app on a CLIP gallery (tiny random-weight transformers model): the words box is there."""
-    with _served(["--gallery", str(clip_gallery_dir), "--device", "cpu"]) as url:
+    with served(["--gallery", str(clip_gallery_dir), "--device", "cpu"]) as url:
         yield _open(browser, url)
 
 
@@ -299,7 +286,7 @@ def test_admin_tab_is_hidden_without_a_token(page):
 @pytest.fixture(scope="module")
 def demo_page(browser):
     """The app with no options (the embedded real-photo demo) in its own browser page."""
-    with _served(["--device", "cpu"]) as url:
+    with served(["--device", "cpu"]) as url:
         yield _open(browser, url)
 
 

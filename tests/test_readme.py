@@ -6,9 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from gradio_client import Client
-
-import app
+from serving import served
 
 ROOT = Path(__file__).resolve().parent.parent
 README_URL = "http://127.0.0.1:7860/"
@@ -21,15 +19,8 @@ def python_blocks(page: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def demo_url():
     """The app as `python app.py` starts it: the embedded demo, real Lite2 weights, default options."""
-    engine = app.build_engine(app.parse_args(["--device", "cpu"]))
-    demo = app.create_app(engine)
-    demo.queue(default_concurrency_limit=2)
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True,
-                max_file_size=app.MAX_FILE_SIZE)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+    with served(["--device", "cpu"]) as url:
+        yield url
 
 
 def test_blocks_are_found():
