@@ -37,7 +37,7 @@ from cbir.hub import is_local
 from cbir.images import ImageError, load_image
 from cbir.gallery.live import AdminTokenError, LiveGallery, admin_token, check_token
 from cbir.search.plots import QUERY, RESULT, gallery_map, pca_2d, score_histogram
-from cbir.embed.runtime import RUNTIME_CHOICES
+from cbir.embed.runtime import RUNTIME_CHOICES, limit_threads
 from cbir.search.engine import Hit, SearchEngine, load_engine
 from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
 
@@ -902,7 +902,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # before the engine: the ONNX Runtime / OpenVINO session takes torch's thread count when it is made
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
+    limit_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
+    # Gradio rebuilds a pandas summary of its last 10,000 events after every event (default frequency 1): O(events)
+    # of CPU per request, ~5% of a loaded server's; every 1000 events keeps its monitoring figures fresh enough.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     try:
         engine = build_engine(args)
     except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:
