@@ -232,3 +232,15 @@ def test_the_colour_descriptor_is_computed_only_for_methods_that_use_it(engine, 
     with pytest.raises(AssertionError, match="describe"):
         engine.search(gallery.image(5), "attribute", "both", k=3)
     assert want[0].index == 5
+
+
+def test_embed_batch_is_one_forward_pass_except_on_openvino(engine, monkeypatch):
+    from types import SimpleNamespace
+
+    seen = []
+    monkeypatch.setattr(engine.extractor, "embed_images",
+                        lambda images, batch_size=32: seen.append(batch_size) or np.zeros((len(images), 4)))
+    engine.embed_batch(["a", "b", "c"])
+    monkeypatch.setattr(engine.extractor, "runtime", SimpleNamespace(name="openvino"))
+    engine.embed_batch(["a", "b", "c"])
+    assert seen == [3, 1]
