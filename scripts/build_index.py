@@ -47,12 +47,12 @@ def main(argv: list[str] | None = None) -> int:
                    "2 cores a worker competes with the forward pass's threads; see the README's throughput table)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--runtime", default="auto", choices=RUNTIME_CHOICES,
-                   help="forward pass: onnx (ONNX Runtime, fastest on CPU), torch, or auto (onnx for pretrained weights "
-                   "on the CPU, else torch) (default: %(default)s)")
+                   help="forward pass: openvino, onnx (ONNX Runtime), torch, or auto: for pretrained weights on the "
+                   "CPU, OpenVINO when it is installed, else ONNX Runtime, else torch (default: %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads for the forward pass (default: all cores)")
     p.add_argument("--quantize", default="", choices=["", *QUANTIZATION_CHOICES],
                    help="int8: embed with an NNCF int8 model on OpenVINO (faster; its embeddings differ a little from "
-                        "the float model's, so queries are embedded int8 too; needs pip install nncf)")
+                        "the float model's, so queries are embedded int8 too; NNCF and OpenVINO are in requirements.txt)")
     p.add_argument("--dtype", default="float32", choices=STORAGE_DTYPES, help="embedding storage dtype")
     p.add_argument("--limit", type=int, default=0, help="embed only the first N images (quick runs)")
     p.add_argument(

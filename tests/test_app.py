@@ -171,7 +171,7 @@ def test_search_accepts_method_labels_and_default_arguments(client, engine, file
     assert by_label["method"] == "logreg"
     assert by_label["results"] == by_name["results"]
     default = client.predict(handle_file(str(files["query"])), api_name="/search")
-    assert default["method"] == "cosine" and default["k"] == 10
+    assert default["method"] == engine.default_method() and default["k"] == 10  # the method the UI preselects
     _assert_ranked(default, engine, 10)
 
 
@@ -414,7 +414,8 @@ def test_search_feedback_moves_the_query(client, engine, files):
     hits = plain["results"]
     pos = [h["index"] for h in hits if h["type"] == hits[0]["type"]][:3]
     neg = [h["index"] for h in hits if h["type"] != hits[0]["type"]]
-    res = client.predict(handle_file(str(files["query"])), positives=pos, negatives=neg, k=10, api_name="/search")
+    res = client.predict(handle_file(str(files["query"])), "cosine", positives=pos, negatives=neg, k=10,
+                         api_name="/search")
     assert res["positives"] == pos and res["negatives"] == neg
     assert [h["score"] for h in res["results"]] != [h["score"] for h in hits]
     _assert_ranked(res, engine, 10)
@@ -425,9 +426,10 @@ def test_search_feedback_moves_the_query(client, engine, files):
 def test_search_box_crops_the_query(client, engine, files):
     w, h = load_image(files["query"]).size
     whole = _search(client, files["query"], k=5)
-    same = client.predict(handle_file(str(files["query"])), k=5, box=[0, 0, w, h], api_name="/search")
+    same = client.predict(handle_file(str(files["query"])), "cosine", k=5, box=[0, 0, w, h], api_name="/search")
     assert same["box"] == [0, 0, w, h] and same["results"] == whole["results"]
-    half = client.predict(handle_file(str(files["query"])), k=5, box=[0, 0, w // 2, h // 2], api_name="/search")
+    half = client.predict(handle_file(str(files["query"])), "cosine", k=5, box=[0, 0, w // 2, h // 2],
+                          api_name="/search")
     assert half["results"][0]["score"] < whole["results"][0]["score"]
     with pytest.raises(AppError, match="box must be four numbers"):
         client.predict(handle_file(str(files["query"])), box=[1, 2, 3], api_name="/search")
@@ -507,7 +509,8 @@ def test_live_gallery_copies_are_collapsed_by_dedup(live_client, files):
         collapsed = _search(client, files["query"], k=5)["results"]
         assert collapsed[0]["copies"] == 3 and collapsed[0]["score"] == pytest.approx(1.0, abs=1e-4)
         assert len(collapsed) == 5 and all(h["copies"] == 1 for h in collapsed[1:])
-        plain = client.predict(handle_file(str(files["query"])), k=5, dedup=False, api_name="/search")["results"]
+        plain = client.predict(handle_file(str(files["query"])), "cosine", k=5, dedup=False,
+                               api_name="/search")["results"]
         assert sorted(h["index"] for h in plain[:3]) == sorted([QUERY_INDEX, n, n + 1])
     finally:
         assert client.predict(added, TOKEN, api_name="/remove") == 2

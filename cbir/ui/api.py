@@ -1,0 +1,177 @@
+"""The public API: the gr.api endpoints /search, /search_text, /random, /compare, /explain, /add and /remove.
+
+They are typed by their signatures (gradio_client's view_api shows them); each is a thin call into `Handlers`.
+"""
+
+# no `from __future__ import annotations`: gr.api reads the (closure-local) Literal types at run time
+
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from cbir.similarity.registry import TASK_CHOICES, get_method
+from cbir.ui.errors import decode, user_error
+from cbir.ui.handlers import K_DEFAULT, Handlers
+
+ENGINE_CONCURRENCY = "engine"  # every event that runs the model shares one concurrency group
+# endpoint name -> the names of its return values (gr.api calls them 1st, 2nd, ... in view_api)
+OUTPUT_NAMES = {
+    "search": ["results"], "search_text": ["results"], "random": ["image", "label", "index"], "compare": ["score"],
+    "explain": ["query_overlay", "result_overlay", "score"], "add": ["indices"], "remove": ["count"],
+}
+
+
+def _file(path: str) -> FileData:
+    return FileData(path=path, orig_name=Path(path).name)
+
+
+def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_method: str) -> dict[str, Callable]:
+    def search(
+        image: FileData,
+        method: MethodArg = default_method,
+        task: TaskArg = "type",
+        k: int = K_DEFAULT,
+        exclude: int = -1,
+        types: Optional[list[str]] = None,
+        colours: Optional[list[str]] = None,
+        positives: Optional[list[int]] = None,
+        negatives: Optional[list[int]] = None,
+        box: Optional[list[float]] = None,
+        dedup: bool = True,
+        text: str = "",
+    ) -> dict:
+        """The k gallery images most similar to an image, best first; `text` nudges the query (CLIP/SigLIP galleries).
+
+        Returns {method, method_label, task, k, excluded_index, filters, dedup, positives, negatives, box,
+        results: [{rank, index, score, label, colour, type, copies}]}.
+
+        Args:
+            image: the query photo (gradio_client.handle_file(path or URL))
+            method: a method name or its label, e.g. "cosine" or "Cosine similarity" (default: the app's default)
+            task: type, colour or both: what the learned methods (logreg, forest) judge; ignored by the others
+            k: number of results
+            exclude: a gallery index to leave out (the index /random returned), or -1
+            types: only these garment types (empty = all)
+            colours: only these colours (empty = all)
+            positives: gallery indices marked "more like this" (relevance feedback)
+            negatives: gallery indices marked "less like this"
+            box: [x0, y0, x1, y1] in query pixels: search only that part of the image (none = whole image)
+            dedup: show identical and near-identical results once, with their number of copies
+            text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.engine.TEXT_WEIGHT)
+        """
+        _, result, _ = h.search(
+            decode(image), method, task, k, h.integer(exclude, "exclude"), types, colours, positives, negatives,
+            box, dedup, text,
+        )
+        return result
+
+    def search_text(
+        text: str,
+        k: int = K_DEFAULT,
+        types: Optional[list[str]] = None,
+        colours: Optional[list[str]] = None,
+        dedup: bool = True,
+    ) -> dict:
+        """Search by words, e.g. "red summer dress": galleries embedded with a CLIP or SigLIP backbone (hf:...).
+
+        Returns /search's shape (method "cosine"), plus the normalised `text`.
+
+        Args:
+            text: a description of the garment
+            k: number of results
+            types: only these garment types (empty = all)
+            colours: only these colours (empty = all)
+            dedup: show identical and near-identical results once, with their number of copies
+        """
+        if not isinstance(dedup, bool):
+            raise user_error(f"dedup must be true or false; got {dedup!r}.")
+        filters = {"type": h.values(types, "types"), "colour": h.values(colours, "colours")}
+        return h.search_text(text, k, filters=filters, dedup=dedup)[1]
+
+    return {"search": search, "search_text": search_text}
+
+
+def _image_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_method: str) -> dict[str, Callable]:
+    def random_image() -> tuple[FileData, str, int]:
+        """A random gallery image: (image file, label, gallery index); pass the index to /search as `exclude`."""
+        i = h.pick()
+        return _file(h.image_file(i)), str(h.engine.gallery.labels[i]), i
+
+    def compare(
+        image_a: FileData, image_b: FileData, method: MethodArg = default_method, task: TaskArg = "type"
+    ) -> float:
+        """The similarity score of two images under one method (higher = more similar).
+
+        Args:
+            image_a: first image (handle_file)
+            image_b: second image (handle_file)
+            method: a method name or its label
+            task: type, colour or both (learned methods only)
+        """
+        return h.compare(image_a, image_b, method, task)
+
+    def explain(
+        image: FileData, index: int, method: MethodArg = default_method, task: TaskArg = "type",
+        box: Optional[list[float]] = None,
+    ) -> tuple[FileData, FileData, float]:
+        """Why did this match: similarity heat-maps of the query and gallery image `index`, and their score.
+
+        Args:
+            image: the query photo (handle_file)
+            index: a gallery index (a result's `index`)
+            method: the method whose score is returned
+            task: type, colour or both (learned methods only)
+            box: the crop box the search used, if any
+        """
+        qa, qb, score = h.explain(decode(image), index, method, task, box)
+        return _file(qa), _file(qb), score
+
+    return {"random": random_image, "compare": compare, "explain": explain}
+
+
+def _admin_endpoints(h: Handlers) -> dict[str, Callable]:
+    def add(images: list[FileData], labels: Optional[list[str]] = None, token: str = "") -> list[int]:
+        """Add images to the gallery (needs the admin token, CBIR_ADMIN_TOKEN); returns their new indices.
+
+        Args:
+            images: one or more image files (handle_file)
+            labels: one label for all, or one per image: "colour_type" or a type; empty = unlabelled
+            token: the value of CBIR_ADMIN_TOKEN on the server
+        """
+        return h.add(images, labels, token)
+
+    def remove(indices: list[int], token: str = "") -> int:
+        """Remove gallery images by index (later images move up; needs CBIR_ADMIN_TOKEN); returns how many.
+
+        Args:
+            indices: gallery indices
+            token: the value of CBIR_ADMIN_TOKEN on the server
+        """
+        return h.remove(indices, token)
+
+    return {"add": add, "remove": remove}
+
+
+def register_api(h: Handlers) -> list[tuple[dict, list[str]]]:
+    """Add the public endpoints to the open Blocks; `method` defaults to the engine's default. Returns
+    (dependency, output names) for `name_outputs`."""
+    accepted = tuple(h.methods) + tuple(get_method(m).label for m in h.methods)
+    MethodArg = Literal[accepted]  # type: ignore[valid-type]  # names and labels, shown by view_api
+    TaskArg = Literal[TASK_CHOICES]  # type: ignore[valid-type]
+    default = h.engine.default_method()
+    fns = (_search_endpoints(h, MethodArg, TaskArg, default) | _image_endpoints(h, MethodArg, TaskArg, default)
+           | _admin_endpoints(h))
+    deps = []
+    for name, fn in fns.items():
+        model = {} if name == "random" else {"concurrency_id": ENGINE_CONCURRENCY}
+        deps.append((gr.api(fn, api_name=name, **model), OUTPUT_NAMES[name]))
+    return deps
+
+
+def name_outputs(demo: gr.Blocks, deps: list[tuple[dict, list[str]]]) -> None:
+    """Name the endpoints' return values in view_api (gr.api calls them 1st, 2nd, ...); after the Blocks closed."""
+    for dep, names in deps:
+        for block_id, label in zip(dep["outputs"], names):
+            demo.blocks[block_id].label = label

@@ -1,0 +1,132 @@
+"""Wiring the layout's components to the handlers. UI events are private (not in view_api, not callable by
+clients); the public API is `cbir.ui.api`."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gradio as gr
+
+from cbir.images import load_image
+from cbir.search.crop import box_from_corners, draw_box
+from cbir.ui.api import ENGINE_CONCURRENCY
+from cbir.ui.errors import decode, toast_only
+from cbir.ui.handlers import NO_MARKS, Handlers, marks_text
+
+UI = dict(api_visibility="private")
+# preprocess=False: Gradio hands over the upload untouched and the library decodes it, with its clear errors.
+MODEL = dict(concurrency_id=ENGINE_CONCURRENCY, preprocess=False, **UI)
+
+
+def _path(payload) -> str:
+    return payload if isinstance(payload, str) else (payload or {}).get("path")
+
+
+def _wire_search(v: SimpleNamespace, h: Handlers) -> None:
+    search_inputs = [v.query, v.method, v.task, v.k, v.picked, v.types, v.colours, v.dedup, v.box, v.marks,
+                     v.query_text]
+    outputs = [v.results, v.table, v.result_json, v.hist, v.pca, v.shown, v.selected, v.explain_box]
+
+    def ui_search(*args):
+        items, df, result, hst, pc = h.ui_search(*args)
+        return (items, gr.update(value=df, visible=True), result, hst, pc,
+                [r["index"] for r in result["results"]], None, gr.update(visible=False))
+
+    search = toast_only(ui_search, len(outputs))
+    reset = (dict(NO_MARKS), marks_text(NO_MARKS), None, "", None, gr.update(visible=False))
+    reset_outputs = [v.marks, v.marks_md, v.selected, v.box, v.corner, v.explain_box]
+    v.random_btn.click(
+        lambda: h.ui_random() + reset, None, [v.query, v.query_info, v.picked] + reset_outputs,
+        api_name="_ui_random", **UI,
+    ).then(search, search_inputs, outputs, api_name="_ui_search_random", **MODEL)
+    # A user upload, webcam shot, paste or clear replaces the picked gallery image: forget it and its feedback.
+    v.query.input(lambda: (None, "") + reset, None, [v.picked, v.query_info] + reset_outputs,
+                  api_name="_ui_forget", queue=False, **UI)
+
+    def ui_check_upload(payload):
+        try:
+            decode(payload)
+        except gr.Error as e:
+            gr.Warning(e.message)
+            return None
+        return gr.skip()
+
+    v.query.upload(ui_check_upload, v.query, v.query, api_name="_ui_check_upload", preprocess=False, **UI)
+    v.query.change(lambda p: p, v.query, v.crop_preview, api_name="_ui_preview", queue=False, **UI)
+    v.search_btn.click(search, search_inputs, outputs, api_name="_ui_search", **MODEL)
+
+
+def _wire_crop(v: SimpleNamespace, h: Handlers) -> None:
+    def ui_corner(path, first, evt: gr.SelectData):
+        point = [float(x) for x in evt.index]
+        if first is None:
+            return gr.skip(), point, f"{point[0]:.0f}, {point[1]:.0f}, …"
+        b = box_from_corners(first, point)
+        boxed = h._save(draw_box(load_image(_path(path)), b), "crop-")
+        return boxed, None, ", ".join(f"{x:.0f}" for x in b)
+
+    v.crop_preview.select(ui_corner, [v.query, v.corner], [v.crop_preview, v.corner, v.box], api_name="_ui_corner",
+                          queue=False, **UI)
+    v.whole_btn.click(lambda p: (p, None, ""), v.query, [v.crop_preview, v.corner, v.box], api_name="_ui_whole",
+                      queue=False, **UI)
+
+
+def _wire_results(v: SimpleNamespace, h: Handlers) -> None:
+    def ui_select(shown_idx, evt: gr.SelectData):
+        return shown_idx[evt.index] if shown_idx and evt.index is not None and evt.index < len(shown_idx) else None
+
+    def ui_explain(image, i, method_v, task_v, box_v):
+        if i is None:
+            return gr.skip(), gr.skip(), gr.skip(), gr.update(visible=False)
+        qa, qb, sc = h.explain(decode(image), i, method_v, task_v, box_v)
+        gl = h.engine.gallery
+        info = (f"**Why #{i} ({gl.labels[i] or 'unlabelled'}) matched** (score {sc:.3f}): warm colours mark where "
+                "each image's last feature map is most like the other image as a whole.")
+        return qa, qb, info, gr.update(visible=True)
+
+    v.results.select(ui_select, v.shown, v.selected, api_name="_ui_select", queue=False, **UI).then(
+        toast_only(ui_explain, 4), [v.query, v.selected, v.method, v.task, v.box],
+        [v.explain_q, v.explain_r, v.explain_md, v.explain_box], api_name="_ui_explain", **MODEL,
+    )
+
+    def ui_mark(kind):
+        def mark(m, i):
+            if i is None:
+                gr.Warning("Select a result first (click its thumbnail).")
+                return gr.skip(), gr.skip()
+            other = "negatives" if kind == "positives" else "positives"
+            m = {kind: sorted(set(m[kind]) | {int(i)}), other: [x for x in m[other] if x != int(i)]}
+            return m, marks_text(m)
+
+        return mark
+
+    v.more_btn.click(ui_mark("positives"), [v.marks, v.selected], [v.marks, v.marks_md], api_name="_ui_more",
+                     queue=False, **UI)
+    v.less_btn.click(ui_mark("negatives"), [v.marks, v.selected], [v.marks, v.marks_md], api_name="_ui_less",
+                     queue=False, **UI)
+    v.clear_btn.click(lambda: (dict(NO_MARKS), marks_text(NO_MARKS)), None, [v.marks, v.marks_md],
+                      api_name="_ui_clear", queue=False, **UI)
+
+
+def _wire_admin(v: SimpleNamespace, h: Handlers) -> None:
+    def ui_add(files, label, tok):
+        added = h.add([{"path": f} if isinstance(f, str) else f for f in files or []], [label] if label else [], tok)
+        return f"Added {len(added)} image(s) as gallery indices {', '.join(map(str, added))}."
+
+    def ui_remove(idx, tok):
+        return f"Removed {h.remove(idx, tok)} image(s); the gallery now has {len(h.engine.gallery)}."
+
+    v.add_btn.click(toast_only(ui_add, 1), [v.add_files, v.add_label, v.token], v.admin_status, api_name="_ui_add",
+                    concurrency_id=ENGINE_CONCURRENCY, **UI)
+    v.remove_btn.click(toast_only(ui_remove, 1), [v.remove_idx, v.token], v.admin_status, api_name="_ui_remove",
+                       concurrency_id=ENGINE_CONCURRENCY, **UI)
+
+
+def wire_events(v: SimpleNamespace, h: Handlers) -> None:
+    """Connect every UI component of `v` (from `build_layout`) to `h`; call inside the open Blocks."""
+    _wire_search(v, h)
+    _wire_crop(v, h)
+    _wire_results(v, h)
+    v.compare_btn.click(h.compare, [v.image_a, v.image_b, v.method_c, v.task_c], v.score, api_name="_ui_compare",
+                        **MODEL)
+    _wire_admin(v, h)

@@ -1,0 +1,299 @@
+"""Request handlers bound to one engine: argument checks, then `cbir.search.engine.SearchEngine`; the UI events and
+the API endpoints share them."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import os
+import random
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+from gradio.data_classes import FileData
+from PIL import Image
+
+from cbir.gallery.live import AdminTokenError, LiveGallery, check_token
+from cbir.images import load_image
+from cbir.search.crop import crop_to_box, parse_box
+from cbir.search.engine import Hit, SearchEngine
+from cbir.search.plots import gallery_map, pca_2d, score_histogram
+from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
+from cbir.ui.errors import decode, internal_error, upload_path, user_error
+
+K_MAX_UI = 50
+K_DEFAULT = 10
+TASK_ALIASES = {"color": "colour"}
+BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})  # served as stored; others become PNG
+
+
+def fingerprint(image: Image.Image) -> str:
+    return hashlib.sha1(repr(image.size).encode() + image.tobytes()).hexdigest()
+
+
+def hits_json(hits: list[Hit], method: str, task: str, k: int, exclude: int) -> dict:
+    return {
+        "method": method,
+        "method_label": get_method(method).label,
+        "task": task,
+        "k": k,
+        "excluded_index": exclude,
+        "results": [h.to_dict() for h in hits],
+    }
+
+
+def caption(h: Hit) -> str:
+    return f"{h.label or 'unlabelled'} · {h.score:.3f}" + (f" · ×{h.copies}" if h.copies > 1 else "")
+
+
+def marks_text(marks: dict) -> str:
+    pos, neg = marks.get("positives", []), marks.get("negatives", [])
+    if not pos and not neg:
+        return "No feedback yet: select a result, then mark it **More like this** or **Less like this**."
+    fmt = lambda xs: ", ".join(f"#{i}" for i in xs) or "none"  # noqa: E731
+    return f"More like: {fmt(pos)} · Less like: {fmt(neg)}. **Search** again to use them."
+
+
+NO_MARKS = {"positives": [], "negatives": []}
+TABLE_COLUMNS = ["rank", "label", "score", "copies"]
+
+
+class Handlers:
+    """Request handlers bound to one engine; the UI events and the API endpoints share them."""
+
+    def __init__(self, engine: SearchEngine, live: Optional[LiveGallery] = None, token: Optional[str] = None) -> None:
+        self.engine = engine
+        self.live = live
+        self.token = token
+        self.methods = engine.available_methods()
+        self._image_dir = Path(tempfile.mkdtemp(prefix="cbir-app-"))
+        atexit.register(shutil.rmtree, self._image_dir, ignore_errors=True)
+        self._files: dict[str, str] = {}
+
+    # -- argument checks --------------------------------------------------------------------
+    def method(self, value: Any) -> str:
+        try:
+            return resolve_method(value, self.methods)
+        except ValueError as e:
+            raise user_error(e) from None
+
+    @staticmethod
+    def task(value: Any) -> str:
+        t = str(value or "").strip().lower()
+        t = TASK_ALIASES.get(t, t)
+        if t not in TASK_CHOICES:
+            raise user_error(f"task must be one of {', '.join(TASK_CHOICES)}; got {value!r}.")
+        return t
+
+    @staticmethod
+    def integer(value: Any, name: str) -> int:
+        try:
+            f = float(value)
+            if f != int(f):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            raise user_error(f"{name} must be a whole number; got {value!r}.") from None
+        return int(f)
+
+    @staticmethod
+    def values(value: Any, name: str) -> list[str]:
+        if value is None or value == "":
+            return []
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise user_error(f"{name} must be a list of label values; got {value!r}.")
+        return [str(v) for v in value]
+
+    # -- gallery images ---------------------------------------------------------------------
+    def image_file(self, i: int) -> str:
+        """Gallery image i as a file, written once per content: its original bytes when browsers show that
+        format, else PNG."""
+        key = str(self.engine.gallery.hashes[i])
+        if key in self._files:
+            return self._files[key]
+        data, suffix = self.engine.gallery.image_bytes(i, BROWSER_FORMATS)
+        path = self._image_dir / f"gallery-{hashlib.sha1(key.encode()).hexdigest()[:16]}{suffix}"
+        with tempfile.NamedTemporaryFile(dir=self._image_dir, suffix=".part", delete=False) as f:
+            f.write(data)
+        os.replace(f.name, path)
+        self._files[key] = str(path)
+        return str(path)
+
+    def _save(self, image: Image.Image, prefix: str) -> str:
+        with tempfile.NamedTemporaryFile(dir=self._image_dir, prefix=prefix, suffix=".png", delete=False) as f:
+            image.save(f, format="PNG")
+        return f.name
+
+    # -- core -------------------------------------------------------------------------------
+    def query_vector(
+        self, image: Image.Image, box: Any = None, positives: Any = None, negatives: Any = None, text: Any = None
+    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """Crop, embed, nudge with words and refine with feedback; plus the crop's colour descriptor (None if the
+        gallery has none): the query every search and plot of one request uses."""
+        try:
+            cropped = crop_to_box(image, parse_box(box))
+            vec = self.engine.embed(cropped)
+            if text and str(text).strip():  # image plus words (CLIP/SigLIP galleries; a clear error otherwise)
+                vec = self.engine.compose(vec, str(text))
+            return self.engine.refine(vec, positives, negatives), self.engine.describe(cropped)
+        except ValueError as e:  # ImageError is a ValueError
+            raise user_error(e) from None
+
+    def search(
+        self, image: Image.Image, method: Any, task: Any, k: Any, exclude: int, types: Any = None,
+        colours: Any = None, positives: Any = None, negatives: Any = None, box: Any = None, dedup: Any = True,
+        text: Any = None,
+    ) -> tuple[list[Hit], dict, Any]:
+        m, t, kk = self.method(method), self.task(task), self.integer(k, "k")
+        n = len(self.engine.gallery)
+        if not -1 <= exclude < n:
+            raise user_error(f"exclude must be -1 or a gallery index 0..{n - 1}; got {exclude}.")
+        filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
+        if not isinstance(dedup, bool):
+            raise user_error(f"dedup must be true or false; got {dedup!r}.")
+        query = self.query_vector(image, box, positives, negatives, text)
+        try:
+            hits = self.engine.search_vector(
+                query[0], m, t, kk, exclude=exclude, filters=filters, dedup=dedup, descriptor=query[1]
+            )
+        except ValueError as e:
+            raise user_error(e) from None
+        except Exception:
+            raise internal_error("searching") from None
+        result = hits_json(hits, m, t, kk, exclude)
+        result.update(
+            filters={c: v for c, v in filters.items() if v},
+            dedup=dedup,
+            positives=[int(i) for i in positives or []],
+            negatives=[int(i) for i in negatives or []],
+            box=parse_box(box),
+        )
+        return hits, result, query
+
+    def explain(self, image: Image.Image, index: Any, method: Any, task: Any, box: Any = None) -> tuple[str, str, float]:
+        m, t, i = self.method(method), self.task(task), self.integer(index, "index")
+        try:
+            e, score = self.engine.explain(crop_to_box(image, parse_box(box)), i, m, t)
+        except ValueError as err:
+            raise user_error(err) from None
+        except Exception:
+            raise internal_error("explaining the match") from None
+        return self._save(e.overlay_a, "explain-query-"), self._save(e.overlay_b, "explain-result-"), round(score, 6)
+
+    def search_text(self, text: Any, k: Any, **options: Any) -> tuple[list[Hit], dict]:
+        """Search by words (cosine against the text embedding; CLIP/SigLIP galleries); `options` go to the engine."""
+        kk = self.integer(k, "k")
+        try:
+            hits = self.engine.search_text(str(text or ""), kk, **options)
+        except ValueError as e:
+            raise user_error(e) from None
+        result = hits_json(hits, "cosine", "type", kk, -1)  # /search's shape, plus the normalised text
+        filters = options.get("filters") or {}
+        result.update(
+            filters={c: v for c, v in filters.items() if v}, dedup=options.get("dedup", True), positives=[],
+            negatives=[], box=parse_box(None), text=" ".join(str(text).split()),
+        )
+        return hits, result
+
+    def compare(self, image_a: Any, image_b: Any, method: Any, task: Any) -> float:
+        a, b = decode(image_a), decode(image_b)
+        m, t = self.method(method), self.task(task)
+        try:
+            return round(self.engine.compare(a, b, m, t), 6)
+        except ValueError as e:
+            raise user_error(e) from None
+        except Exception:
+            raise internal_error("comparing the images") from None
+
+    def pick(self) -> int:
+        return random.randrange(len(self.engine.gallery))
+
+    def plots(self, query, method: str, task: str, hits: list[Hit]) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Score histogram and PCA map for one query: (embedding, colour descriptor or None)."""
+        vec, descriptor = query
+        scores = self.engine.scores(vec, method, task, descriptor)
+        kth = hits[-1].score if hits else float("inf")
+        g = self.engine.gallery
+        basis = self.engine.index.derived("pca2", pca_2d)
+        return score_histogram(scores, kth), gallery_map(
+            self.engine.index.vectors, g.types, vec, [h.index for h in hits], basis=basis
+        )
+
+    # -- live gallery -----------------------------------------------------------------------
+    def _live(self, token: Any) -> LiveGallery:
+        try:
+            check_token(token, self.token)
+        except AdminTokenError as e:
+            raise user_error(e) from None
+        if self.live is None:
+            raise user_error("This gallery is not a local folder, so it cannot be changed here (the live gallery "
+                         "needs --gallery pointing at a folder).")
+        return self.live
+
+    def add(self, images: Any, labels: Any, token: Any) -> list[int]:
+        live = self._live(token)
+        if isinstance(images, (dict, FileData)) or images is None:
+            images = [images] if images is not None else []
+        paths = [upload_path(im) for im in images]
+        if not paths:
+            raise user_error("No images to add: send one or more files with handle_file().")
+        try:
+            out = live.add(paths, self.values(labels, "labels"))
+        except ValueError as e:
+            raise user_error(e) from None
+        return out
+
+    def remove(self, indices: Any, token: Any) -> int:
+        live = self._live(token)
+        if isinstance(indices, (int, float, str)):
+            indices = [v for v in str(indices).replace(",", " ").split()]
+        try:
+            return live.remove(list(indices or []))
+        except ValueError as e:
+            raise user_error(e) from None
+
+    # -- UI events (private) ----------------------------------------------------------------
+    def ui_random(self):
+        i = self.pick()
+        g = self.engine.gallery
+        path = self.image_file(i)
+        state = {"index": i, "fingerprint": fingerprint(load_image(path))}
+        attrs = ", ".join(f"{t} {g.attribute(t)[i]}" for t in ("colour", "type") if g.attribute(t)[i])
+        info = f"Gallery image #{i}: **{g.labels[i]}**{f' ({attrs})' if attrs else ''}; it is left out of its own results."
+        return path, info, state
+
+    def ui_search(
+        self, image, method, task, k, picked, types=None, colours=None, dedup=True, box="", marks=None, text=""
+    ):
+        marks = marks or NO_MARKS
+        exclude = -1
+        if image is None and str(text or "").strip():  # words only (the box is shown for CLIP/SigLIP galleries)
+            filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
+            hits, result = self.search_text(text, k, filters=filters, dedup=bool(dedup))
+            vec = (self.engine.text_vector(text), None)
+        else:
+            img = decode(image)
+            if picked and picked.get("fingerprint") == fingerprint(img):
+                exclude = int(picked["index"])
+            hits, result, vec = self.search(
+                img, method, task, k, exclude, types, colours, marks["positives"], marks["negatives"], box, bool(dedup),
+                text,
+            )
+        g = self.engine.gallery
+        if exclude >= 0:
+            result["query"] = {"index": exclude, "label": str(g.labels[exclude])}
+        items = [(self.image_file(h.index), caption(h)) for h in hits]
+        rows = []
+        for h in hits:
+            row = {"rank": h.rank, "label": h.label, "score": round(h.score, 4), "copies": h.copies}
+            for task in g.tasks if exclude >= 0 else ():  # no colour labels (CC0 demo): no colour-match column
+                if g.attribute(task)[exclude]:
+                    row[f"{task} match"] = "✓" if getattr(h, task) == g.attribute(task)[exclude] else "✗"
+            rows.append(row)
+        hist, pca = self.plots(vec, result["method"], result["task"], hits)
+        return items, pd.DataFrame(rows, columns=list(rows[0]) if rows else TABLE_COLUMNS), result, hist, pca

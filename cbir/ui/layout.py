@@ -1,0 +1,158 @@
+"""The Blocks layout: header, Search tab (query column, results column), Compare tab and Manage tab.
+
+`build_layout` only creates components; `cbir.ui.events` wires them to the handlers.
+"""
+
+from __future__ import annotations
+
+import html
+from types import SimpleNamespace
+from typing import Optional
+
+import gradio as gr
+
+from cbir.search.engine import SearchEngine
+from cbir.search.filters import available_values
+from cbir.search.plots import QUERY, RESULT
+from cbir.similarity.registry import TASK_CHOICES, get_method
+from cbir.ui.handlers import K_DEFAULT, K_MAX_UI, NO_MARKS, marks_text
+
+SOURCES = ["upload", "webcam", "clipboard"]
+PALETTE = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#bab0ac", "#f28e2b", "#ff9da7"]
+_BANNER_STYLE = (
+    "border:2px solid #b45309;background:#fef3c7;color:#78350f;padding:10px 14px;"
+    "border-radius:8px;font-weight:600;font-size:1.05em"
+)
+
+
+def _header(v: SimpleNamespace, engine: SearchEngine, banner: Optional[str]) -> None:
+    g = engine.gallery
+    n_classes = len(set(g.labels.tolist()))
+    gr.Markdown(
+        "# Apparel image search\n"
+        f"Find the clothes in the gallery that look most like a photo. Gallery: **{len(g)} images** in "
+        f"{n_classes} classes; backbone **{engine.extractor.spec.describe()}**; methods: "
+        f"{', '.join(get_method(m).label for m in v.methods)}."
+    )
+    if banner:
+        gr.HTML(f'<div role="alert" id="weights-banner" style="{_BANNER_STYLE}">⚠ {html.escape(banner)}</div>')
+
+
+def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
+    v.query = gr.Image(label="Query image", sources=SOURCES, type="filepath", format="png", height=320,
+                       elem_id="query-image")
+    v.query_text = gr.Textbox(
+        label="Describe the garment",
+        placeholder="red summer dress; or, with an image: but in red",
+        info="Words alone search by description; with an image they nudge it.",
+        visible=engine.supports_text,  # CLIP/SigLIP backbones only
+        elem_id="query-text",
+    )
+    v.random_btn = gr.Button("Random gallery image")
+    v.query_info = gr.Markdown("", elem_id="query-info")
+    with gr.Accordion("Crop the query (optional)", open=False, elem_id="crop-panel"):
+        v.crop_preview = gr.Image(label="Click two corners of the garment to search", type="filepath",
+                                  interactive=False, height=240, elem_id="crop-preview")
+        with gr.Row():
+            v.box = gr.Textbox(label="Crop box (x0, y0, x1, y1)", placeholder="whole image", elem_id="crop-box",
+                               scale=3)
+            v.whole_btn = gr.Button("Whole image", scale=1, size="sm")
+    v.method = gr.Dropdown(v.method_choices, value=engine.default_method(), label="Similarity method")
+    v.task = gr.Radio(
+        list(TASK_CHOICES),
+        value="type",
+        label="Task (learned methods)",
+        info="What the classifiers judge: same garment type, same colour, or both. Cosine and Euclidean ignore it.",
+        visible=bool(v.learned),
+    )
+    v.k = gr.Slider(1, K_MAX_UI, value=K_DEFAULT, step=1, label="Number of results (k)")
+    with gr.Accordion("Filters", open=True):
+        v.types = gr.CheckboxGroup(v.values.get("type", []), label="Types (none ticked = all)",
+                                   elem_id="filter-types", visible="type" in v.values)
+        v.colours = gr.CheckboxGroup(v.values.get("colour", []), label="Colours (none ticked = all)",
+                                     elem_id="filter-colours", visible="colour" in v.values)
+        v.dedup = gr.Checkbox(True, label="Collapse duplicates (show copies once)", elem_id="dedup")
+    v.search_btn = gr.Button("Search", variant="primary")
+
+
+def _results_column(v: SimpleNamespace) -> None:
+    v.results = gr.Gallery(label="Results (label · score; select one to see why it matched)", columns=4, height=560,
+                           object_fit="contain", elem_id="results-gallery")
+    with gr.Row(equal_height=True):
+        v.more_btn = gr.Button("More like this", size="sm", elem_id="more-like")
+        v.less_btn = gr.Button("Less like this", size="sm", elem_id="less-like")
+        v.clear_btn = gr.Button("Clear feedback", size="sm")
+    v.marks_md = gr.Markdown(marks_text(NO_MARKS), elem_id="feedback-marks")
+    with gr.Group(visible=False) as v.explain_box:
+        v.explain_md = gr.Markdown("", elem_id="explain-info")
+        with gr.Row():
+            v.explain_q = gr.Image(label="Query: where it matches", height=260, elem_id="explain-query",
+                                   interactive=False)
+            v.explain_r = gr.Image(label="Result: where it matches", height=260, elem_id="explain-result",
+                                   interactive=False)
+    v.table = gr.Dataframe(label="Ranking", interactive=False, elem_id="results-table", visible=False)
+    groups = v.values.get("type", []) + ["unlabelled"]
+    map_colours = {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(groups)} | {QUERY: "#000000", RESULT: "#e3001b"}
+    with gr.Accordion("Plots", open=True):
+        with gr.Row():
+            v.hist = gr.BarPlot(
+                x="score", y="count", color="part", label="Query score against the whole gallery",
+                elem_id="score-histogram", height=300, color_map={"top-k": "#e8590c", "rest": "#74a9cf"},
+                caption="Orange bars hold the top-k results: the cut is where orange starts.",
+            )
+            v.pca = gr.ScatterPlot(
+                x="x", y="y", color="group", label="Gallery map (PCA), query and results marked",
+                elem_id="gallery-map", height=300, tooltip=["group", "index"], color_map=map_colours,
+                caption="Each dot is a gallery image, coloured by type; black = the query, red = its results.",
+            )
+    v.result_json = gr.JSON(label="Results (JSON)", elem_id="results-json")
+
+
+def _compare_tab(v: SimpleNamespace, engine: SearchEngine) -> None:
+    with gr.Row():
+        v.image_a = gr.Image(label="Image A", sources=SOURCES, type="filepath", height=260)
+        v.image_b = gr.Image(label="Image B", sources=SOURCES, type="filepath", height=260)
+    with gr.Row():
+        v.method_c = gr.Dropdown(v.method_choices, value=engine.default_method(), label="Similarity method")
+        v.task_c = gr.Radio(list(TASK_CHOICES), value="type", label="Task (learned methods)", visible=bool(v.learned))
+    v.compare_btn = gr.Button("Compare", variant="primary")
+    v.score = gr.Number(None, label="Score (higher = more similar)", precision=4, interactive=False)
+
+
+def _manage_tab(v: SimpleNamespace) -> None:
+    gr.Markdown("Add or remove gallery images. Changes are saved to the gallery folder at once.")
+    v.token = gr.Textbox(label="Admin token (CBIR_ADMIN_TOKEN)", type="password", elem_id="admin-token")
+    with gr.Row():
+        with gr.Column():
+            v.add_files = gr.File(label="Images to add", file_count="multiple", file_types=["image"],
+                                  elem_id="add-files")
+            v.add_label = gr.Textbox(label="Label (colour_type or a type; optional)")
+            v.add_btn = gr.Button("Add to gallery")
+        with gr.Column():
+            v.remove_idx = gr.Textbox(label="Gallery indices to remove (e.g. 3, 17)")
+            v.remove_btn = gr.Button("Remove from gallery", variant="stop")
+    v.admin_status = gr.Markdown("", elem_id="admin-status")
+
+
+def build_layout(engine: SearchEngine, methods: list[str], banner: Optional[str], admin: bool) -> SimpleNamespace:
+    """Create every component inside the open Blocks; returns them by name (and the per-session states)."""
+    v = SimpleNamespace(methods=methods, learned=[m for m in methods if get_method(m).learned],
+                        method_choices=[(get_method(m).label, m) for m in methods],
+                        values=available_values(engine.label_columns()))
+    _header(v, engine, banner)
+    v.picked = gr.State(None)
+    v.marks = gr.State(dict(NO_MARKS))
+    v.shown = gr.State([])  # gallery indices of the results on screen, in order
+    v.selected = gr.State(None)  # the selected result's gallery index
+    v.corner = gr.State(None)  # the first clicked corner of a crop box
+    with gr.Tab("Search"):
+        with gr.Row():
+            with gr.Column(scale=1, min_width=300):
+                _query_column(v, engine)
+            with gr.Column(scale=2):
+                _results_column(v)
+    with gr.Tab("Compare two images"):
+        _compare_tab(v, engine)
+    with gr.Tab("Manage gallery", visible=admin):
+        _manage_tab(v)
+    return v
