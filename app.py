@@ -4,7 +4,7 @@
 `python app.py` starts on the embedded demo gallery. Everything is loaded once at start-up; the user interface
 (layout, handlers, API endpoints) is in `cbir.ui`, the retrieval in `cbir.search.engine.SearchEngine`.
 
-API (gradio_client): /search, /search_text, /random, /compare, /explain, /add and /remove; see `cbir.ui.api`.
+API (gradio_client): /search, /search_batch, /search_text, /random, /compare, /explain, /add and /remove; see `cbir.ui.api`.
 """
 
 import argparse
@@ -34,6 +34,7 @@ __all__ = ["parse_args", "build_engine", "weights_banner", "create_app", "main",
            "DEFAULT_CONCURRENCY", "_Handlers"]
 
 log = logging.getLogger("cbir.app")
+STATUS_UPDATE_SECONDS = 2.0
 
 
 def _is_demo(gallery_arg: Optional[str]) -> bool:
@@ -117,7 +118,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         log.warning(banner)
     gallery_dir = args.gallery or str(DEMO_GALLERY)
     demo = create_app(engine, banner, gallery_dir if is_local(gallery_dir) else None, admin_token())
-    demo.queue(default_concurrency_limit=args.concurrency)
+    # Queue positions every STATUS_UPDATE_SECONDS, not to every waiting client at each job start (O(queue) messages
+    # per request under load; gradio_client callers never read them).
+    demo.queue(default_concurrency_limit=args.concurrency, status_update_rate=STATUS_UPDATE_SECONDS)
     log.info("queue: %d model calls at a time, %d threads each", args.concurrency, torch.get_num_threads())
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE)
     return 0
