@@ -4,7 +4,7 @@
 `python app.py` starts on the embedded demo gallery. Everything is loaded once at start-up; the user interface
 (layout, handlers, API endpoints) is in `cbir.ui`, the retrieval in `cbir.search.engine.SearchEngine`.
 
-API (gradio_client): /search, /search_text, /random, /compare, /explain, /add and /remove; see `cbir.ui.api`.
+API (gradio_client): /search, /search_batch, /search_text, /random, /compare, /explain, /add and /remove; see `cbir.ui.api`.
 """
 
 import argparse
@@ -18,6 +18,7 @@ import gradio as gr
 import torch
 
 from cbir.embed.extractor import WeightsUnavailableError
+from cbir.embed.runtime import limit_threads
 from cbir.embed.spec import BackboneMismatchError
 from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
 from cbir.gallery.live import LiveGallery, admin_token
@@ -33,6 +34,7 @@ __all__ = ["parse_args", "build_engine", "weights_banner", "create_app", "main",
            "DEFAULT_CONCURRENCY", "_Handlers"]
 
 log = logging.getLogger("cbir.app")
+STATUS_UPDATE_SECONDS = 2.0
 
 
 def _is_demo(gallery_arg: Optional[str]) -> bool:
@@ -102,7 +104,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     # before the engine: the ONNX Runtime / OpenVINO session takes torch's thread count when it is made
-    torch.set_num_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
+    limit_threads(args.threads or max(1, (os.cpu_count() or 1) // max(1, args.concurrency)))
+    # Gradio rebuilds a pandas summary of its last 10,000 events after every event (default frequency 1): O(events)
+    # of CPU per request, ~5% of a loaded server's; every 1000 events keeps its monitoring figures fresh enough.
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
     try:
         engine = build_engine(args)
     except (WeightsUnavailableError, BackboneMismatchError, OSError, ValueError, ImportError) as e:
@@ -113,7 +118,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         log.warning(banner)
     gallery_dir = args.gallery or str(DEMO_GALLERY)
     demo = create_app(engine, banner, gallery_dir if is_local(gallery_dir) else None, admin_token())
-    demo.queue(default_concurrency_limit=args.concurrency)
+    # Queue positions every STATUS_UPDATE_SECONDS, not to every waiting client at each job start (O(queue) messages
+    # per request under load; gradio_client callers never read them).
+    demo.queue(default_concurrency_limit=args.concurrency, status_update_rate=STATUS_UPDATE_SECONDS)
     log.info("queue: %d model calls at a time, %d threads each", args.concurrency, torch.get_num_threads())
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE)
     return 0

@@ -133,14 +133,16 @@ def _assert_ranked(result, engine, k):
 def test_view_api_lists_exactly_the_named_endpoints(client):
     info = client.view_api(print_info=False, return_format="dict")
     assert set(info["named_endpoints"]) == {
-        "/search", "/search_text", "/random", "/compare", "/explain", "/add", "/remove"
+        "/search", "/search_batch", "/search_text", "/random", "/compare", "/explain", "/add", "/remove"
     }
     assert not info["unnamed_endpoints"]
     params = {e: [p["parameter_name"] for p in v["parameters"]] for e, v in info["named_endpoints"].items()}
     assert params == {
         "/search": ["image", "method", "task", "k", "exclude", "types", "colours", "positives", "negatives", "box",
-                    "dedup", "text"],
-        "/search_text": ["text", "k", "types", "colours", "dedup"],
+                    "dedup", "text", "min_score"],
+        "/search_batch": ["images", "method", "task", "k", "exclude", "types", "colours", "positives", "negatives",
+                          "boxes", "dedup", "text", "min_score"],
+        "/search_text": ["text", "k", "types", "colours", "dedup", "min_score"],
         "/random": [],
         "/compare": ["image_a", "image_b", "method", "task"],
         "/explain": ["image", "index", "method", "task", "box"],
@@ -149,7 +151,7 @@ def test_view_api_lists_exactly_the_named_endpoints(client):
     }
     returns = {e: [r["label"] for r in v["returns"]] for e, v in info["named_endpoints"].items()}
     assert returns == {
-        "/search": ["results"], "/search_text": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"],
+        "/search": ["results"], "/search_batch": ["answers"], "/search_text": ["results"], "/random": ["image", "label", "index"], "/compare": ["score"],
         "/explain": ["query_overlay", "result_overlay", "score"], "/add": ["indices"], "/remove": ["count"],
     }
 

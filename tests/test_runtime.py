@@ -102,3 +102,20 @@ def test_lite2_fast_runtime_embeddings_equal_torch_on_real_photos(shared_cache, 
     assert fast.runtime.name == name and fast.spec == ref.spec  # the runtime does not change the embedding spec
     np.testing.assert_allclose(fast.embed_images(photos), ref.embed_images(photos), atol=1e-4)
     np.testing.assert_allclose(fast.embed_images(photos * 3, batch_size=9), ref.embed_images(photos * 3), atol=1e-4)
+
+
+def test_limit_threads_sizes_torch_and_the_blas_pool():
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from cbir.embed.runtime import limit_threads
+
+    before = torch.get_num_threads()
+    with threadpool_limits(None):  # put numpy's BLAS pool back as it was afterwards
+        try:
+            limit_threads(1)
+            blas = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+            assert blas and set(blas) == {1}
+            assert torch.get_num_threads() == 1
+        finally:
+            torch.set_num_threads(before)

@@ -171,3 +171,76 @@ def test_explain_returns_overlays_and_the_search_score(engine, gallery):
     assert e.overlay_a.size == e.overlay_b.size and e.heat_a.ndim == 2
     with pytest.raises(ValueError, match="index must be a gallery index"):
         engine.explain(gallery.image(2), len(gallery))
+
+
+@pytest.mark.parametrize("method,task", [("cosine", "type"), ("euclidean", "type"), ("logreg", "both"),
+                                         ("attribute", "both")])
+def test_search_batch_answers_each_image_as_search_does(engine, gallery, method, task):
+    images = [gallery.image(i) for i in (2, 9, 40)]
+    batch = engine.search_batch(images, method, task, k=6, exclude=[-1, 9, -1], dedup=True)
+    assert len(batch) == 3
+    for im, ex, hits in zip(images, (-1, 9, -1), batch):
+        one = engine.search(im, method, task, k=6, exclude=ex, dedup=True)
+        assert [h.index for h in hits] == [h.index for h in one]
+        np.testing.assert_allclose([h.score for h in hits], [h.score for h in one], rtol=1e-4, atol=1e-6)
+    assert 9 not in [h.index for h in batch[1]]
+
+
+def test_search_batch_scores_the_gallery_in_one_matrix_product(engine, gallery, monkeypatch):
+    calls = []
+    real = engine.score_matrix
+    monkeypatch.setattr(engine, "score_matrix", lambda q, *a, **kw: calls.append(np.shape(q)) or real(q, *a, **kw))
+    engine.search_batch([gallery.image(i) for i in range(4)], "cosine", k=3, dedup=True)
+    assert calls == [(4, gallery.embeddings.shape[1])]
+
+
+def test_search_batch_refuses_bad_batches(engine, gallery):
+    from cbir.search.engine import MAX_BATCH
+
+    with pytest.raises(ValueError, match="between 1 and"):
+        engine.search_batch([], "cosine")
+    with pytest.raises(ValueError, match="between 1 and"):
+        engine.search_batch([gallery.image(0)] * (MAX_BATCH + 1), "cosine")
+    with pytest.raises(ValueError, match="one gallery index"):
+        engine.search_batch([gallery.image(0)] * 2, "cosine", exclude=[1])
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_min_score_leaves_out_the_hits_below_it(engine, gallery, dedup):
+    full = engine.search(gallery.image(7), "cosine", k=20, dedup=dedup)
+    cut = (full[3].score + full[4].score) / 2
+    hits = engine.search(gallery.image(7), "cosine", k=20, dedup=dedup, min_score=cut)
+    assert [h.index for h in hits] == [h.index for h in full[:4]]
+    assert engine.search(gallery.image(7), "cosine", k=20, min_score=full[0].score + 1) == []
+    assert len(engine.search_vector(gallery.embeddings[7], "cosine", k=20, min_score=-1.0)) == 20
+    with pytest.raises(ValueError, match="min_score"):
+        engine.search(gallery.image(7), "cosine", min_score=float("nan"))
+
+
+def test_the_colour_descriptor_is_computed_only_for_methods_that_use_it(engine, gallery, monkeypatch):
+    assert engine.needs_descriptor("attribute", "both") and not engine.needs_descriptor("cosine")
+    assert not engine.needs_descriptor("logreg", "type")  # pair classifiers see embeddings only
+    want = engine.search(gallery.image(5), "attribute", "both", k=3)
+
+    def forbidden(image):
+        raise AssertionError("describe() called for a method that ignores colour descriptors")
+
+    monkeypatch.setattr(engine, "describe", forbidden)
+    engine.search(gallery.image(5), "cosine", k=3)
+    engine.search_batch([gallery.image(5)] * 2, "logreg", "both", k=3)
+    engine.compare(gallery.image(5), gallery.image(6), "euclidean")
+    with pytest.raises(AssertionError, match="describe"):
+        engine.search(gallery.image(5), "attribute", "both", k=3)
+    assert want[0].index == 5
+
+
+def test_embed_batch_is_one_forward_pass_except_on_openvino(engine, monkeypatch):
+    from types import SimpleNamespace
+
+    seen = []
+    monkeypatch.setattr(engine.extractor, "embed_images",
+                        lambda images, batch_size=32: seen.append(batch_size) or np.zeros((len(images), 4)))
+    engine.embed_batch(["a", "b", "c"])
+    monkeypatch.setattr(engine.extractor, "runtime", SimpleNamespace(name="openvino"))
+    engine.embed_batch(["a", "b", "c"])
+    assert seen == [3, 1]

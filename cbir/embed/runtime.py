@@ -27,6 +27,18 @@ ONNX_OPSET = 17
 ONNX_TOLERANCE = 1e-4  # max abs difference to torch on the check batch (seen here: ~5e-6)
 
 
+def limit_threads(threads: int) -> None:
+    """Run torch and numpy's BLAS with `threads` CPU threads per call (the runtimes take torch's count when made).
+
+    BLAS's default pool (every core) makes a search's small products (1 x N scores, k x k dedup) ~8x costlier in CPU
+    than one thread does, and under load its threads fight the model's for the cores.
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch.set_num_threads(int(threads))
+    threadpool_limits(int(threads), user_api="blas")  # process-wide, kept (not used as a context manager)
+
+
 class RuntimeMismatchError(RuntimeError):
     """The exported ONNX model does not reproduce torch's output on the check batch."""
 

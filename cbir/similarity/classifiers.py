@@ -258,6 +258,10 @@ class ClassifierSet:
             raise ValueError(f"unknown task {task!r}; expected one of {TASKS + ('both',)}")
         return (task,)
 
+    def uses_descriptor(self, kind: str, task: str) -> bool:
+        """Whether a (kind, task) score reads the queries' colour descriptors (so callers compute them only then)."""
+        return any(getattr(self.classifiers.get((kind, t)), "uses_descriptor", False) for t in self._tasks(task))
+
     def score(
         self,
         kind: str,

@@ -47,6 +47,10 @@ class SimilarityMethod:
             return _require(classifiers, self.name).score(self.name, task, q, index, qd)
         return self.score_fn(q, index)
 
+    def uses_descriptor(self, task: str = "type", classifiers: Optional[ClassifierSet] = None) -> bool:
+        """Whether scoring reads the queries' colour descriptors: only learned methods whose classifiers use them."""
+        return self.learned and classifiers is not None and classifiers.uses_descriptor(self.name, task)
+
     def score_pairs(
         self,
         a: np.ndarray,

@@ -1,4 +1,5 @@
-"""The public API: the gr.api endpoints /search, /search_text, /random, /compare, /explain, /add and /remove.
+"""The public API: the gr.api endpoints /search, /search_batch, /search_text, /random, /compare, /explain, /add
+and /remove.
 
 They are typed by their signatures (gradio_client's view_api shows them); each is a thin call into `Handlers`.
 """
@@ -18,7 +19,7 @@ from cbir.ui.handlers import K_DEFAULT, Handlers
 ENGINE_CONCURRENCY = "engine"  # every event that runs the model shares one concurrency group
 # endpoint name -> the names of its return values (gr.api calls them 1st, 2nd, ... in view_api)
 OUTPUT_NAMES = {
-    "search": ["results"], "search_text": ["results"], "random": ["image", "label", "index"], "compare": ["score"],
+    "search": ["results"], "search_batch": ["answers"], "search_text": ["results"], "random": ["image", "label", "index"], "compare": ["score"],
     "explain": ["query_overlay", "result_overlay", "score"], "add": ["indices"], "remove": ["count"],
 }
 
@@ -41,11 +42,13 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
         box: Optional[list[float]] = None,
         dedup: bool = True,
         text: str = "",
+        min_score: Optional[float] = None,
     ) -> dict:
         """The k gallery images most similar to an image, best first; `text` nudges the query (CLIP/SigLIP galleries).
 
         Returns {method, method_label, task, k, excluded_index, filters, dedup, positives, negatives, box,
-        results: [{rank, index, score, label, colour, type, copies}]}.
+        min_score, results: [{rank, index, score, label, colour, type, copies}]}; `min_score` leaves out results
+        scoring below it (none = keep all k).
 
         Args:
             image: the query photo (gradio_client.handle_file(path or URL))
@@ -60,12 +63,52 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             box: [x0, y0, x1, y1] in query pixels: search only that part of the image (none = whole image)
             dedup: show identical and near-identical results once, with their number of copies
             text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.engine.TEXT_WEIGHT)
+            min_score: leave out results scoring below this (on the method's scale; none = keep all k)
         """
         _, result, _ = h.search(
             decode(image), method, task, k, h.integer(exclude, "exclude"), types, colours, positives, negatives,
-            box, dedup, text,
+            box, dedup, text, min_score,
         )
         return result
+
+    def search_batch(
+        images: list[FileData],
+        method: MethodArg = default_method,
+        task: TaskArg = "type",
+        k: int = K_DEFAULT,
+        exclude: Optional[list[int]] = None,
+        types: Optional[list[str]] = None,
+        colours: Optional[list[str]] = None,
+        positives: Optional[list[int]] = None,
+        negatives: Optional[list[int]] = None,
+        boxes: Optional[list[list[float]]] = None,
+        dedup: bool = True,
+        text: str = "",
+        min_score: Optional[float] = None,
+    ) -> list[dict]:
+        """Several photos in one call: one /search answer per photo, in order (1 to 16 photos; one upload round).
+
+        Options as /search (`exclude` and `boxes`: one per photo, or none; `min_score` leaves out results scoring
+        below it); a photo that cannot be used fails the call with a message naming it ("photo 2: ...").
+
+        Args:
+            images: the query photos, a list of gradio_client.handle_file(...)
+            method: a method name or its label, e.g. "cosine" or "Cosine similarity" (default: the app's default)
+            task: type, colour or both: what the learned methods (logreg, forest) judge; ignored by the others
+            k: number of results per photo
+            exclude: one gallery index per photo to leave out (-1 = none), or empty
+            types: only these garment types (empty = all)
+            colours: only these colours (empty = all)
+            positives: gallery indices marked "more like this", for every photo
+            negatives: gallery indices marked "less like this", for every photo
+            boxes: one [x0, y0, x1, y1] crop box per photo ([] = the whole photo), or empty
+            dedup: show identical and near-identical results once, with their number of copies
+            text: optional words nudging every photo's query, e.g. "but in red"
+            min_score: leave out results scoring below this (on the method's scale; none = keep all k)
+        """
+        return h.search_batch(
+            images, method, task, k, exclude, types, colours, positives, negatives, boxes, dedup, text, min_score
+        )
 
     def search_text(
         text: str,
@@ -73,10 +116,12 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
         types: Optional[list[str]] = None,
         colours: Optional[list[str]] = None,
         dedup: bool = True,
+        min_score: Optional[float] = None,
     ) -> dict:
         """Search by words, e.g. "red summer dress": galleries embedded with a CLIP or SigLIP backbone (hf:...).
 
-        Returns /search's shape (method "cosine"), plus the normalised `text`.
+        Returns /search's shape (method "cosine"), plus the normalised `text`; `min_score` leaves out results scoring
+        below it (none = keep all k).
 
         Args:
             text: a description of the garment
@@ -84,13 +129,14 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             types: only these garment types (empty = all)
             colours: only these colours (empty = all)
             dedup: show identical and near-identical results once, with their number of copies
+            min_score: leave out results scoring below this (cosine, -1 to 1; none = keep all k)
         """
         if not isinstance(dedup, bool):
             raise user_error(f"dedup must be true or false; got {dedup!r}.")
         filters = {"type": h.values(types, "types"), "colour": h.values(colours, "colours")}
-        return h.search_text(text, k, filters=filters, dedup=dedup)[1]
+        return h.search_text(text, k, filters=filters, dedup=dedup, min_score=h.number(min_score, "min_score"))[1]
 
-    return {"search": search, "search_text": search_text}
+    return {"search": search, "search_batch": search_batch, "search_text": search_text}
 
 
 def _image_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_method: str) -> dict[str, Callable]:

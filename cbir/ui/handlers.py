@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import math
 import os
 import random
 import shutil
@@ -18,9 +19,9 @@ from gradio.data_classes import FileData
 from PIL import Image
 
 from cbir.gallery.live import AdminTokenError, LiveGallery, check_token
-from cbir.images import load_image
+from cbir.images import ImageError, load_image
 from cbir.search.crop import crop_to_box, parse_box
-from cbir.search.engine import Hit, SearchEngine
+from cbir.search.engine import MAX_BATCH, Hit, SearchEngine
 from cbir.search.plots import gallery_map, pca_2d, score_histogram
 from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
 from cbir.ui.errors import decode, internal_error, upload_path, user_error
@@ -109,6 +110,33 @@ class Handlers:
             raise user_error(f"{name} must be a list of label values; got {value!r}.")
         return [str(v) for v in value]
 
+    @staticmethod
+    def number(value: Any, name: str) -> Optional[float]:
+        """A finite number, or None for an empty value."""
+        if value is None or value == "":
+            return None
+        try:
+            f = float(value)
+        except (TypeError, ValueError, OverflowError):
+            f = math.nan
+        if isinstance(value, bool) or not math.isfinite(f):
+            raise user_error(f"{name} must be a number (or empty); got {value!r}.")
+        return f
+
+    def options(self, method: Any, task: Any, k: Any, types: Any, colours: Any, dedup: Any, min_score: Any) -> tuple:
+        """The checked options every image search shares: (method, task, k, filters, dedup, min_score)."""
+        m, t, kk = self.method(method), self.task(task), self.integer(k, "k")
+        filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
+        if not isinstance(dedup, bool):
+            raise user_error(f"dedup must be true or false; got {dedup!r}.")
+        return m, t, kk, filters, dedup, self.number(min_score, "min_score")
+
+    def exclusion(self, exclude: int) -> int:
+        n = len(self.engine.gallery)
+        if not -1 <= exclude < n:
+            raise user_error(f"exclude must be -1 or a gallery index 0..{n - 1}; got {exclude}.")
+        return exclude
+
     # -- gallery images ---------------------------------------------------------------------
     def image_file(self, i: int) -> str:
         """Gallery image i as a file, written once per content: its original bytes when browsers show that
@@ -131,49 +159,95 @@ class Handlers:
 
     # -- core -------------------------------------------------------------------------------
     def query_vector(
-        self, image: Image.Image, box: Any = None, positives: Any = None, negatives: Any = None, text: Any = None
+        self, image: Image.Image, box: Any = None, positives: Any = None, negatives: Any = None, text: Any = None,
+        method: str = "cosine", task: str = "type",
     ) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """Crop, embed, nudge with words and refine with feedback; plus the crop's colour descriptor (None if the
-        gallery has none): the query every search and plot of one request uses."""
+        """Crop, embed, nudge with words and refine with feedback; plus the crop's colour descriptor when `method`
+        reads it (else None): the query every search and plot of one request uses."""
         try:
             cropped = crop_to_box(image, parse_box(box))
             vec = self.engine.embed(cropped)
             if text and str(text).strip():  # image plus words (CLIP/SigLIP galleries; a clear error otherwise)
                 vec = self.engine.compose(vec, str(text))
-            return self.engine.refine(vec, positives, negatives), self.engine.describe(cropped)
+            d = self.engine.describe(cropped) if self.engine.needs_descriptor(method, task) else None
+            return self.engine.refine(vec, positives, negatives), d
         except ValueError as e:  # ImageError is a ValueError
             raise user_error(e) from None
 
     def search(
         self, image: Image.Image, method: Any, task: Any, k: Any, exclude: int, types: Any = None,
         colours: Any = None, positives: Any = None, negatives: Any = None, box: Any = None, dedup: Any = True,
-        text: Any = None,
+        text: Any = None, min_score: Any = None, with_scores: bool = False,
     ) -> tuple[list[Hit], dict, Any]:
-        m, t, kk = self.method(method), self.task(task), self.integer(k, "k")
-        n = len(self.engine.gallery)
-        if not -1 <= exclude < n:
-            raise user_error(f"exclude must be -1 or a gallery index 0..{n - 1}; got {exclude}.")
-        filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
-        if not isinstance(dedup, bool):
-            raise user_error(f"dedup must be true or false; got {dedup!r}.")
-        query = self.query_vector(image, box, positives, negatives, text)
+        """One image's hits and /search answer, and its query (vector, descriptor, and with `with_scores` the
+        gallery's (N,) scores, computed once for the hits and the UI's plots)."""
+        m, t, kk, filters, dedup, ms = self.options(method, task, k, types, colours, dedup, min_score)
+        exclude = self.exclusion(exclude)
+        vec, d = self.query_vector(image, box, positives, negatives, text, m, t)
         try:
+            row = self.engine.scores(vec, m, t, d) if with_scores else None
             hits = self.engine.search_vector(
-                query[0], m, t, kk, exclude=exclude, filters=filters, dedup=dedup, descriptor=query[1]
+                vec, m, t, kk, exclude=exclude, filters=filters, dedup=dedup, descriptor=d, min_score=ms, scores=row
             )
         except ValueError as e:
             raise user_error(e) from None
         except Exception:
             raise internal_error("searching") from None
-        result = hits_json(hits, m, t, kk, exclude)
+        return hits, self.answer(hits, m, t, kk, exclude, filters, dedup, positives, negatives, box, ms), (vec, d, row)
+
+    def answer(
+        self, hits: list[Hit], m: str, t: str, k: int, exclude: int, filters: dict, dedup: bool, positives: Any,
+        negatives: Any, box: Any, min_score: Optional[float],
+    ) -> dict:
+        """The /search answer for one query's hits."""
+        result = hits_json(hits, m, t, k, exclude)
         result.update(
             filters={c: v for c, v in filters.items() if v},
             dedup=dedup,
             positives=[int(i) for i in positives or []],
             negatives=[int(i) for i in negatives or []],
             box=parse_box(box),
+            min_score=min_score,
         )
-        return hits, result, query
+        return result
+
+    def search_batch(
+        self, images: Any, method: Any, task: Any, k: Any, exclude: Any = None, types: Any = None,
+        colours: Any = None, positives: Any = None, negatives: Any = None, boxes: Any = None, dedup: Any = True,
+        text: Any = None, min_score: Any = None,
+    ) -> list[dict]:
+        """One /search answer per uploaded photo: the batch scores the gallery as one (Q, N) matrix."""
+        m, t, kk, filters, dedup, ms = self.options(method, task, k, types, colours, dedup, min_score)
+        images = [] if images is None else [images] if isinstance(images, (dict, FileData)) else list(images)
+        n = len(images)
+        if not 1 <= n <= MAX_BATCH:
+            raise user_error(f"Send between 1 and {MAX_BATCH} photos per call; got {n}.")
+        ex = [self.exclusion(self.integer(e, "exclude")) for e in exclude] if exclude else [-1] * n
+        bx = list(boxes) if boxes else [None] * n
+        if len(ex) != n or len(bx) != n:
+            raise user_error(f"exclude and boxes take one per photo ({n}), or none; got {len(ex)} and {len(bx)}.")
+        crops = []
+        for i, (payload, b) in enumerate(zip(images, bx)):
+            try:
+                crops.append(crop_to_box(load_image(upload_path(payload)), parse_box(b or None)))
+            except ValueError as e:  # ImageError is a ValueError
+                raise user_error(f"photo {i + 1}: {e}") from None
+        try:
+            vecs = self.engine.embed_batch(crops)
+            if text and str(text).strip():
+                vecs = self.engine.compose(vecs, str(text))
+            if positives or negatives:
+                vecs = np.stack([self.engine.refine(v, positives, negatives) for v in vecs])
+            d = np.stack([self.engine.describe(c) for c in crops]) if self.engine.needs_descriptor(m, t) else None
+            per_photo = self.engine.search_vectors(vecs, m, t, kk, ex, filters, dedup, descriptors=d, min_score=ms)
+        except ValueError as e:
+            raise user_error(e) from None
+        except Exception:
+            raise internal_error("searching") from None
+        return [
+            self.answer(hits, m, t, kk, e, filters, dedup, positives, negatives, b or None, ms)
+            for hits, e, b in zip(per_photo, ex, bx)
+        ]
 
     def explain(self, image: Image.Image, index: Any, method: Any, task: Any, box: Any = None) -> tuple[str, str, float]:
         m, t, i = self.method(method), self.task(task), self.integer(index, "index")
@@ -196,7 +270,7 @@ class Handlers:
         filters = options.get("filters") or {}
         result.update(
             filters={c: v for c, v in filters.items() if v}, dedup=options.get("dedup", True), positives=[],
-            negatives=[], box=parse_box(None), text=" ".join(str(text).split()),
+            negatives=[], box=parse_box(None), min_score=options.get("min_score"), text=" ".join(str(text).split()),
         )
         return hits, result
 
@@ -215,8 +289,8 @@ class Handlers:
 
     def plots(self, query, method: str, task: str, hits: list[Hit]) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Score histogram and PCA map for one query: (embedding, colour descriptor or None)."""
-        vec, descriptor = query
-        scores = self.engine.scores(vec, method, task, descriptor)
+        vec, descriptor, *row = query  # row: the gallery's scores if the search computed them
+        scores = row[0] if row and row[0] is not None else self.engine.scores(vec, method, task, descriptor)
         kth = hits[-1].score if hits else float("inf")
         g = self.engine.gallery
         basis = self.engine.index.derived("pca2", pca_2d)
@@ -282,7 +356,7 @@ class Handlers:
                 exclude = int(picked["index"])
             hits, result, vec = self.search(
                 img, method, task, k, exclude, types, colours, marks["positives"], marks["negatives"], box, bool(dedup),
-                text,
+                text, with_scores=True,
             )
         g = self.engine.gallery
         if exclude >= 0:
