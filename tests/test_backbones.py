@@ -170,7 +170,7 @@ class _StateSource:
 def _adapted(tmp_path, monkeypatch, delta, sha=None):
     from safetensors.torch import save_file
 
-    from cbir import backbones
+    from cbir.embed import backbones
     from cbir.embed.backbones import AdaptedWeights, file_sha256
 
     monkeypatch.setattr(backbones, "WEIGHTS_DIR", tmp_path)
