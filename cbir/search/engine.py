@@ -18,6 +18,7 @@ from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
 from cbir.search.filters import Filters, check_values, label_mask
 from cbir.index import EmbeddingIndex, l2_normalize, top_k
+from cbir.gallery.labels import TASKS
 from cbir.similarity.registry import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
@@ -28,7 +29,7 @@ MAX_TEXT_CHARS = 300
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: gallery row, rank (1-based), score and labels."""
+    """One result: gallery row, rank (1-based), score, labels and the item's stable `id` (Gallery.ids)."""
 
     rank: int
     index: int
@@ -37,6 +38,7 @@ class Hit:
     colour: Optional[str]  # None when the gallery's labels give no colour (e.g. the CC0 demo)
     type: Optional[str]
     copies: int = 1  # gallery items this result stands for when duplicates are collapsed
+    id: str = ""  # stable item id: kept through rebuilds, add and remove, whichever store serves the search
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -92,13 +94,17 @@ class SearchEngine:
         """Methods this engine can serve: the learned ones only when their classifiers are loaded, and with a
         vector store only those the store can run (cbir.stores.methods)."""
         have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
-        methods = [m for m in list_methods() if not get_method(m).learned or m in have]
+        methods = [m for m in list_methods() if all(r in have for r in get_method(m).requires)]
         return methods if self.store is None else [m for m in methods if m in self.store.methods]
 
     def default_method(self) -> str:
         """The best available method (see PREFERRED_METHODS): what a UI preselects."""
         available = self.available_methods()
         return next((m for m in PREFERRED_METHODS if m in available), available[0])
+
+    def _method(self, method: Optional[str]) -> str:
+        """`method`, or the engine's default_method() when None."""
+        return method or self.default_method()
 
     def _check(self, method: str, task: str, k: int | None = None) -> None:
         if method not in self.available_methods():
@@ -164,9 +170,11 @@ class SearchEngine:
         return {"type": g.types, "colour": g.colours, "label": g.labels}
 
     def scores(
-        self, vector: np.ndarray, method: str = "cosine", task: str = "type", descriptor: Optional[np.ndarray] = None
+        self, vector: np.ndarray, method: Optional[str] = None, task: str = "type",
+        descriptor: Optional[np.ndarray] = None,
     ) -> np.ndarray:
         """(N,) the method's score of one embedding (+ its colour descriptor) against every gallery image."""
+        method = self._method(method)
         self._check(method, task)
         return get_method(method).score(
             vector, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptor
@@ -175,7 +183,7 @@ class SearchEngine:
     def search_vector(
         self,
         vector: np.ndarray,
-        method: str = "cosine",
+        method: Optional[str] = None,
         task: str = "type",
         k: int = 10,
         exclude: int = -1,
@@ -190,6 +198,7 @@ class SearchEngine:
         `dedup` shows same-sha1 and near-identical (cosine >= dedup_threshold; "auto" = the engine's
         `dedup_threshold`, None = sha1 only) results once, with `copies`.
         """
+        method = self._method(method)
         self._check(method, task, k)
         check_values(self.label_columns(), filters)
         n = len(self.gallery) - int(0 <= exclude < len(self.gallery))
@@ -206,9 +215,9 @@ class SearchEngine:
             if len(idx) >= k or exhausted:
                 break
             fetch = min(n, fetch * 4)
-        g = self.gallery
+        g, ids = self.gallery, self.gallery.ids
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c), str(ids[i]))
             for r, (i, s, c) in enumerate(zip(idx[:k], sc[:k], copies[:k]))
         ]
 
@@ -235,7 +244,7 @@ class SearchEngine:
     def search(
         self,
         image: Any,
-        method: str = "cosine",
+        method: Optional[str] = None,
         task: str = "type",
         k: int = 10,
         exclude: int = -1,
@@ -244,16 +253,50 @@ class SearchEngine:
         dedup: bool = False,
     ) -> list[Hit]:
         """Embed an image (path, bytes, PIL or array) and search the gallery with it; `text` nudges it (compose)."""
+        return self.answer(image, method, task, k, exclude, text, filters, dedup, as_dict=False)["hits"]
+
+    def answer(
+        self,
+        image: Any,
+        method: Optional[str] = None,
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        text: Optional[str] = None,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
+        as_dict: bool = True,
+    ) -> dict[str, Any]:
+        """A search's whole answer, JSON-able: {"method", "task", "query": predict(), "hits": [Hit.to_dict()]}."""
+        method = self._method(method)
         self._check(method, task, k)
-        vector = self.embed(image)
+        vector, descriptor = self.embed(image), self.describe(image)
+        query = self.predict(vector, descriptor)  # of the photo itself, before words nudge the vector
         if text and text.strip():
             vector = self.compose(vector, text)
-        return self.search_vector(
-            vector, method, task, k, exclude, filters=filters, dedup=dedup, descriptor=self.describe(image)
-        )
+        hits = self.search_vector(vector, method, task, k, exclude, filters=filters, dedup=dedup, descriptor=descriptor)
+        return {"method": method, "task": task, "query": query, "hits": [h.to_dict() for h in hits] if as_dict else hits}
 
-    def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
+    def predict(self, vector: np.ndarray, descriptor: Optional[np.ndarray] = None) -> dict[str, dict[str, Any]]:
+        """The query's predicted attributes by the attribute classifiers: {task: {"value", "probability",
+        "probabilities": {class: p}}} for "type" and "colour" where loaded ({} without them)."""
+        out: dict[str, dict[str, Any]] = {}
+        for task in TASKS:
+            if self.classifiers is None or ("attribute", task) not in self.classifiers:
+                continue
+            clf = self.classifiers.get("attribute", task)
+            if clf.uses_colour and descriptor is None:
+                continue
+            d = None if descriptor is None else np.atleast_2d(descriptor)
+            p = clf.probabilities(np.atleast_2d(vector), d)[0]
+            best = int(np.argmax(p))
+            probs = {c: round(float(x), 4) for c, x in zip(clf.classes, p)}
+            out[task] = {"value": clf.classes[best], "probability": round(float(p[best]), 4), "probabilities": probs}
+        return out
+
+    def compare(self, image_a: Any, image_b: Any, method: Optional[str] = None, task: str = "type") -> float:
         """The method's score for one pair of images."""
+        method = self._method(method)
         self._check(method, task)
         vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
         d = None
@@ -262,8 +305,11 @@ class SearchEngine:
         m = get_method(method)
         return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers, descriptors=d)[0])
 
-    def explain(self, image: Any, index: int, method: str = "cosine", task: str = "type") -> tuple[Explanation, float]:
+    def explain(
+        self, image: Any, index: int, method: Optional[str] = None, task: str = "type"
+    ) -> tuple[Explanation, float]:
         """Heat-maps of a query and gallery image `index` against each other, and the method's score of the pair."""
+        method = self._method(method)
         self._check(method, task)
         if not 0 <= int(index) < len(self.gallery):
             raise ValueError(f"index must be a gallery index 0..{len(self.gallery) - 1}; got {index}")
