@@ -51,7 +51,7 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
                   "Attribute probabilities"):
         assert f"| {label} |" in out
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest", "attribute"}
+    assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest", "attribute", "hybrid"}
     assert {"pearson", "spearman", "roc_auc"} <= set(results["correlation"]["attribute"]["colour"])
     assert {"map@10", "p@1", "p@10"} <= set(results["retrieval"]["attribute"]["both"])
     out = _run("scripts/add_colour.py", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "g2"),

@@ -13,7 +13,7 @@ def engine(gallery, extractor, training_run):
     return SearchEngine(gallery, extractor, training_run.classifiers)
 
 
-@pytest.mark.parametrize("method", ["cosine", "euclidean", "logreg", "forest", "attribute"])
+@pytest.mark.parametrize("method", ["cosine", "euclidean", "logreg", "forest", "attribute", "hybrid"])
 @pytest.mark.parametrize("task", ["type", "colour", "both"])
 def test_search_returns_k_sorted_hits(engine, gallery, method, task):
     hits = engine.search(gallery.image(3), method, task, k=7)
@@ -44,7 +44,7 @@ def test_uploaded_images_get_the_gallery_colour_descriptor(engine, gallery):
     hits = engine.search(gallery.image_bytes(5)[0], "attribute", "both", k=3)
     assert hits[0].score == pytest.approx(1.0, abs=1e-5)
     assert engine.compare(gallery.image(5), gallery.image(5), "attribute", "both") == pytest.approx(1.0, abs=1e-5)
-    assert engine.default_method() == "attribute"
+    assert engine.default_method() == "hybrid"
     assert SearchEngine(gallery, engine.extractor).default_method() == "cosine"
 
 

@@ -23,6 +23,7 @@ from cbir.gallery.labels import TASKS, Label, LabelError, parse_label
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 SPEC_FILE = "embedding_spec.json"
+ID_COLUMN = "id"
 STORAGE_DTYPES = ("float32", "float16")
 
 
@@ -43,6 +44,30 @@ class Embedder(Protocol):
         self, sources: Sequence[Any], batch_size: int = ..., num_workers: int = ..., progress: bool = ...,
         describe: Any = ...,
     ) -> EmbeddedFiles: ...
+
+
+def derive_ids(paths: Sequence[str]) -> list[str]:
+    """Ids from file paths: the name without extension; a name that repeats keeps its folder ("red_shoes/9bfb"),
+    and one that still repeats gets "#2", "#3"... in row order (deterministic, so a rebuild gives the same ids)."""
+    stems = [Path(p).stem for p in paths]
+    counts: dict[str, int] = {}
+    for s in stems:
+        counts[s] = counts.get(s, 0) + 1
+    ids = [s if counts[s] == 1 else str(Path(p).with_suffix("")) for s, p in zip(stems, paths)]
+    return unique_ids(ids)
+
+
+def unique_ids(ids: Sequence[str], taken: Collection[str] = ()) -> list[str]:
+    """`ids` made unique among themselves and against `taken` by appending "#2", "#3", ... to repeats."""
+    seen, out = set(taken), []
+    for i in ids:
+        new, n = i, 1
+        while new in seen:
+            n += 1
+            new = f"{i}#{n}"
+        seen.add(new)
+        out.append(new)
+    return out
 
 
 def file_sha1(path: str | os.PathLike) -> str:
@@ -181,6 +206,18 @@ class Gallery:
     @cached_property
     def types(self) -> np.ndarray:
         return self._column("type")
+
+    @cached_property
+    def ids(self) -> np.ndarray:
+        """Stable item ids: the `id` column when the gallery has one, else each file's name without extension."""
+        if ID_COLUMN in self.dataset.column_names:
+            return self._column(ID_COLUMN).astype(str).astype(object)
+        paths = self._column("path") if "path" in self.dataset.column_names else self._image_names()
+        return np.asarray(derive_ids([str(p or i) for i, p in enumerate(paths)]), dtype=object)
+
+    def _image_names(self) -> np.ndarray:
+        stored = self.dataset.with_format("arrow", columns=["image"])[:].column("image").to_pylist()
+        return np.asarray([(s or {}).get("path") for s in stored], dtype=object)
 
     @cached_property
     def hashes(self) -> np.ndarray:

@@ -20,7 +20,8 @@ from typing import Any, Optional, Sequence
 import datasets
 import numpy as np
 
-from cbir.gallery.dataset import SPEC_FILE, Gallery
+from cbir.embed.colour import COLOUR_COLUMN, colour_descriptor
+from cbir.gallery.dataset import ID_COLUMN, SPEC_FILE, Gallery, unique_ids
 from cbir.search.feedback import check_indices
 from cbir.images import load_image
 
@@ -100,16 +101,31 @@ def save_atomically(gallery: Gallery, folder: str | os.PathLike) -> Path:
     return folder
 
 
+def with_id_column(gallery: Gallery) -> datasets.Dataset:
+    """The gallery's dataset with its ids written as an `id` column, so that later changes keep them."""
+    ds = gallery.dataset
+    if ID_COLUMN in ds.column_names:
+        return ds
+    return ds.add_column(ID_COLUMN, [str(i) for i in gallery.ids], feature=datasets.Value("string"))
+
+
 def add_rows(gallery: Gallery, extractor: Any, images: Sequence[Any], labels: Sequence[Optional[str]]) -> Gallery:
-    """A new gallery with the images (paths or bytes) appended, embedded by `extractor`; labels may be None."""
+    """A new gallery with the images (paths or bytes) appended, embedded by `extractor`; labels may be None.
+
+    Every row keeps its id (an `id` column is written); a new image's id is its file name without extension
+    (bytes: "added-" + the first 12 hex digits of its sha1), made unique against the ids already there."""
     if len(labels) not in (0, 1, len(images)):
         raise ValueError(f"give one label, or one label per image ({len(images)}); got {len(labels)}")
     labels = list(labels) * len(images) if len(labels) == 1 else list(labels) or [None] * len(images)
     blobs = [Path(im).read_bytes() if isinstance(im, (str, os.PathLike)) else bytes(im) for im in images]
-    names = [Path(im).name if isinstance(im, (str, os.PathLike)) else f"added-{i}.png" for i, im in enumerate(images)]
+    sha1s = [hashlib.sha1(b).hexdigest() for b in blobs]
+    names = [
+        Path(im).name if isinstance(im, (str, os.PathLike)) else f"added-{h[:12]}.png" for im, h in zip(images, sha1s)
+    ]
     decoded = [load_image(b) for b in blobs]  # ImageError (a message for users) before anything changes
     vecs = extractor.embed_images(decoded)
-    features = gallery.dataset.features
+    base = with_id_column(gallery)
+    features = base.features
     parts = [split_label(lab) for lab in labels]
     rows: dict[str, list] = {c: [None] * len(blobs) for c in features}
     rows.update(
@@ -119,21 +135,25 @@ def add_rows(gallery: Gallery, extractor: Any, images: Sequence[Any], labels: Se
         type=[p[2] for p in parts],
         embedding=[v.astype(gallery.spec.dtype) for v in vecs],
     )
+    rows[ID_COLUMN] = unique_ids([Path(n).stem for n in names], taken=set(base[ID_COLUMN]))
+    if gallery.colour_spec is not None:  # the new rows get descriptors too, so colour-aware methods keep working
+        rows[COLOUR_COLUMN] = [colour_descriptor(im, gallery.colour_spec) for im in decoded]
     if "sha1" in features:
-        rows["sha1"] = [hashlib.sha1(b).hexdigest() for b in blobs]
+        rows["sha1"] = sha1s
     if "path" in features:
         rows["path"] = [f"added/{n}" for n in names]
+    rows = {c: v for c, v in rows.items() if c in features}
     extra = datasets.Dataset.from_dict(rows, features=features)
-    return Gallery(datasets.concatenate_datasets([gallery.dataset, extra]), gallery.spec)
+    return Gallery(datasets.concatenate_datasets([base, extra]), gallery.spec, gallery.colour_spec)
 
 
 def remove_rows(gallery: Gallery, indices: Sequence[int]) -> Gallery:
-    """A new gallery without the rows `indices` (checked: gallery indices, duplicates allowed)."""
+    """A new gallery without the rows `indices` (checked: gallery indices, duplicates allowed); ids are kept."""
     drop = check_indices(indices, len(gallery), "indices")
     keep = np.setdiff1d(np.arange(len(gallery)), drop)
     if keep.size == 0:
         raise ValueError("cannot remove every image: a gallery needs at least one")
-    return Gallery(gallery.dataset.select(keep), gallery.spec)
+    return Gallery(with_id_column(gallery).select(keep), gallery.spec, gallery.colour_spec)
 
 
 class LiveGallery:

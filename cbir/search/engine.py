@@ -20,7 +20,8 @@ from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
 from cbir.search.filters import Filters, check_values, label_mask
 from cbir.images import load_image
-from cbir.index import EmbeddingIndex, top_k
+from cbir.index import EmbeddingIndex, l2_normalize, top_k
+from cbir.gallery.labels import TASKS
 from cbir.similarity.registry import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
@@ -29,7 +30,7 @@ MAX_BATCH = 16  # query images per search_batch call, scored as one (Q, N) matri
 
 @dataclass(frozen=True)
 class Hit:
-    """One result: gallery row, rank (1-based), score and labels."""
+    """One result: gallery row, rank (1-based), score, labels and the item's stable `id` (Gallery.ids)."""
 
     rank: int
     index: int
@@ -38,6 +39,7 @@ class Hit:
     colour: Optional[str]  # None when the gallery's labels give no colour (e.g. the CC0 demo)
     type: Optional[str]
     copies: int = 1  # gallery items this result stands for when duplicates are collapsed
+    id: str = ""  # stable item id: kept through rebuilds, add and remove, whichever store serves the search
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -93,13 +95,17 @@ class SearchEngine(TextQueries):
         """Methods this engine can serve: the learned ones only when their classifiers are loaded, and with a
         vector store only those the store can run (cbir.stores.methods)."""
         have = {k for k, _ in self.classifiers.classifiers} if self.classifiers else set()
-        methods = [m for m in list_methods() if not get_method(m).learned or m in have]
+        methods = [m for m in list_methods() if all(r in have for r in get_method(m).requires)]
         return methods if self.store is None else [m for m in methods if m in self.store.methods]
 
     def default_method(self) -> str:
         """The best available method (see PREFERRED_METHODS): what a UI preselects."""
         available = self.available_methods()
         return next((m for m in PREFERRED_METHODS if m in available), available[0])
+
+    def _method(self, method: Optional[str]) -> str:
+        """`method`, or the engine's default_method() when None."""
+        return method or self.default_method()
 
     def _check(self, method: str, task: str, k: int | None = None) -> None:
         if method not in self.available_methods():
@@ -142,15 +148,17 @@ class SearchEngine(TextQueries):
         return {"type": g.types, "colour": g.colours, "label": g.labels}
 
     def scores(
-        self, vector: np.ndarray, method: str = "cosine", task: str = "type", descriptor: Optional[np.ndarray] = None
+        self, vector: np.ndarray, method: Optional[str] = None, task: str = "type",
+        descriptor: Optional[np.ndarray] = None,
     ) -> np.ndarray:
         """(N,) the method's score of one embedding (+ its colour descriptor) against every gallery image."""
         return self.score_matrix(vector, method, task, descriptor)[0]
 
     def score_matrix(
-        self, vectors: np.ndarray, method: str = "cosine", task: str = "type", descriptors: Optional[np.ndarray] = None
+        self, vectors: np.ndarray, method: Optional[str] = None, task: str = "type", descriptors: Optional[np.ndarray] = None
     ) -> np.ndarray:
         """(Q, N) scores of Q embeddings (+ their colour descriptors) against the gallery: one matrix operation."""
+        method = self._method(method)
         self._check(method, task)
         return get_method(method).score(
             vectors, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptors
@@ -159,7 +167,7 @@ class SearchEngine(TextQueries):
     def search_vector(
         self,
         vector: np.ndarray,
-        method: str = "cosine",
+        method: Optional[str] = None,
         task: str = "type",
         k: int = 10,
         exclude: int = -1,
@@ -186,7 +194,7 @@ class SearchEngine(TextQueries):
     def search_vectors(
         self,
         vectors: np.ndarray,
-        method: str = "cosine",
+        method: Optional[str] = None,
         task: str = "type",
         k: int = 10,
         exclude: Optional[list[int]] = None,
@@ -199,6 +207,7 @@ class SearchEngine(TextQueries):
     ) -> list[list[Hit]]:
         """One hit list per row of `vectors` (Q, D), the options as in `search_vector` (`exclude`: one gallery row
         per query, -1 = none); the batch scores the gallery in one matrix product (`score_matrix`)."""
+        method = self._method(method)
         self._check(method, task, k)
         check_values(self.label_columns(), filters)
         if min_score is not None and not np.isfinite(min_score):
@@ -222,14 +231,14 @@ class SearchEngine(TextQueries):
         min_score: Optional[float], row: Optional[np.ndarray],
     ) -> list[Hit]:
         """One query's hits: top-k of its score row (or the store's), dedup and min_score applied."""
-        g = self.gallery
+        g, ids = self.gallery, self.gallery.ids
         idx, sc, copies = rank(
             lambda fetch: self._candidates(vector, method, task, fetch, exclude, filters, descriptor, row),
             k, len(g) - int(0 <= exclude < len(g)), dedup, g.hashes, _UnitRows(self.index),
             self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold, min_score,
         )
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c), str(ids[i]))
             for r, (i, s, c) in enumerate(zip(idx, sc, copies))
         ]
 
@@ -257,7 +266,7 @@ class SearchEngine(TextQueries):
     def search(
         self,
         image: Any,
-        method: str = "cosine",
+        method: Optional[str] = None,
         task: str = "type",
         k: int = 10,
         exclude: int = -1,
@@ -272,7 +281,7 @@ class SearchEngine(TextQueries):
     def search_batch(
         self,
         images: list[Any],
-        method: str = "cosine",
+        method: Optional[str] = None,
         task: str = "type",
         k: int = 10,
         exclude: Optional[list[int]] = None,
@@ -283,6 +292,7 @@ class SearchEngine(TextQueries):
     ) -> list[list[Hit]]:
         """One hit list per image (at most MAX_BATCH): embedded by `embed_batch`, scored in one matrix product against
         the gallery, colour descriptors only when the method uses them. Options as `search` (`exclude`: one per image)."""
+        method = self._method(method)
         self._check(method, task, k)
         if not 1 <= len(images) <= MAX_BATCH:
             raise ValueError(f"send between 1 and {MAX_BATCH} images; got {len(images)}")
@@ -293,8 +303,50 @@ class SearchEngine(TextQueries):
         d = np.stack([self.describe(im) for im in decoded]) if self.needs_descriptor(method, task) else None
         return self.search_vectors(vectors, method, task, k, exclude, filters, dedup, descriptors=d, min_score=min_score)
 
-    def compare(self, image_a: Any, image_b: Any, method: str = "cosine", task: str = "type") -> float:
+    def answer(
+        self,
+        image: Any,
+        method: Optional[str] = None,
+        task: str = "type",
+        k: int = 10,
+        exclude: int = -1,
+        text: Optional[str] = None,
+        filters: Optional[Filters] = None,
+        dedup: bool = False,
+        min_score: Optional[float] = None,
+        as_dict: bool = True,
+    ) -> dict[str, Any]:
+        """A search's whole answer, JSON-able: {"method", "task", "query": predict(), "hits": [Hit.to_dict()]}."""
+        method = self._method(method)
+        self._check(method, task, k)
+        vector, descriptor = self.embed(image), self.describe(image)
+        query = self.predict(vector, descriptor)  # of the photo itself, before words nudge the vector
+        if text and text.strip():
+            vector = self.compose(vector, text)
+        hits = self.search_vector(vector, method, task, k, exclude, filters=filters, dedup=dedup, descriptor=descriptor,
+                                  min_score=min_score)
+        return {"method": method, "task": task, "query": query, "hits": [h.to_dict() for h in hits] if as_dict else hits}
+
+    def predict(self, vector: np.ndarray, descriptor: Optional[np.ndarray] = None) -> dict[str, dict[str, Any]]:
+        """The query's predicted attributes by the attribute classifiers: {task: {"value", "probability",
+        "probabilities": {class: p}}} for "type" and "colour" where loaded ({} without them)."""
+        out: dict[str, dict[str, Any]] = {}
+        for task in TASKS:
+            if self.classifiers is None or ("attribute", task) not in self.classifiers:
+                continue
+            clf = self.classifiers.get("attribute", task)
+            if clf.uses_colour and descriptor is None:
+                continue
+            d = None if descriptor is None else np.atleast_2d(descriptor)
+            p = clf.probabilities(np.atleast_2d(vector), d)[0]
+            best = int(np.argmax(p))
+            probs = {c: round(float(x), 4) for c, x in zip(clf.classes, p)}
+            out[task] = {"value": clf.classes[best], "probability": round(float(p[best]), 4), "probabilities": probs}
+        return out
+
+    def compare(self, image_a: Any, image_b: Any, method: Optional[str] = None, task: str = "type") -> float:
         """The method's score for one pair of images."""
+        method = self._method(method)
         self._check(method, task)
         vecs = self.extractor.embed_images([image_a, image_b], batch_size=2)
         d = None
@@ -303,8 +355,11 @@ class SearchEngine(TextQueries):
         m = get_method(method)
         return float(m.score_pairs(vecs[:1], vecs[1:], task=task, classifiers=self.classifiers, descriptors=d)[0])
 
-    def explain(self, image: Any, index: int, method: str = "cosine", task: str = "type") -> tuple[Explanation, float]:
+    def explain(
+        self, image: Any, index: int, method: Optional[str] = None, task: str = "type"
+    ) -> tuple[Explanation, float]:
         """Heat-maps of a query and gallery image `index` against each other, and the method's score of the pair."""
+        method = self._method(method)
         self._check(method, task)
         if not 0 <= int(index) < len(self.gallery):
             raise ValueError(f"index must be a gallery index 0..{len(self.gallery) - 1}; got {index}")

@@ -11,12 +11,14 @@ from typing import Callable, Optional
 
 import numpy as np
 
+from cbir.similarity import hybrid
 from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet
 from cbir.index import EmbeddingIndex, as_queries, l2_normalize
 
 TASK_CHOICES: tuple[str, ...] = ("type", "colour", "both")
-# Preselected in the app when available, in this order (issue 9; its measurements: README "Results").
-PREFERRED_METHODS: tuple[str, ...] = ("attribute", "cosine")
+# The default everywhere (engine, scripts, app) when available, in this order (issue 18: docs/quality.md).
+PREFERRED_METHODS: tuple[str, ...] = ("hybrid", "attribute", "cosine")
+DEFAULT_METHOD = PREFERRED_METHODS[0]
 
 MatrixFn = Callable[..., np.ndarray]
 PairFn = Callable[..., np.ndarray]
@@ -24,13 +26,22 @@ PairFn = Callable[..., np.ndarray]
 
 @dataclass(frozen=True)
 class SimilarityMethod:
-    """A named similarity: `score(queries, index)` -> (Q, N); `score_pairs(a, b)` -> (P,)."""
+    """A named similarity: `score(queries, index)` -> (Q, N); `score_pairs(a, b)` -> (P,).
+
+    A learned method without `score_fn` is a classifier kind; one with it (and `requires`) scores itself
+    from the classifiers of the kinds it requires."""
 
     name: str
     label: str
     learned: bool
-    score_fn: Optional[MatrixFn]  # None for learned methods: they score through their classifiers
+    score_fn: Optional[MatrixFn]  # None for classifier kinds: they score through their classifiers
     pair_fn: Optional[PairFn]
+    uses: tuple[str, ...] = ()  # classifier kinds a composite learned method needs
+
+    @property
+    def requires(self) -> tuple[str, ...]:
+        """The classifier kinds that must be loaded for this method (none for the unlearned ones)."""
+        return self.uses or ((self.name,) if self.learned else ())
 
     def score(
         self,
@@ -42,14 +53,19 @@ class SimilarityMethod:
     ) -> np.ndarray:
         """(Q, N) scores; `query_descriptors` (Q, d) are the queries' colour descriptors, for methods using them."""
         q = as_queries(queries, index.dim)
+        qd = None if query_descriptors is None else np.atleast_2d(np.asarray(query_descriptors, np.float32))
+        if self.uses:
+            return self.score_fn(q, index, task, _require(classifiers, self.name), qd)
         if self.learned:
-            qd = None if query_descriptors is None else np.atleast_2d(np.asarray(query_descriptors, np.float32))
             return _require(classifiers, self.name).score(self.name, task, q, index, qd)
         return self.score_fn(q, index)
 
     def uses_descriptor(self, task: str = "type", classifiers: Optional[ClassifierSet] = None) -> bool:
-        """Whether scoring reads the queries' colour descriptors: only learned methods whose classifiers use them."""
-        return self.learned and classifiers is not None and classifiers.uses_descriptor(self.name, task)
+        """Whether scoring reads the queries' colour descriptors: learned methods whose classifiers use them, and
+        composite methods (`uses`), which may also compare the descriptors themselves."""
+        if not self.learned or classifiers is None:
+            return False
+        return bool(self.uses) or classifiers.uses_descriptor(self.name, task)
 
     def score_pairs(
         self,
@@ -62,6 +78,8 @@ class SimilarityMethod:
         """(P,) scores of row-aligned pairs; `descriptors` = (da, db), the pairs' colour descriptors."""
         a = np.asarray(a, dtype=np.float32)
         b = np.asarray(b, dtype=np.float32)
+        if self.uses:
+            return self.pair_fn(a, b, task, _require(classifiers, self.name), descriptors)
         if self.learned:
             return _require(classifiers, self.name).score_pairs(self.name, task, a, b, descriptors)
         return self.pair_fn(a, b)
@@ -134,3 +152,7 @@ def inverse_euclidean(queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
 
 for _kind in CLASSIFIER_KINDS.values():  # one learned method per registered classifier kind
     _METHODS[_kind.name] = SimilarityMethod(_kind.name, _kind.label, True, None, None)
+
+_METHODS["hybrid"] = SimilarityMethod(
+    "hybrid", "Hybrid: class, then visual similarity", True, hybrid.hybrid_scores, hybrid.hybrid_pairs, hybrid.REQUIRES
+)
