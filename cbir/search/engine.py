@@ -19,9 +19,9 @@ from cbir.search.feedback import check_indices, rocchio
 from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
 from cbir.search.filters import Filters, check_values, label_mask
+from cbir.search.prediction import Prediction, needs_descriptor, predict_attributes
 from cbir.images import load_image
 from cbir.index import EmbeddingIndex, l2_normalize, top_k
-from cbir.gallery.labels import TASKS
 from cbir.similarity.registry import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
@@ -327,22 +327,14 @@ class SearchEngine(TextQueries):
                                   min_score=min_score)
         return {"method": method, "task": task, "query": query, "hits": [h.to_dict() for h in hits] if as_dict else hits}
 
-    def predict(self, vector: np.ndarray, descriptor: Optional[np.ndarray] = None) -> dict[str, dict[str, Any]]:
-        """The query's predicted attributes by the attribute classifiers: {task: {"value", "probability",
-        "probabilities": {class: p}}} for "type" and "colour" where loaded ({} without them)."""
-        out: dict[str, dict[str, Any]] = {}
-        for task in TASKS:
-            if self.classifiers is None or ("attribute", task) not in self.classifiers:
-                continue
-            clf = self.classifiers.get("attribute", task)
-            if clf.uses_colour and descriptor is None:
-                continue
-            d = None if descriptor is None else np.atleast_2d(descriptor)
-            p = clf.probabilities(np.atleast_2d(vector), d)[0]
-            best = int(np.argmax(p))
-            probs = {c: round(float(x), 4) for c, x in zip(clf.classes, p)}
-            out[task] = {"value": clf.classes[best], "probability": round(float(p[best]), 4), "probabilities": probs}
-        return out
+    def predict(self, vector: np.ndarray, descriptor: Optional[np.ndarray] = None) -> Prediction:
+        """The query's predicted type and colour with probabilities (cbir.search.prediction; {} without classifiers)."""
+        return predict_attributes(self.classifiers, vector, descriptor)
+
+    def predict_image(self, image: Any, vector: Optional[np.ndarray] = None) -> Prediction:
+        """`predict` for a photo (its embedding `vector` when already computed), its descriptor only if needed."""
+        vector = self.embed(image) if vector is None else vector
+        return self.predict(vector, self.describe(image) if needs_descriptor(self.classifiers) else None)
 
     def compare(self, image_a: Any, image_b: Any, method: Optional[str] = None, task: str = "type") -> float:
         """The method's score for one pair of images."""

@@ -47,7 +47,8 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
         """The k gallery images most similar to an image, best first; `text` nudges the query (CLIP/SigLIP galleries).
 
         Returns {method, method_label, task, k, excluded_index, filters, dedup, positives, negatives, box,
-        min_score, results: [{rank, index, score, label, colour, type, copies}]}; `min_score` leaves out results
+        min_score, query: {type, colour: {value, probability, probabilities}}, results: [{rank, index, id, score, label,
+        colour, type, copies}]} (`id`: the item's stable id; `query`: the photo's predicted attributes); `min_score` leaves out results
         scoring below it (none = keep all k).
 
         Args:

@@ -161,16 +161,17 @@ class Handlers:
     def query_vector(
         self, image: Image.Image, box: Any = None, positives: Any = None, negatives: Any = None, text: Any = None,
         method: str = "cosine", task: str = "type",
-    ) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    ) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
         """Crop, embed, nudge with words and refine with feedback; plus the crop's colour descriptor when `method`
-        reads it (else None): the query every search and plot of one request uses."""
+        reads it (else None) and the photo's predicted type and colour: the query one request uses."""
         try:
             cropped = crop_to_box(image, parse_box(box))
             vec = self.engine.embed(cropped)
+            predicted = self.engine.predict_image(cropped, vec)  # of the photo itself, before words and feedback
             if text and str(text).strip():  # image plus words (CLIP/SigLIP galleries; a clear error otherwise)
                 vec = self.engine.compose(vec, str(text))
             d = self.engine.describe(cropped) if self.engine.needs_descriptor(method, task) else None
-            return self.engine.refine(vec, positives, negatives), d
+            return self.engine.refine(vec, positives, negatives), d, predicted
         except ValueError as e:  # ImageError is a ValueError
             raise user_error(e) from None
 
@@ -183,7 +184,7 @@ class Handlers:
         gallery's (N,) scores, computed once for the hits and the UI's plots)."""
         m, t, kk, filters, dedup, ms = self.options(method, task, k, types, colours, dedup, min_score)
         exclude = self.exclusion(exclude)
-        vec, d = self.query_vector(image, box, positives, negatives, text, m, t)
+        vec, d, predicted = self.query_vector(image, box, positives, negatives, text, m, t)
         try:
             row = self.engine.scores(vec, m, t, d) if with_scores else None
             hits = self.engine.search_vector(
@@ -193,13 +194,14 @@ class Handlers:
             raise user_error(e) from None
         except Exception:
             raise internal_error("searching") from None
-        return hits, self.answer(hits, m, t, kk, exclude, filters, dedup, positives, negatives, box, ms), (vec, d, row)
+        result = self.answer(hits, m, t, kk, exclude, filters, dedup, positives, negatives, box, ms, predicted)
+        return hits, result, (vec, d, row)
 
     def answer(
         self, hits: list[Hit], m: str, t: str, k: int, exclude: int, filters: dict, dedup: bool, positives: Any,
-        negatives: Any, box: Any, min_score: Optional[float],
+        negatives: Any, box: Any, min_score: Optional[float], query: Optional[dict] = None,
     ) -> dict:
-        """The /search answer for one query's hits."""
+        """The /search answer for one query's hits; `query` = the photo's predicted type and colour."""
         result = hits_json(hits, m, t, k, exclude)
         result.update(
             filters={c: v for c, v in filters.items() if v},
@@ -208,6 +210,7 @@ class Handlers:
             negatives=[int(i) for i in negatives or []],
             box=parse_box(box),
             min_score=min_score,
+            query=query or {},
         )
         return result
 
@@ -234,6 +237,7 @@ class Handlers:
                 raise user_error(f"photo {i + 1}: {e}") from None
         try:
             vecs = self.engine.embed_batch(crops)
+            predicted = [self.engine.predict_image(c, v) for c, v in zip(crops, vecs)]
             if text and str(text).strip():
                 vecs = self.engine.compose(vecs, str(text))
             if positives or negatives:
@@ -245,8 +249,8 @@ class Handlers:
         except Exception:
             raise internal_error("searching") from None
         return [
-            self.answer(hits, m, t, kk, e, filters, dedup, positives, negatives, b or None, ms)
-            for hits, e, b in zip(per_photo, ex, bx)
+            self.answer(hits, m, t, kk, e, filters, dedup, positives, negatives, b or None, ms, q)
+            for hits, e, b, q in zip(per_photo, ex, bx, predicted)
         ]
 
     def explain(self, image: Image.Image, index: Any, method: Any, task: Any, box: Any = None) -> tuple[str, str, float]:
@@ -360,7 +364,7 @@ class Handlers:
             )
         g = self.engine.gallery
         if exclude >= 0:
-            result["query"] = {"index": exclude, "label": str(g.labels[exclude])}
+            result["query"] = {**result["query"], "index": exclude, "label": str(g.labels[exclude])}
         items = [(self.image_file(h.index), caption(h)) for h in hits]
         rows = []
         for h in hits:
