@@ -83,7 +83,8 @@ class MilvusStore(VectorStore):
             schema.add_field(c, pm.DataType.VARCHAR, max_length=MAX_LABEL_CHARS)
         ip = self.client.prepare_index_params()
         ip.add_index(field_name="vector", index_type=index, metric_type=MILVUS_METRICS[self.metric], params=params)
-        self.client.create_collection(self.collection, schema=schema, index_params=ip)
+        # Strong: a search sees every write acknowledged before it (an added image is found at once on a server too)
+        self.client.create_collection(self.collection, schema=schema, index_params=ip, consistency_level="Strong")
 
     def _check_existing(self, pm: Any) -> None:
         """An existing collection must have this store's dimension; the metric is checked by its index."""
