@@ -24,6 +24,24 @@ from cbir.stores import STORE_HELP, GalleryStore, describe, methods_without_clas
 from tqdm.auto import tqdm  # noqa: E402
 
 
+def _local(args: argparse.Namespace, extractor: FeatureExtractor) -> FeatureExtractor:
+    return extractor
+
+
+def _ray(args: argparse.Namespace, extractor: FeatureExtractor) -> object:
+    from cbir.gallery.ray_build import RayEmbedder, init_ray
+
+    ray = init_ray(args.address, num_cpus=None)
+    kwargs = dict(model_name=args.model, weights="random" if args.random_weights else args.weights, device=args.device,
+                  seed=args.seed, runtime=args.runtime, threads=args.threads or max(1, int(args.ray_cpus)),
+                  revision=args.revision, quantization=args.quantize)
+    print(f"ray cluster: {ray.cluster_resources().get('CPU', 0):g} CPUs; {args.ray_workers} embedding actors")
+    return RayEmbedder(kwargs, extractor.spec, args.ray_workers, args.ray_cpus)
+
+
+ENGINES = {"local": _local, "ray": _ray}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("images", help="folder of class folders (colour_type such as black_dress/, or any label such as "
@@ -62,6 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         "numpy and faiss live in memory and are built from the gallery when the app starts",
     )
     p.add_argument("--chunk", type=int, default=CHUNK, help="images per resumable shard (default: %(default)s)")
+    p.add_argument("--engine", default="local", choices=sorted(ENGINES),
+                   help="local: this process embeds; ray: Ray Data map_batches on a pool of actors, one extractor each "
+                   "(same shards, resume and store writes) (default: %(default)s)")
+    p.add_argument("--address", default=None, help="--engine ray: the cluster (ray://head:10001, head:6379 or auto); "
+                   "default: start a local one")
+    p.add_argument("--ray-workers", type=int, default=1, help="--engine ray: embedding actors (default: %(default)s)")
+    p.add_argument("--ray-cpus", type=float, default=1.0,
+                   help="--engine ray: CPUs per actor, also its forward-pass threads (default: %(default)s)")
     args = p.parse_args(argv)
 
     src = Path(args.images)
@@ -77,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads,
         revision=args.revision, quantization=args.quantize,
     )
+    embedder = ENGINES[args.engine](args, extractor)
+    if hasattr(embedder, "plan") and not streamed:  # one pipeline over the chunks still to embed
+        from cbir.gallery.ray_build import chunks_done
+
+        embedder.plan([r.path for r in records[chunks_done(args.out) * args.chunk :]])
     what = f"streaming {args.images}" if streamed else f"{len(records)} images in {len({r.label for r in records})} classes"
     print(f"{what}; backbone {extractor.spec.describe()} on {extractor.device}, runtime {extractor.runtime.name}")
     store = None
@@ -90,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     bar = lambda it: tqdm(it, desc="chunks", unit="chunk")  # noqa: E731
     gallery, errors = build_gallery_streaming(
-        records, extractor, args.out, store, args.chunk, args.batch_size, args.workers, args.dtype, progress=bar
+        records, embedder, args.out, store, args.chunk, args.batch_size, args.workers, args.dtype, progress=bar
     )
     elapsed = time.perf_counter() - t0
     out = Path(args.out)

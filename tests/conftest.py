@@ -78,3 +78,17 @@ def clip_gallery_dir(image_folder, clip_extractor, tmp_path_factory: pytest.Temp
     g, errors = build_gallery(scan_image_folder(image_folder), clip_extractor, batch_size=16, progress=False)
     assert not errors
     return g.save(tmp_path_factory.mktemp("clip-gallery") / "gallery")
+
+
+# -- a real Milvus standalone server (the `milvus` package's binary), once per session, only when a test asks ----
+
+
+@pytest.fixture(scope="session")
+def milvus_server(tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("milvus")
+    pytest.importorskip("pymilvus")
+    from milvus_server import MilvusTestServer
+
+    server = MilvusTestServer(tmp_path_factory.mktemp("milvus-server")).start()
+    yield server
+    server.stop()

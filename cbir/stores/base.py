@@ -21,6 +21,11 @@ MASK_CACHE_SIZE = 32
 Labels = Mapping[str, Sequence[str]]
 
 
+class StoreUnavailableError(ConnectionError, ValueError):
+    """A store server that cannot be reached; the message names it. A ValueError too, so callers that show a bad
+    request's message to the user (the app) show this one instead of an internal error; the next call retries."""
+
+
 def check_metric(metric: str) -> str:
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")

@@ -15,11 +15,21 @@ import numpy as np
 
 from cbir.search.filters import Filters, normalise_filters
 from cbir.index import as_queries
-from cbir.stores.base import LABEL_COLUMNS, Labels, VectorStore, check_batch, check_metric, empty_result, l2_to_score
+from cbir.stores.base import (
+    LABEL_COLUMNS,
+    Labels,
+    StoreUnavailableError,
+    VectorStore,
+    check_batch,
+    check_metric,
+    empty_result,
+    l2_to_score,
+)
 
 MILVUS_METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
 MILVUS_INDEXES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 MAX_LABEL_CHARS = 256
+UNREACHABLE_CODES = (2,)  # pymilvus's ErrorCode.UNEXPECTED_ERROR: "Fail connecting to server ... unavailable"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
@@ -67,13 +77,49 @@ class MilvusStore(VectorStore):
             raise ValueError(f"unknown Milvus index {index!r}; expected one of {MILVUS_INDEXES}")
         pm = import_pymilvus()
         self.dim, self.metric, self.collection = int(dim), check_metric(metric), collection
-        self.client = pm.MilvusClient(uri=uri, token=token)
+        self.uri, self._token, self._pm = uri, token, pm
+        self.client = self._connect()
         self.search_params = {"metric_type": MILVUS_METRICS[metric], "params": dict(search_params or {})}
         if self.client.has_collection(collection):
             self._check_existing(pm)
         else:
             self._create(pm, index, params or {})
         self.client.load_collection(collection)
+
+    def _connect(self) -> Any:
+        try:
+            return self._pm.MilvusClient(uri=self.uri, token=self._token)
+        except self._pm.MilvusException as e:
+            raise self._unavailable(e) from e
+
+    def _unavailable(self, e: Exception) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"the Milvus server at {self.uri} cannot be reached ({getattr(e, 'message', e)}); "
+            "searches resume once it is back"
+        )
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """client.<method>(collection, ...), reconnecting once when the server went away (pymilvus's own client does
+        not recover after a server restart); still unreachable -> StoreUnavailableError."""
+        for attempt in (0, 1):
+            if self.client is None:  # dropped by an earlier failure: reconnect (or say the server is still away)
+                self.client = self._connect()
+            try:
+                return getattr(self.client, method)(self.collection, *args, **kwargs)
+            except self._pm.MilvusException as e:
+                if getattr(e, "code", None) not in UNREACHABLE_CODES:
+                    raise
+                self._drop_client()
+                if attempt:
+                    raise self._unavailable(e) from e
+        raise AssertionError("unreachable")
+
+    def _drop_client(self) -> None:
+        client, self.client = self.client, None
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - its channel is broken anyway
+            pass
 
     def _create(self, pm: Any, index: str, params: dict[str, Any]) -> None:
         schema = pm.MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -83,7 +129,8 @@ class MilvusStore(VectorStore):
             schema.add_field(c, pm.DataType.VARCHAR, max_length=MAX_LABEL_CHARS)
         ip = self.client.prepare_index_params()
         ip.add_index(field_name="vector", index_type=index, metric_type=MILVUS_METRICS[self.metric], params=params)
-        self.client.create_collection(self.collection, schema=schema, index_params=ip)
+        # Strong: a search sees every write acknowledged before it (an added image is found at once on a server too)
+        self.client.create_collection(self.collection, schema=schema, index_params=ip, consistency_level="Strong")
 
     def _check_existing(self, pm: Any) -> None:
         """An existing collection must have this store's dimension; the metric is checked by its index."""
@@ -101,12 +148,12 @@ class MilvusStore(VectorStore):
         rows = [
             {"id": int(i), "vector": vectors[r], **{c: cols[c][r] for c in LABEL_COLUMNS}} for r, i in enumerate(ids)
         ]
-        self.client.upsert(self.collection, rows)
+        self._call("upsert", rows)
 
     def delete(self, ids: Sequence[int]) -> None:
         ids = [int(i) for i in ids]
         if ids:
-            self.client.delete(self.collection, ids=ids)
+            self._call("delete", ids=ids)
 
     def search(self, queries: np.ndarray, k: int, filters: Optional[Filters] = None) -> tuple[np.ndarray, np.ndarray]:
         q = as_queries(queries, self.dim)
@@ -114,8 +161,8 @@ class MilvusStore(VectorStore):
         k = int(k)
         if k <= 0:
             return empty_result(len(q), max(k, 0))
-        res = self.client.search(
-            self.collection, data=list(q), limit=k, filter=expr, output_fields=[], search_params=self.search_params
+        res = self._call(
+            "search", data=list(q), limit=k, filter=expr, output_fields=[], search_params=self.search_params
         )
         ids, scores = empty_result(len(q), k)
         for r, hits in enumerate(res):
@@ -129,7 +176,7 @@ class MilvusStore(VectorStore):
         want = [int(i) for i in ids]
         if not want:
             return np.empty((0, self.dim), np.float32)
-        rows = self.client.get(self.collection, ids=want, output_fields=["id", "vector"])
+        rows = self._call("get", ids=want, output_fields=["id", "vector"])
         by_id = {int(r["id"]): r["vector"] for r in rows}
         missing = [i for i in want if i not in by_id]
         if missing:
@@ -138,7 +185,7 @@ class MilvusStore(VectorStore):
 
     def ids(self) -> np.ndarray:
         out: list[int] = []
-        it = self.client.query_iterator(self.collection, batch_size=10_000, filter="", output_fields=["id"])
+        it = self._call("query_iterator", batch_size=10_000, filter="", output_fields=["id"])
         try:
             while True:
                 batch = it.next()
@@ -150,11 +197,12 @@ class MilvusStore(VectorStore):
         return np.asarray(out, dtype=np.int64)
 
     def count(self) -> int:
-        res = self.client.query(self.collection, filter="", output_fields=["count(*)"])
+        res = self._call("query", filter="", output_fields=["count(*)"])
         return int(res[0]["count(*)"])
 
     def flush(self) -> None:
-        self.client.flush(self.collection)
+        self._call("flush")
 
     def close(self) -> None:
-        self.client.close()
+        if self.client is not None:
+            self._drop_client()

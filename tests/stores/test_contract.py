@@ -1,7 +1,8 @@
-"""One contract, every backend: numpy, FAISS (flat, HNSW, IVF) and milvus-lite run the same tests.
+"""One contract, every backend: numpy, FAISS (flat, HNSW, IVF), milvus-lite and a real Milvus server
+(FLAT and HNSW, started once per session by tests/conftest.py) run the same tests.
 
-Exact backends (numpy, faiss:flat, milvus FLAT) must return the numpy ranking exactly; the
-approximate ones must find it with high recall on a small gallery."""
+Exact backends (numpy, faiss:flat, milvus FLAT, the server's FLAT) must return the numpy ranking exactly;
+the approximate ones must find it with high recall on a small gallery."""
 
 from __future__ import annotations
 
@@ -15,17 +16,20 @@ N, DIM = 300, 16
 TYPES = ("dress", "shoes", "shirt", "pants", "shorts")
 COLOURS = ("black", "blue", 'red "quoted"', "white\\slash", "grün")
 
-EXACT = ["numpy", "faiss:flat", "milvus"]
-APPROX = ["faiss:hnsw?ef_search=256", "faiss:ivf?nlist=8&nprobe=8"]
+EXACT = ["numpy", "faiss:flat", "milvus", "milvus-server"]
+APPROX = ["faiss:hnsw?ef_search=256", "faiss:ivf?nlist=8&nprobe=8", "milvus-server:hnsw"]
+SERVER_OPTIONS = {"milvus-server": {}, "milvus-server:hnsw": {"index": "HNSW", "M": "16", "efConstruction": "200", "ef": "128"}}
 
 
-def uri_for(backend: str, tmp_path_factory: pytest.TempPathFactory) -> str:
+def uri_for(backend: str, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> str:
     if backend.startswith("faiss"):
         pytest.importorskip("faiss")
     if backend == "milvus":
         pytest.importorskip("pymilvus")
         pytest.importorskip("milvus_lite")
         return f"milvus:{tmp_path_factory.mktemp('milvus') / 'contract.db'}"
+    if backend in SERVER_OPTIONS:  # one server per session; a collection prefix per store
+        return request.getfixturevalue("milvus_server").uri(**SERVER_OPTIONS[backend])
     return backend
 
 
@@ -52,11 +56,11 @@ def reference(data, metric: str, q: np.ndarray, k: int, filters=None) -> np.ndar
 _made: dict = {}
 
 
-def make(backend: str, metric: str, data, tmp_path_factory) -> object:
+def make(backend: str, metric: str, data, tmp_path_factory, request) -> object:
     """One store per (backend, metric), filled once per module (milvus-lite is slow to open)."""
     key = (backend, metric)
     if key not in _made:
-        uri = uri_for(backend, tmp_path_factory)
+        uri = uri_for(backend, tmp_path_factory, request)
         store = open_store(uri, f"contract_{metric}", DIM, metric)
         ids, x, labels, _ = data
         for s in range(0, N, 128):  # several batches, as a streaming build writes them
@@ -68,8 +72,8 @@ def make(backend: str, metric: str, data, tmp_path_factory) -> object:
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
 @pytest.mark.parametrize("backend", EXACT)
-def test_exact_backends_return_the_numpy_ranking(backend, metric, data, tmp_path_factory):
-    store = make(backend, metric, data, tmp_path_factory)
+def test_exact_backends_return_the_numpy_ranking(backend, metric, data, tmp_path_factory, request):
+    store = make(backend, metric, data, tmp_path_factory, request)
     q = data[3]
     ids, scores = store.search(q, 10)
     assert ids.shape == scores.shape == (len(q), 10)
@@ -79,8 +83,8 @@ def test_exact_backends_return_the_numpy_ranking(backend, metric, data, tmp_path
 
 @pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])  # ip: MIPS as L2 over augmented rows
 @pytest.mark.parametrize("backend", APPROX)
-def test_approximate_backends_find_most_of_the_exact_top_k(backend, metric, data, tmp_path_factory):
-    store = make(backend, metric, data, tmp_path_factory)
+def test_approximate_backends_find_most_of_the_exact_top_k(backend, metric, data, tmp_path_factory, request):
+    store = make(backend, metric, data, tmp_path_factory, request)
     q = data[3]
     ids, scores = store.search(q, 10)
     truth = reference(data, metric, q, 10)
@@ -92,17 +96,17 @@ def test_approximate_backends_find_most_of_the_exact_top_k(backend, metric, data
 
 
 @pytest.mark.parametrize("backend", EXACT + APPROX)
-def test_scores_follow_the_similarity_conventions(backend, data, tmp_path_factory):
+def test_scores_follow_the_similarity_conventions(backend, data, tmp_path_factory, request):
     ids, x, labels, _ = data
     for metric, tol in (("cosine", 1e-4), ("l2", 5e-3)):  # l2: float32 cancellation in |q|^2 + |g|^2 - 2 q.g
-        store = make(backend, metric, data, tmp_path_factory)
+        store = make(backend, metric, data, tmp_path_factory, request)
         got_ids, sc = store.search(x[5], 1)
         assert got_ids[0, 0] == ids[5] and sc[0, 0] == pytest.approx(1.0, abs=tol)
 
 
 @pytest.mark.parametrize("backend", EXACT + APPROX)
-def test_filters_are_applied_before_top_k(backend, data, tmp_path_factory):
-    store = make(backend, "cosine", data, tmp_path_factory)
+def test_filters_are_applied_before_top_k(backend, data, tmp_path_factory, request):
+    store = make(backend, "cosine", data, tmp_path_factory, request)
     ids, x, labels, q = data
     filters = {"type": ["dress", "shirt"], "colour": ['red "quoted"', "white\\slash"]}
     got, sc = store.search(q, 10, filters)
@@ -121,7 +125,7 @@ def test_filters_are_applied_before_top_k(backend, data, tmp_path_factory):
 
 @pytest.mark.parametrize("metric", ["cosine", "ip"])
 @pytest.mark.parametrize("backend", ["faiss:hnsw", "faiss:ivf?nlist=8&nprobe=1"])
-def test_a_filter_far_from_the_query_still_gets_the_exact_top_k(backend, metric, tmp_path_factory):
+def test_a_filter_far_from_the_query_still_gets_the_exact_top_k(backend, metric, tmp_path_factory, request):
     """Types tied to the vectors (as on real photos): a query from one cluster filtered to another is where a
     graph or cell search runs out of allowed rows; the store then scans the allowed rows exactly."""
     rng = np.random.default_rng(1)
@@ -130,7 +134,7 @@ def test_a_filter_far_from_the_query_still_gets_the_exact_top_k(backend, metric,
     x = centres[lab] + rng.standard_normal((len(lab), DIM)).astype(np.float32)
     types = np.array(TYPES, dtype=object)[lab]
     labels = {"type": types, "colour": types, "label": types}
-    store = open_store(uri_for(backend, tmp_path_factory), f"far_{metric}", DIM, metric)
+    store = open_store(uri_for(backend, tmp_path_factory, request), f"far_{metric}", DIM, metric)
     store.upsert(np.arange(len(x)), x, labels)
     ref = open_store("numpy", "far_ref", DIM, metric)
     ref.upsert(np.arange(len(x)), x, labels)
@@ -140,8 +144,8 @@ def test_a_filter_far_from_the_query_still_gets_the_exact_top_k(backend, metric,
 
 
 @pytest.mark.parametrize("backend", EXACT + APPROX)
-def test_get_count_ids_and_fewer_rows_than_k(backend, data, tmp_path_factory):
-    store = make(backend, "l2", data, tmp_path_factory)
+def test_get_count_ids_and_fewer_rows_than_k(backend, data, tmp_path_factory, request):
+    store = make(backend, "l2", data, tmp_path_factory, request)
     ids, x, labels, q = data
     assert store.count() == N
     assert sorted(store.ids().tolist()) == ids.tolist()
@@ -154,8 +158,8 @@ def test_get_count_ids_and_fewer_rows_than_k(backend, data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", EXACT + APPROX)
-def test_upsert_replaces_and_delete_removes(backend, data, tmp_path_factory):
-    uri = uri_for(backend, tmp_path_factory)
+def test_upsert_replaces_and_delete_removes(backend, data, tmp_path_factory, request):
+    uri = uri_for(backend, tmp_path_factory, request)
     ids, x, labels, _ = data
     store = open_store(uri, "mutate", DIM, "l2")
     store.upsert(ids[:50], x[:50], {c: v[:50] for c, v in labels.items()})
@@ -177,8 +181,8 @@ def test_upsert_replaces_and_delete_removes(backend, data, tmp_path_factory):
 
 
 @pytest.mark.parametrize("backend", EXACT + APPROX)
-def test_bad_input_is_a_clear_error(backend, data, tmp_path_factory):
-    store = make(backend, "ip", data, tmp_path_factory)
+def test_bad_input_is_a_clear_error(backend, data, tmp_path_factory, request):
+    store = make(backend, "ip", data, tmp_path_factory, request)
     ids, x, labels, _ = data
     with pytest.raises(ValueError, match="columns"):
         store.search(np.zeros(DIM + 1, np.float32), 5)
