@@ -19,7 +19,7 @@ from gradio.data_classes import FileData
 from PIL import Image
 
 from cbir.gallery.live import AdminTokenError, LiveGallery, check_token
-from cbir.images import ImageError, load_image
+from cbir.images import load_image
 from cbir.search.crop import crop_to_box, parse_box
 from cbir.search.engine import MAX_BATCH, Hit, SearchEngine
 from cbir.search.plots import gallery_map, pca_2d, score_histogram
