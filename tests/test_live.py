@@ -4,7 +4,7 @@ import shutil
 import numpy as np
 import pytest
 
-from cbir import live
+from cbir.gallery import live
 from cbir.gallery.dataset import Gallery
 from cbir.images import ImageError
 from cbir.gallery.live import AdminTokenError, LiveGallery, check_token, recover, save_atomically, split_label

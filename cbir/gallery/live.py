@@ -20,6 +20,7 @@ from typing import Any, Optional, Sequence
 import datasets
 import numpy as np
 
+from cbir.embed.colour import COLOUR_COLUMN, colour_descriptor
 from cbir.gallery.dataset import SPEC_FILE, Gallery
 from cbir.search.feedback import check_indices
 from cbir.images import load_image
@@ -56,6 +57,16 @@ def split_label(label: Optional[str]) -> tuple[str, str, str]:
         colour, _, garment = text.partition("_")
         return text, colour, garment
     return text, "", text
+
+
+def label_columns(gallery: Gallery, labels: Sequence[Optional[str]]) -> dict[str, list[str]]:
+    """The label columns of new rows, only those the gallery has (a type-only gallery has no colour column)."""
+    parts = [split_label(lab) for lab in labels]
+    values = {"label": [p[0] for p in parts], "colour": [p[1] for p in parts], "type": [p[2] for p in parts]}
+    columns = gallery.dataset.column_names
+    if "colour" in columns and "type" not in columns:  # a colour-only gallery: a bare label ("red") is a colour
+        values["colour"] = [c or (lab if "_" not in lab else "") for c, lab in zip(values["colour"], values["label"])]
+    return {c: v for c, v in values.items() if c in columns}
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -110,21 +121,20 @@ def add_rows(gallery: Gallery, extractor: Any, images: Sequence[Any], labels: Se
     decoded = [load_image(b) for b in blobs]  # ImageError (a message for users) before anything changes
     vecs = extractor.embed_images(decoded)
     features = gallery.dataset.features
-    parts = [split_label(lab) for lab in labels]
     rows: dict[str, list] = {c: [None] * len(blobs) for c in features}
+    rows.update(label_columns(gallery, labels))
     rows.update(
         image=[{"bytes": b, "path": n} for b, n in zip(blobs, names)],
-        label=[p[0] for p in parts],
-        colour=[p[1] for p in parts],
-        type=[p[2] for p in parts],
         embedding=[v.astype(gallery.spec.dtype) for v in vecs],
     )
+    if gallery.colour_spec is not None:  # the colour descriptors, computed as the gallery's were
+        rows[COLOUR_COLUMN] = [colour_descriptor(im, gallery.colour_spec) for im in decoded]
     if "sha1" in features:
         rows["sha1"] = [hashlib.sha1(b).hexdigest() for b in blobs]
     if "path" in features:
         rows["path"] = [f"added/{n}" for n in names]
     extra = datasets.Dataset.from_dict(rows, features=features)
-    return Gallery(datasets.concatenate_datasets([gallery.dataset, extra]), gallery.spec)
+    return Gallery(datasets.concatenate_datasets([gallery.dataset, extra]), gallery.spec, gallery.colour_spec)
 
 
 def remove_rows(gallery: Gallery, indices: Sequence[int]) -> Gallery:
@@ -133,7 +143,7 @@ def remove_rows(gallery: Gallery, indices: Sequence[int]) -> Gallery:
     keep = np.setdiff1d(np.arange(len(gallery)), drop)
     if keep.size == 0:
         raise ValueError("cannot remove every image: a gallery needs at least one")
-    return Gallery(gallery.dataset.select(keep), gallery.spec)
+    return Gallery(gallery.dataset.select(keep), gallery.spec, gallery.colour_spec)
 
 
 class LiveGallery:
