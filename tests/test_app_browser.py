@@ -79,7 +79,13 @@ def _open(browser, url: str):
     pg.set_default_timeout(TIMEOUT_MS)
     pg.goto(url, wait_until="domcontentloaded")
     pg.get_by_role("heading", name="Apparel image search").wait_for()
+    _open_details(pg)
     return pg
+
+
+def _open_details(page) -> None:
+    """Open the collapsed Details section (ranking table, plots, JSON): Gradio renders its content only when open."""
+    page.locator("#details").get_by_text("Details", exact=True).first.click()
 
 
 @pytest.fixture(scope="module")
@@ -193,6 +199,7 @@ def _shot(page, name: str) -> None:
 def _fresh(page):
     page.reload(wait_until="domcontentloaded")
     page.get_by_role("heading", name="Apparel image search").wait_for()
+    _open_details(page)
 
 
 def _no_error_badges(page):
@@ -330,6 +337,22 @@ def test_crop_by_clicking_two_corners(page, gallery, tmp_path):
     sync_api.expect(page.locator("#results-json")).to_contain_text('"box": [', timeout=TIMEOUT_MS)
     assert _json(page)["box"] == [x0, y0, x1, y1]
     _shot(page, "06-crop-box")
+
+
+def test_demo_example_photo_searches_on_click(demo_page):
+    """The first screen: example photos (held out of the demo gallery) to click; one click shows results, each
+    with its label and a readable similarity, and the technical detail stays collapsed."""
+    demo_page.reload(wait_until="domcontentloaded")
+    demo_page.get_by_role("heading", name="Apparel image search").wait_for()
+    examples = demo_page.locator("#examples img")
+    sync_api.expect(examples).to_have_count(3)
+    examples.nth(1).click()  # shoes.jpg
+    thumbs = demo_page.locator("#results-gallery img")
+    sync_api.expect(thumbs.first).to_be_visible(timeout=TIMEOUT_MS)
+    caption = demo_page.locator("#results-gallery").get_by_text(re.compile(r"^shoes · \d+(\.\d)?% similar")).first
+    sync_api.expect(caption).to_be_visible()
+    assert not demo_page.locator("#results-json").is_visible()  # in the collapsed Details
+    _shot(demo_page, "09-example-clicked")
 
 
 def test_admin_tab_is_hidden_without_a_token(page):

@@ -10,7 +10,7 @@ import gradio as gr
 from cbir.search.crop import box_from_corners, draw_box
 from cbir.ui.api import ENGINE_CONCURRENCY
 from cbir.ui.errors import decode, toast_only
-from cbir.ui.handlers import NO_MARKS, Handlers, marks_text
+from cbir.ui.handlers import NO_MARKS, Handlers, marks_text, similarity_text
 
 UI = dict(api_visibility="private")
 # preprocess=False: Gradio hands over the upload untouched and the library decodes it, with its clear errors.
@@ -59,6 +59,10 @@ def _wire_search(v: SimpleNamespace, h: Handlers) -> None:
     v.query.upload(ui_check_upload, v.query, v.query, api_name="_ui_check_upload", preprocess=False, **UI)
     v.query.change(lambda p: _preview(h, p), v.query, v.crop_preview, api_name="_ui_preview", queue=False, preprocess=False, **UI)
     v.search_btn.click(search, search_inputs, outputs, api_name="_ui_search", **MODEL)
+    # an example photo searches at once (it is not a gallery image: nothing to leave out)
+    v.examples.load_input_event.then(lambda: (None, "") + reset, None, [v.picked, v.query_info] + reset_outputs,
+                                     api_name="_ui_example_forget", queue=False, **UI).then(
+        search, search_inputs, outputs, api_name="_ui_search_example", **MODEL)
 
 
 def _wire_crop(v: SimpleNamespace, h: Handlers) -> None:
@@ -136,6 +140,9 @@ def wire_events(v: SimpleNamespace, h: Handlers) -> None:
     _wire_search(v, h)
     _wire_crop(v, h)
     _wire_results(v, h)
-    v.compare_btn.click(h.compare, [v.image_a, v.image_b, v.method_c, v.task_c], v.score, api_name="_ui_compare",
-                        **MODEL)
+    def ui_compare(a, b, method, task):
+        return f"**{similarity_text(h.compare(a, b, method, task))}** ({h.method(method)})"
+
+    v.compare_btn.click(toast_only(ui_compare, 1), [v.image_a, v.image_b, v.method_c, v.task_c], v.score,
+                        api_name="_ui_compare", **MODEL)
     _wire_admin(v, h)
