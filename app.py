@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -27,7 +28,7 @@ from cbir.search.engine import SearchEngine, load_engine
 from cbir.ui.api import name_outputs, register_api
 from cbir.ui.events import wire_events
 from cbir.ui.handlers import Handlers as _Handlers
-from cbir.ui.layout import build_layout
+from cbir.ui.layout import CSS, build_layout
 from cbir.ui.options import DEFAULT_CONCURRENCY, MAX_FILE_SIZE, parse_args
 
 __all__ = ["parse_args", "build_engine", "weights_banner", "create_app", "main", "MAX_FILE_SIZE",
@@ -90,7 +91,10 @@ def create_app(
         banner = weights_banner(engine)
     live = LiveGallery(engine, gallery_dir) if gallery_dir is not None and admin_token else None
     h = _Handlers(engine, live, admin_token)
-    with gr.Blocks(title="Apparel image search") as demo:
+    with warnings.catch_warnings():  # Gradio 6 prefers launch(css=...); here every launcher (tests too) gets it
+        warnings.filterwarnings("ignore", message="The parameters have been moved", category=UserWarning)
+        demo = gr.Blocks(title="Apparel image search", css=CSS)
+    with demo:
         view = build_layout(engine, h.methods, banner, admin=live is not None)
         wire_events(view, h)
         endpoints = register_api(h)

@@ -11,6 +11,7 @@ column. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import sys
@@ -65,7 +66,13 @@ def _open(browser, url: str):
     pg.set_default_timeout(TIMEOUT_MS)
     pg.goto(url, wait_until="domcontentloaded")
     pg.get_by_role("heading", name="Apparel image search").wait_for()
+    _open_details(pg)
     return pg
+
+
+def _open_details(page) -> None:
+    """Open the collapsed Details section (ranking table, plots, JSON): Gradio renders its content only when open."""
+    page.locator("#details").get_by_text("Details", exact=True).first.click()
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +186,7 @@ def _shot(page, name: str) -> None:
 def _fresh(page):
     page.reload(wait_until="domcontentloaded")
     page.get_by_role("heading", name="Apparel image search").wait_for()
+    _open_details(page)
 
 
 def _no_error_badges(page):
@@ -213,6 +221,45 @@ def test_truncated_upload_says_why_and_is_cleared(page, gallery, tmp_path):
     page.get_by_role("button", name="Search", exact=True).click()
     sync_api.expect(page.get_by_text("No image: upload an image").first).to_be_visible()
     _no_error_badges(page)
+
+
+def test_bad_input_answers_without_500s_or_tracebacks(page, gallery, tmp_path, capfd, caplog):
+    """A truncated upload, a text file named .png and a reversed crop box: each a toast with the message as
+    written (no HTML escapes), no HTTP 5xx for any request, and no traceback in the server's output."""
+    caplog.set_level(logging.INFO, logger="cbir.app")
+    statuses: list[tuple[int, str]] = []
+
+    def record(response) -> None:
+        statuses.append((response.status, response.url))
+
+    page.on("response", record)
+    try:
+        _fresh(page)
+        good = tmp_path / "good.png"
+        gallery.image(3).save(good)
+        bad = tmp_path / "truncated.png"
+        bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+        text = tmp_path / "notes.png"
+        text.write_text("this is not an image\n")
+        for path, message in ((bad, "Corrupt or truncated image"), (text, "Not an image file")):
+            page.locator("#query-image input[type=file]").set_input_files(str(path))
+            sync_api.expect(page.get_by_text(message).first).to_be_visible(timeout=TIMEOUT_MS)
+        page.locator("#query-image input[type=file]").set_input_files(str(good))
+        page.locator("#query-image img").first.wait_for()
+        page.locator("#crop-panel").get_by_text("Crop the query").click()
+        page.locator("#crop-box textarea, #crop-box input").first.fill("40, 40, 10, 10")
+        page.get_by_role("button", name="Search", exact=True).click()
+        sync_api.expect(page.get_by_text("box must have x0 < x1 and y0 < y1").first).to_be_visible()
+        assert page.get_by_text("&lt;").count() == 0
+        page.wait_for_timeout(500)  # the last responses
+    finally:
+        page.remove_listener("response", record)
+    failed = [(code, url) for code, url in statuses if code >= 500]
+    assert statuses and not failed, failed
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err, (out + err)[-3000:]
+    refused = [r for r in caplog.records if "box must have x0 < x1" in r.getMessage()]
+    assert [(r.levelname, r.exc_info) for r in refused] == [("INFO", None)]  # one line, no traceback
 
 
 def test_filters_select_explain_feedback_and_plots(page, gallery, tmp_path):
@@ -277,6 +324,22 @@ def test_crop_by_clicking_two_corners(page, gallery, tmp_path):
     sync_api.expect(page.locator("#results-json")).to_contain_text('"box": [', timeout=TIMEOUT_MS)
     assert _json(page)["box"] == [x0, y0, x1, y1]
     _shot(page, "06-crop-box")
+
+
+def test_demo_example_photo_searches_on_click(demo_page):
+    """The first screen: example photos (held out of the demo gallery) to click; one click shows results, each
+    with its label and a readable similarity, and the technical detail stays collapsed."""
+    demo_page.reload(wait_until="domcontentloaded")
+    demo_page.get_by_role("heading", name="Apparel image search").wait_for()
+    examples = demo_page.locator("#examples img")
+    sync_api.expect(examples).to_have_count(3)
+    examples.nth(1).click()  # shoes.jpg
+    thumbs = demo_page.locator("#results-gallery img")
+    sync_api.expect(thumbs.first).to_be_visible(timeout=TIMEOUT_MS)
+    caption = demo_page.locator("#results-gallery").get_by_text(re.compile(r"^shoes · \d+(\.\d)?% similar")).first
+    sync_api.expect(caption).to_be_visible()
+    assert not demo_page.locator("#results-json").is_visible()  # in the collapsed Details
+    _shot(demo_page, "09-example-clicked")
 
 
 def test_admin_tab_is_hidden_without_a_token(page):

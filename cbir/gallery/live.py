@@ -59,6 +59,16 @@ def split_label(label: Optional[str]) -> tuple[str, str, str]:
     return text, "", text
 
 
+def label_columns(gallery: Gallery, labels: Sequence[Optional[str]]) -> dict[str, list[str]]:
+    """The label columns of new rows, only those the gallery has (a type-only gallery has no colour column)."""
+    parts = [split_label(lab) for lab in labels]
+    values = {"label": [p[0] for p in parts], "colour": [p[1] for p in parts], "type": [p[2] for p in parts]}
+    columns = gallery.dataset.column_names
+    if "colour" in columns and "type" not in columns:  # a colour-only gallery: a bare label ("red") is a colour
+        values["colour"] = [c or (lab if "_" not in lab else "") for c, lab in zip(values["colour"], values["label"])]
+    return {c: v for c, v in values.items() if c in columns}
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Atomically swap two paths with renameat2(RENAME_EXCHANGE); False where the kernel or libc cannot."""
     try:
@@ -126,13 +136,10 @@ def add_rows(gallery: Gallery, extractor: Any, images: Sequence[Any], labels: Se
     vecs = extractor.embed_images(decoded)
     base = with_id_column(gallery)
     features = base.features
-    parts = [split_label(lab) for lab in labels]
     rows: dict[str, list] = {c: [None] * len(blobs) for c in features}
+    rows.update(label_columns(gallery, labels))
     rows.update(
         image=[{"bytes": b, "path": n} for b, n in zip(blobs, names)],
-        label=[p[0] for p in parts],
-        colour=[p[1] for p in parts],
-        type=[p[2] for p in parts],
         embedding=[v.astype(gallery.spec.dtype) for v in vecs],
     )
     rows[ID_COLUMN] = unique_ids([Path(n).stem for n in names], taken=set(base[ID_COLUMN]))

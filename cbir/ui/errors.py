@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import logging
 from typing import Any, Callable
 
@@ -17,9 +16,11 @@ log = logging.getLogger("cbir.app")
 
 
 def user_error(message: object) -> gr.Error:
-    """A message for the user (a library error's text is already written for users); no traceback in the log."""
+    """A message for the user (a library error's text is already written for users); no traceback in the log.
+
+    Not HTML-escaped: API clients get the text as is, and the browser's toast sanitises what it shows."""
     log.info("request refused: %s", message)
-    return gr.Error(html.escape(str(message), quote=False), print_exception=False)
+    return gr.Error(str(message), print_exception=False)
 
 
 def internal_error(action: str) -> gr.Error:

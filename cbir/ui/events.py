@@ -7,19 +7,24 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from cbir.images import load_image
 from cbir.search.crop import box_from_corners, draw_box
 from cbir.ui.api import ENGINE_CONCURRENCY
 from cbir.ui.errors import decode, toast_only
-from cbir.ui.handlers import NO_MARKS, Handlers, marks_text
+from cbir.ui.handlers import NO_MARKS, Handlers, marks_text, similarity_text
 
 UI = dict(api_visibility="private")
 # preprocess=False: Gradio hands over the upload untouched and the library decodes it, with its clear errors.
 MODEL = dict(concurrency_id=ENGINE_CONCURRENCY, preprocess=False, **UI)
 
 
-def _path(payload) -> str:
-    return payload if isinstance(payload, str) else (payload or {}).get("path")
+def _preview(h: Handlers, payload) -> str | None:
+    """The query decoded as the search will decode it, as a PNG for the crop panel; None for no or a bad image.
+
+    Used with preprocess=False: Gradio's own decoding of a bad upload answered HTTP 500 and logged a traceback."""
+    try:
+        return None if payload is None else h._save(decode(payload), "query-")
+    except gr.Error:
+        return None  # ui_check_upload says why
 
 
 def _wire_search(v: SimpleNamespace, h: Handlers) -> None:
@@ -52,8 +57,12 @@ def _wire_search(v: SimpleNamespace, h: Handlers) -> None:
         return gr.skip()
 
     v.query.upload(ui_check_upload, v.query, v.query, api_name="_ui_check_upload", preprocess=False, **UI)
-    v.query.change(lambda p: p, v.query, v.crop_preview, api_name="_ui_preview", queue=False, **UI)
+    v.query.change(lambda p: _preview(h, p), v.query, v.crop_preview, api_name="_ui_preview", queue=False, preprocess=False, **UI)
     v.search_btn.click(search, search_inputs, outputs, api_name="_ui_search", **MODEL)
+    # an example photo searches at once (it is not a gallery image: nothing to leave out)
+    v.examples.load_input_event.then(lambda: (None, "") + reset, None, [v.picked, v.query_info] + reset_outputs,
+                                     api_name="_ui_example_forget", queue=False, **UI).then(
+        search, search_inputs, outputs, api_name="_ui_search_example", **MODEL)
 
 
 def _wire_crop(v: SimpleNamespace, h: Handlers) -> None:
@@ -61,14 +70,18 @@ def _wire_crop(v: SimpleNamespace, h: Handlers) -> None:
         point = [float(x) for x in evt.index]
         if first is None:
             return gr.skip(), point, f"{point[0]:.0f}, {point[1]:.0f}, …"
-        b = box_from_corners(first, point)
-        boxed = h._save(draw_box(load_image(_path(path)), b), "crop-")
+        try:
+            b = box_from_corners(first, point)
+            boxed = h._save(draw_box(decode(path), b), "crop-")
+        except (gr.Error, ValueError) as e:
+            gr.Warning(getattr(e, "message", str(e)))
+            return gr.skip(), None, ""
         return boxed, None, ", ".join(f"{x:.0f}" for x in b)
 
-    v.crop_preview.select(ui_corner, [v.query, v.corner], [v.crop_preview, v.corner, v.box], api_name="_ui_corner",
-                          queue=False, **UI)
-    v.whole_btn.click(lambda p: (p, None, ""), v.query, [v.crop_preview, v.corner, v.box], api_name="_ui_whole",
-                      queue=False, **UI)
+    v.crop_preview.select(ui_corner, [v.query, v.corner], [v.crop_preview, v.corner, v.box],
+                          api_name="_ui_corner", queue=False, preprocess=False, **UI)
+    v.whole_btn.click(lambda p: (_preview(h, p), None, ""), v.query, [v.crop_preview, v.corner, v.box],
+                      api_name="_ui_whole", queue=False, preprocess=False, **UI)
 
 
 def _wire_results(v: SimpleNamespace, h: Handlers) -> None:
@@ -127,6 +140,9 @@ def wire_events(v: SimpleNamespace, h: Handlers) -> None:
     _wire_search(v, h)
     _wire_crop(v, h)
     _wire_results(v, h)
-    v.compare_btn.click(h.compare, [v.image_a, v.image_b, v.method_c, v.task_c], v.score, api_name="_ui_compare",
-                        **MODEL)
+    def ui_compare(a, b, method, task):
+        return f"**{similarity_text(h.compare(a, b, method, task))}** ({h.method(method)})"
+
+    v.compare_btn.click(toast_only(ui_compare, 1), [v.image_a, v.image_b, v.method_c, v.task_c], v.score,
+                        api_name="_ui_compare", **MODEL)
     _wire_admin(v, h)

@@ -47,8 +47,13 @@ def hits_json(hits: list[Hit], method: str, task: str, k: int, exclude: int) -> 
     }
 
 
+def similarity_text(score: float) -> str:
+    """A score as a person reads it: a percentage for scores in [0, 1] (cosine, the learned methods), else the value."""
+    return f"{score:.1%} similar" if 0.0 <= score <= 1.0 else f"score {score:.3f}"
+
+
 def caption(h: Hit) -> str:
-    return f"{h.label or 'unlabelled'} · {h.score:.3f}" + (f" · ×{h.copies}" if h.copies > 1 else "")
+    return f"{h.label or 'unlabelled'} · {similarity_text(h.score)}" + (f" · ×{h.copies}" if h.copies > 1 else "")
 
 
 def marks_text(marks: dict) -> str:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Optional
 
@@ -18,6 +19,12 @@ from cbir.similarity.registry import TASK_CHOICES, get_method
 from cbir.ui.handlers import K_DEFAULT, K_MAX_UI, NO_MARKS, marks_text
 
 SOURCES = ["upload", "webcam", "clipboard"]
+EXAMPLES = [Path(__file__).resolve().parents[2] / "demo" / "examples" / f for f in ("dress.jpg", "shoes.jpg", "tshirt.jpg")]
+# one typeface for the whole page (the h1 took another); toasts at the bottom, off the results grid
+CSS = """
+#intro h1 { font-family: var(--font); }
+.toast-wrap { top: auto !important; bottom: var(--size-4) !important; }
+"""
 PALETTE = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#bab0ac", "#f28e2b", "#ff9da7"]
 _BANNER_STYLE = (
     "border:2px solid #b45309;background:#fef3c7;color:#78350f;padding:10px 14px;"
@@ -27,15 +34,21 @@ _BANNER_STYLE = (
 
 def _header(v: SimpleNamespace, engine: SearchEngine, banner: Optional[str]) -> None:
     g = engine.gallery
-    n_classes = len(set(g.labels.tolist()))
     gr.Markdown(
         "# Apparel image search\n"
-        f"Find the clothes in the gallery that look most like a photo. Gallery: **{len(g)} images** in "
-        f"{n_classes} classes; backbone **{engine.extractor.spec.describe()}**; methods: "
-        f"{', '.join(get_method(m).label for m in v.methods)}."
+        f"Upload a photo of a garment, or click an example, to find the {len(g)}-image gallery's most similar "
+        "clothes.",
+        elem_id="intro",
     )
     if banner:
         gr.HTML(f'<div role="alert" id="weights-banner" style="{_BANNER_STYLE}">⚠ {html.escape(banner)}</div>')
+
+
+def _about(v: SimpleNamespace, engine: SearchEngine) -> str:
+    """The technical facts for the Details section: gallery classes, backbone, methods."""
+    g = engine.gallery
+    return (f"Gallery: **{len(g)} images** in {len(set(g.labels.tolist()))} classes; backbone "
+            f"**{engine.extractor.spec.describe()}**; methods: {', '.join(get_method(m).label for m in v.methods)}.")
 
 
 def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
@@ -48,6 +61,8 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
         visible=engine.supports_text,  # CLIP/SigLIP backbones only
         elem_id="query-text",
     )
+    v.examples = gr.Examples([[str(p)] for p in EXAMPLES if p.is_file()], inputs=[v.query],
+                             label="Try an example (photos not in the gallery)", elem_id="examples")
     v.random_btn = gr.Button("Random gallery image")
     v.query_info = gr.Markdown("", elem_id="query-info")
     with gr.Accordion("Crop the query (optional)", open=False, elem_id="crop-panel"):
@@ -59,11 +74,11 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
             v.whole_btn = gr.Button("Whole image", scale=1, size="sm")
     v.method = gr.Dropdown(v.method_choices, value=engine.default_method(), label="Similarity method")
     v.task = gr.Radio(
-        list(TASK_CHOICES),
-        value="type",
+        v.tasks,
+        value=v.tasks[0] if v.tasks else None,
         label="Task (learned methods)",
         info="What the classifiers judge: same garment type, same colour, or both. Cosine and Euclidean ignore it.",
-        visible=bool(v.learned),
+        visible=bool(v.learned and v.tasks),
     )
     v.k = gr.Slider(1, K_MAX_UI, value=K_DEFAULT, step=1, label="Number of results (k)")
     with gr.Accordion("Filters", open=True):
@@ -75,9 +90,9 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
     v.search_btn = gr.Button("Search", variant="primary")
 
 
-def _results_column(v: SimpleNamespace) -> None:
-    v.results = gr.Gallery(label="Results (label · score; select one to see why it matched)", columns=4, height=560,
-                           object_fit="contain", elem_id="results-gallery")
+def _results_column(v: SimpleNamespace, engine: SearchEngine) -> None:
+    v.results = gr.Gallery(label="Results: most similar first (select one to see why it matched)", columns=3,
+                           height=620, object_fit="contain", elem_id="results-gallery")
     with gr.Row(equal_height=True):
         v.more_btn = gr.Button("More like this", size="sm", elem_id="more-like")
         v.less_btn = gr.Button("Less like this", size="sm", elem_id="less-like")
@@ -90,21 +105,27 @@ def _results_column(v: SimpleNamespace) -> None:
                                    interactive=False)
             v.explain_r = gr.Image(label="Result: where it matches", height=260, elem_id="explain-result",
                                    interactive=False)
+    with gr.Accordion("Details", open=False, elem_id="details"):
+        _details(v, engine)
+
+
+def _details(v: SimpleNamespace, engine: SearchEngine) -> None:
+    """The technical detail, collapsed: what the app runs, the ranking table, the plots and the JSON answer."""
+    gr.Markdown(_about(v, engine), elem_id="about")
     v.table = gr.Dataframe(label="Ranking", interactive=False, elem_id="results-table", visible=False)
     groups = v.values.get("type", []) + ["unlabelled"]
     map_colours = {t: PALETTE[i % len(PALETTE)] for i, t in enumerate(groups)} | {QUERY: "#000000", RESULT: "#e3001b"}
-    with gr.Accordion("Plots", open=True):
-        with gr.Row():
-            v.hist = gr.BarPlot(
-                x="score", y="count", color="part", label="Query score against the whole gallery",
-                elem_id="score-histogram", height=300, color_map={"top-k": "#e8590c", "rest": "#74a9cf"},
-                caption="Orange bars hold the top-k results: the cut is where orange starts.",
-            )
-            v.pca = gr.ScatterPlot(
-                x="x", y="y", color="group", label="Gallery map (PCA), query and results marked",
-                elem_id="gallery-map", height=300, tooltip=["group", "index"], color_map=map_colours,
-                caption="Each dot is a gallery image, coloured by type; black = the query, red = its results.",
-            )
+    # one plot per row: side by side, the legends were clipped
+    v.hist = gr.BarPlot(
+        x="score", y="count", color="part", label="Query score against the whole gallery",
+        elem_id="score-histogram", height=320, color_map={"top-k": "#e8590c", "rest": "#74a9cf"},
+        caption="Orange bars hold the top-k results: the cut is where orange starts.",
+    )
+    v.pca = gr.ScatterPlot(
+        x="x", y="y", color="group", label="Gallery map (PCA), query and results marked",
+        elem_id="gallery-map", height=380, tooltip=["group", "index"], color_map=map_colours,
+        caption="Each dot is a gallery image, coloured by type; black = the query, red = its results.",
+    )
     v.result_json = gr.JSON(label="Results (JSON)", elem_id="results-json")
 
 
@@ -114,9 +135,10 @@ def _compare_tab(v: SimpleNamespace, engine: SearchEngine) -> None:
         v.image_b = gr.Image(label="Image B", sources=SOURCES, type="filepath", height=260)
     with gr.Row():
         v.method_c = gr.Dropdown(v.method_choices, value=engine.default_method(), label="Similarity method")
-        v.task_c = gr.Radio(list(TASK_CHOICES), value="type", label="Task (learned methods)", visible=bool(v.learned))
+        v.task_c = gr.Radio(v.tasks, value=v.tasks[0] if v.tasks else None, label="Task (learned methods)",
+                            visible=bool(v.learned and v.tasks))
     v.compare_btn = gr.Button("Compare", variant="primary")
-    v.score = gr.Number(None, label="Score (higher = more similar)", precision=4, interactive=False)
+    v.score = gr.Markdown("", elem_id="compare-score")  # empty until a comparison (a Number showed "0")
 
 
 def _manage_tab(v: SimpleNamespace) -> None:
@@ -134,11 +156,17 @@ def _manage_tab(v: SimpleNamespace) -> None:
     v.admin_status = gr.Markdown("", elem_id="admin-status")
 
 
+def servable_tasks(engine: SearchEngine) -> list[str]:
+    """The task choices the gallery's labels can serve: type and colour if every image has them, both if both."""
+    have = set(engine.gallery.tasks)
+    return [t for t in TASK_CHOICES if (t in have) or (t == "both" and {"type", "colour"} <= have)]
+
+
 def build_layout(engine: SearchEngine, methods: list[str], banner: Optional[str], admin: bool) -> SimpleNamespace:
     """Create every component inside the open Blocks; returns them by name (and the per-session states)."""
     v = SimpleNamespace(methods=methods, learned=[m for m in methods if get_method(m).learned],
                         method_choices=[(get_method(m).label, m) for m in methods],
-                        values=available_values(engine.label_columns()))
+                        values=available_values(engine.label_columns()), tasks=servable_tasks(engine))
     _header(v, engine, banner)
     v.picked = gr.State(None)
     v.marks = gr.State(dict(NO_MARKS))
@@ -150,7 +178,7 @@ def build_layout(engine: SearchEngine, methods: list[str], banner: Optional[str]
             with gr.Column(scale=1, min_width=300):
                 _query_column(v, engine)
             with gr.Column(scale=2):
-                _results_column(v)
+                _results_column(v, engine)
     with gr.Tab("Compare two images"):
         _compare_tab(v, engine)
     with gr.Tab("Manage gallery", visible=admin):
