@@ -3,6 +3,11 @@ exact numpy search, with and without a type filter, for cosine and for logistic 
 maximum inner product over stored [g, g^2], on every backend given (numpy, faiss, milvus-lite).
 
     python -m benchmarks.stores --n 1000000 --dim 256 --stores numpy faiss:hnsw "milvus:/tmp/s.db?index=HNSW"
+
+A store `milvus-server[?options]` is a real Milvus standalone server (the `milvus` package's binary) that this
+run starts on 127.0.0.1 with free ports, in --server-dir, and stops at the end:
+
+    python -m benchmarks.stores --n 100000 --dim 1280 --stores "milvus-server?index=FLAT" "milvus-server?index=HNSW"
 """
 
 from __future__ import annotations
@@ -101,7 +106,7 @@ def run_store(
         "store": uri, "space": space, "metric": metric, "n": written, "dim": int(x.shape[1]), "build_s": build_s,
         "complete": written == len(x), "rss_growth_mb": (tree_rss_bytes() - rss0) / MB,
     }
-    if u.backend == "milvus":
+    if u.backend == "milvus" and not u.location.startswith("http"):
         files = [db] if db.is_file() else [f for f in db.rglob("*") if f.is_file()]
         row["disk_mb"] = sum(f.stat().st_size for f in files) / MB
     if not row["complete"]:  # stopped at the time limit: recall against exact search over the rows written
@@ -125,7 +130,34 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--batch", type=int, default=10_000, help="rows per upsert")
     p.add_argument("--time-limit", type=float, default=240.0, help="seconds of inserting per store before stopping")
     p.add_argument("--out", help="append the JSON rows here")
+    p.add_argument("--server-dir", default="/tmp/cbir-milvus-server", help="data folder of a milvus-server store")
     args = p.parse_args(argv)
+    server = None
+    if any(s.startswith(SERVER) for s in args.stores):
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+        from milvus_server import MilvusTestServer
+
+        shutil.rmtree(args.server_dir, ignore_errors=True)
+        server = MilvusTestServer(Path(args.server_dir)).start()
+    try:
+        return _run(args, argv, server)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+SERVER = "milvus-server"
+
+
+def server_uri(uri: str, server: Any) -> str:
+    """`milvus-server?index=HNSW` -> `milvus://127.0.0.1:PORT?index=HNSW` on the server this run started."""
+    if not uri.startswith(SERVER):
+        return uri
+    options = uri[len(SERVER) :].lstrip("?")
+    return f"milvus://127.0.0.1:{server.port}" + (f"?{options}" if options else "")
+
+
+def _run(args: argparse.Namespace, argv: Optional[Sequence[str]], server: Any) -> int:
 
     log_stderr(f"data: {args.n:,} x {args.dim} clustered vectors + {args.queries} held-out queries")
     full = synthetic_vectors(args.n + args.queries, args.dim, "clustered", seed=0)
@@ -143,8 +175,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         truth = exact_truth(data, labels, qv, args.k, metric)
         for uri in args.stores:
             log_stderr(f"{method}: {uri} on {args.n:,} x {data.shape[1]}")
-            row = run_store(uri, space, metric, data, labels, qv, truth, args.k, args.batch, args.time_limit)
-            row["method"] = method
+            row = run_store(server_uri(uri, server), space, metric, data, labels, qv, truth, args.k, args.batch,
+                            args.time_limit)
+            row["method"], row["store"] = method, uri
             rows.append(row)
             log_stderr(json.dumps(row))
         del data

@@ -23,7 +23,7 @@ from cbir.similarity.attributes import AttributeClassifier  # noqa: E402
 from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet  # noqa: E402
 from cbir.similarity.evaluation import correlations, relevance_matrix  # noqa: E402
 from cbir.similarity.instance import instance_queries  # noqa: E402
-from cbir.similarity.pairs import load_pairs, sample_pairs, split_images  # noqa: E402
+from cbir.similarity.pairs import DEFAULT_TEST_FRACTION, load_pairs, sample_pairs, split_images  # noqa: E402
 
 GRID_COSINE = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4)
 GRID_COLOUR = (0.0, 0.05, 0.1, 0.15, 0.2)
@@ -32,7 +32,9 @@ GRID_COLOUR = (0.0, 0.05, 0.1, 0.15, 0.2)
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--gallery", required=True)
-    p.add_argument("--classifiers", required=True, help="a trained classifier folder (its pairs.npz gives the split)")
+    p.add_argument("--classifiers", default=None, help="a trained classifier folder (its pairs.npz gives the split); "
+                   "default: the split train_classifiers.py makes with --test-fraction and --seed")
+    p.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION)
     p.add_argument("--val-fraction", type=float, default=0.2)
     p.add_argument("--pairs", type=int, default=4000, help="validation pairs per task")
     p.add_argument("--instance", type=int, default=300, help="validation photos queried by their edited copies")
@@ -43,7 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     g = Gallery.load(args.gallery)
-    _, split, _ = load_pairs(fetch_file(args.classifiers, PAIRS_FILE))
+    if args.classifiers:
+        _, split, _ = load_pairs(fetch_file(args.classifiers, PAIRS_FILE))
+    else:
+        split = split_images(g.labels, g.hashes, test_fraction=args.test_fraction, seed=args.seed)
     train = np.asarray(split.train)
     inner = split_images(g.labels[train], g.hashes[train], test_fraction=args.val_fraction, seed=args.seed + 1)
     fit, val = train[inner.train], train[inner.test]

@@ -25,8 +25,8 @@ REQUIRES = ("attribute",)  # the classifier kind whose probabilities give the cl
 class HybridWeights:
     """Weights of the class, embedding-cosine and colour-descriptor terms (they sum to 1)."""
 
-    w_class: float = 0.8
-    w_cosine: float = 0.15
+    w_class: float = 0.75
+    w_cosine: float = 0.2
     w_colour: float = 0.05
 
     def __post_init__(self) -> None:
