@@ -72,7 +72,8 @@ def _open(browser, url: str):
 
 def _open_details(page) -> None:
     """Open the collapsed Details section (ranking table, plots, JSON): Gradio renders its content only when open."""
-    page.locator("#details").get_by_text("Details", exact=True).first.click()
+    page.locator("#details button.label-wrap").first.click()
+    page.locator("#results-json").wait_for(state="attached")
 
 
 @pytest.fixture(scope="module")
@@ -340,6 +341,7 @@ def test_demo_example_photo_searches_on_click(demo_page):
     sync_api.expect(caption).to_be_visible()
     assert not demo_page.locator("#results-json").is_visible()  # in the collapsed Details
     _shot(demo_page, "09-example-clicked")
+    _open_details(demo_page)  # as the next tests on this page expect it
 
 
 def test_admin_tab_is_hidden_without_a_token(page):

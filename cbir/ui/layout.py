@@ -126,7 +126,7 @@ def _details(v: SimpleNamespace, engine: SearchEngine) -> None:
         elem_id="gallery-map", height=380, tooltip=["group", "index"], color_map=map_colours,
         caption="Each dot is a gallery image, coloured by type; black = the query, red = its results.",
     )
-    v.result_json = gr.JSON(label="Results (JSON)", elem_id="results-json")
+    v.result_json = gr.JSON(label="Results (JSON)", elem_id="results-json", open=True)  # every level shown
 
 
 def _compare_tab(v: SimpleNamespace, engine: SearchEngine) -> None:
