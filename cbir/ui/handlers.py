@@ -280,6 +280,7 @@ class Handlers:
         result.update(
             filters={c: v for c, v in filters.items() if v}, dedup=options.get("dedup", True), positives=[],
             negatives=[], box=parse_box(None), min_score=options.get("min_score"), text=" ".join(str(text).split()),
+            query={},  # no photo, so nothing predicted; kept so /search_text answers have /search's keys
         )
         return hits, result
 

@@ -20,7 +20,7 @@ METHODS = ["cosine", "euclidean", "logreg", "forest", "attribute"]
 
 @pytest.fixture(scope="module", params=EXACT)
 def store(request, gallery, training_run, tmp_path_factory):
-    uri = uri_for(request.param, tmp_path_factory)
+    uri = uri_for(request.param, tmp_path_factory, request)
     s = GalleryStore(uri, gallery.spec.dim, METHODS, training_run.classifiers)
     columns, d = gallery_columns(gallery), gallery.descriptors  # attribute classifiers read colour descriptors
     assert fill_from_gallery(s, gallery.embeddings, columns, batch_size=50, descriptors=d) == len(gallery)
