@@ -30,6 +30,7 @@ MILVUS_METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
 MILVUS_INDEXES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
 MAX_LABEL_CHARS = 256
 UNREACHABLE_CODES = (2,)  # pymilvus's ErrorCode.UNEXPECTED_ERROR: "Fail connecting to server ... unavailable"
+NOT_LOADED_CODE = 101  # "collection not loaded": a server that restarted loads its collections again, a while
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 
 
@@ -107,6 +108,9 @@ class MilvusStore(VectorStore):
             try:
                 return getattr(self.client, method)(self.collection, *args, **kwargs)
             except self._pm.MilvusException as e:
+                if getattr(e, "code", None) == NOT_LOADED_CODE and not attempt:  # a restarted server reloading
+                    self.client.load_collection(self.collection)  # blocks until loaded
+                    continue
                 if getattr(e, "code", None) not in UNREACHABLE_CODES:
                     raise
                 self._drop_client()
