@@ -102,11 +102,3 @@ def test_exchange_swaps_atomically_when_available(engine, folder):
     save_atomically(smaller, folder)
     assert len(Gallery.load(folder)) == len(engine.gallery) - 2
     assert not list(folder.parent.glob(".gallery.*"))
-
-
-def test_with_a_vector_store_nothing_is_written(engine, folder):
-    engine.store = object()  # searches would go to a store the live gallery cannot update
-    before = sorted(p.name for p in folder.iterdir())
-    with pytest.raises(ValueError, match="without --store"):
-        LiveGallery(engine, folder).remove([0])
-    assert sorted(p.name for p in folder.iterdir()) == before and len(Gallery.load(folder)) == len(engine.gallery)

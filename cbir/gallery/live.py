@@ -178,18 +178,18 @@ class LiveGallery:
             raise ValueError("no images to add")
         with self._lock:
             n = len(self.engine.gallery)
-            self._commit(add_rows(self.engine.gallery, self.engine.extractor, images, labels))
+            self._commit(add_rows(self.engine.gallery, self.engine.extractor, images, labels), n)
             return list(range(n, len(self.engine.gallery)))
 
     def remove(self, indices: Sequence[int]) -> int:
         """Remove rows (later rows move up); returns how many were removed."""
         with self._lock:
             n = len(self.engine.gallery)
-            self._commit(remove_rows(self.engine.gallery, indices))
+            smaller = remove_rows(self.engine.gallery, indices)
+            self._commit(smaller, int(np.min(np.asarray(indices, dtype=np.int64))))
             return n - len(self.engine.gallery)
 
-    def _commit(self, gallery: Gallery) -> None:
-        if getattr(self.engine, "store", None) is not None:  # refuse before anything is written
-            raise ValueError("adding and removing images works with the in-process search only (start without --store)")
+    def _commit(self, gallery: Gallery, first_changed: int) -> None:
+        """The folder first (the truth a restart reads), then the engine and its store from `first_changed` on."""
         save_atomically(gallery, self.folder)
-        self.engine.set_gallery(Gallery.load(self.folder))  # served from the files just written
+        self.engine.set_gallery(Gallery.load(self.folder), first_changed)  # served from the files just written

@@ -68,12 +68,20 @@ class SearchEngine(TextQueries):
         # Random-init features are all alike (median cosine ~0.95): there only byte-identical copies collapse.
         self.dedup_threshold: Optional[float] = None if gallery.spec.is_random else DEFAULT_THRESHOLD
 
-    def set_gallery(self, gallery: Gallery) -> None:
-        """Serve another version of the gallery (same backbone): the live gallery's add and remove."""
-        if self.store is not None:
-            raise ValueError("adding and removing images works with the in-process search only (start without --store)")
+    def set_gallery(self, gallery: Gallery, first_changed: int = 0) -> None:
+        """Serve another version of the gallery (same backbone): the live gallery's add and remove. Rows before
+        `first_changed` are unchanged; a vector store is brought in step from there (cbir.stores.sync)."""
         self.gallery.spec.check_compatible(gallery.spec)
-        self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings, gallery.descriptors)
+
+        def swap() -> None:
+            self.gallery, self.index = gallery, EmbeddingIndex(gallery.embeddings, gallery.descriptors)
+
+        if self.store is None:
+            swap()
+        else:
+            from cbir.stores.sync import apply_edit
+
+            apply_edit(self.store, gallery, first_changed, swap)
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""

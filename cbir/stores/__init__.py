@@ -3,7 +3,7 @@ Milvus) chosen by a URI (`numpy`, `faiss`, `milvus:PATH`, `milvus://host:port`),
 similarity method expressed as a search over stored per-image vectors (cbir.stores.methods)."""
 
 from cbir.stores.base import LABEL_COLUMNS, METRICS, VectorStore
-from cbir.stores.gallery import GalleryStore, fill_from_gallery, gallery_columns, open_gallery_store
+from cbir.stores.gallery import GalleryStore, fill_from_gallery, gallery_columns
 from cbir.stores.methods import (
     FOREST_SHORTLIST,
     STORED_METHODS,
@@ -13,6 +13,7 @@ from cbir.stores.methods import (
     register_space,
     register_stored_method,
 )
+from cbir.stores.sync import apply_edit, matching_prefix, open_gallery_store
 from cbir.stores.uri import DEFAULT_STORE, STORE_HELP, StoreURI, describe, open_store, parse_store_uri
 
 __all__ = [
@@ -27,9 +28,11 @@ __all__ = [
     "StoreURI",
     "StoredMethod",
     "VectorStore",
+    "apply_edit",
     "describe",
     "fill_from_gallery",
     "gallery_columns",
+    "matching_prefix",
     "methods_without_classifiers",
     "open_gallery_store",
     "open_store",

@@ -12,7 +12,7 @@ from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet
 from cbir.search.filters import Filters
 from cbir.stores.base import LABEL_COLUMNS, Labels, VectorStore
 from cbir.stores.methods import RAW_SPACE, SPACES, plan, spaces_for
-from cbir.stores.uri import StoreURI, describe, open_store, parse_store_uri
+from cbir.stores.uri import StoreURI, open_store, parse_store_uri
 
 
 class GalleryStore:
@@ -183,25 +183,3 @@ def _stale(
 def gallery_columns(gallery: Any) -> dict[str, np.ndarray]:
     """The label columns of a cbir.gallery.dataset.Gallery, as the stores keep them."""
     return {"label": np.asarray(gallery.labels), "colour": np.asarray(gallery.colours), "type": np.asarray(gallery.types)}
-
-
-def open_gallery_store(
-    uri: str | StoreURI, gallery: Any, classifiers: Optional[ClassifierSet], methods: Sequence[str], progress: bool = True
-) -> GalleryStore:
-    """A GalleryStore for `gallery` on `uri` serving `methods`, with every gallery row written: an in-memory
-    store is filled at start-up, a file or server store only with the rows it lacks (its first start builds it)."""
-    from tqdm.auto import tqdm
-
-    from cbir.stores.methods import STORED_METHODS
-
-    store = GalleryStore(uri, gallery.spec.dim, [m for m in methods if m in STORED_METHODS], classifiers)
-    bar = (lambda it: tqdm(it, desc=f"store {describe(store.uri)}", unit="batch")) if progress else None
-    n = len(gallery)
-    stored = np.sort(store.spaces[RAW_SPACE].ids())  # the embeddings as stored: enough to recognise the gallery
-    if len(stored) and (stored[-1] >= n or not np.allclose(store.embeddings([stored[0]])[0], gallery.embeddings[stored[0]], atol=1e-4)):
-        raise ValueError(
-            f"the store {describe(store.uri)} holds another gallery's vectors (this gallery has {n} images); "
-            "point --store at a new file or collection"
-        )
-    fill_from_gallery(store, gallery.embeddings, gallery_columns(gallery), progress=bar, descriptors=gallery.descriptors)
-    return store
