@@ -263,6 +263,21 @@ def test_bad_input_answers_without_500s_or_tracebacks(page, gallery, tmp_path, c
     assert [(r.levelname, r.exc_info) for r in refused] == [("INFO", None)]  # one line, no traceback
 
 
+def test_an_upload_over_the_size_limit_names_the_limit_in_mb(page, gallery, tmp_path):
+    """A 27 MB photo is refused by the page before it is sent, with the limit in MB and the file's name."""
+    _fresh(page)
+    big = tmp_path / "huge.jpg"
+    good = tmp_path / "good.png"
+    gallery.image(3).save(good)
+    big.write_bytes(good.read_bytes() + bytes(27 * 1024 * 1024))
+    page.locator("#query-image input[type=file]").set_input_files(str(big))
+    toast = page.get_by_text(re.compile(r"maximum allowed size of 25\.0 MB", re.IGNORECASE)).first  # Gradio: "Mb"
+    sync_api.expect(toast).to_be_visible(timeout=TIMEOUT_MS)
+    assert "huge.jpg" in toast.inner_text() and "bytes" not in toast.inner_text()
+    _shot(page, "02b-too-large-toast")
+    _no_error_badges(page)
+
+
 def test_filters_select_explain_feedback_and_plots(page, gallery, tmp_path):
     _fresh(page)
     _set_k(page, K)
