@@ -185,8 +185,8 @@ class LiveGallery:
         """Remove rows (later rows move up); returns how many were removed."""
         with self._lock:
             n = len(self.engine.gallery)
-            smaller = remove_rows(self.engine.gallery, indices)
-            self._commit(smaller, int(np.min(np.asarray(indices, dtype=np.int64))))
+            drop = check_indices(indices, n, "indices")
+            self._commit(remove_rows(self.engine.gallery, drop.tolist()), int(np.min(drop)))
             return n - len(self.engine.gallery)
 
     def _commit(self, gallery: Gallery, first_changed: int) -> None:

@@ -156,3 +156,38 @@ def test_a_store_of_another_gallery_is_still_refused(gallery, tmp_path):
     s.close()
     with pytest.raises(ValueError, match="another gallery"):
         open_gallery_store(uri, gallery, None, ["cosine"], progress=False)
+
+
+def test_the_served_app_adds_and_removes_on_a_store_behind_the_token(gallery_dir, gallery, tmp_path):
+    """/add and /remove through gradio_client on an app started with --store milvus:PATH (the admin token on)."""
+    pytest.importorskip("milvus_lite")
+    import app
+    from gradio_client import Client, handle_file
+    from gradio_client.exceptions import AppError
+
+    folder, db = _copy(gallery_dir, tmp_path, "gallery"), tmp_path / "store.db"
+    args = ["--gallery", str(folder), "--classifiers", "none", "--device", "cpu", "--store", f"milvus:{db}"]
+    engine = app.build_engine(app.parse_args(args))
+    demo = app.create_app(engine, gallery_dir=folder, admin_token="tok")
+    demo.queue(default_concurrency_limit=2)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None, quiet=True)
+    photo = tmp_path / "new.png"
+    ImageOps.mirror(gallery.image(6)).rotate(90).save(photo)  # a photo the gallery does not hold
+    n = len(gallery)
+    try:
+        client = Client(demo.local_url, verbose=False, download_files=True)
+
+        def top() -> dict:
+            return client.predict(handle_file(str(photo)), "cosine", "type", 1, -1, api_name="/search")["results"][0]
+
+        with pytest.raises(AppError, match="admin token"):
+            client.predict([handle_file(str(photo))], ["blue_shoes"], "wrong", api_name="/add")
+        assert client.predict([handle_file(str(photo))], ["blue_shoes"], "tok", api_name="/add") == [n]
+        hit = top()
+        assert (hit["index"], hit["id"], hit["label"]) == (n, "new", "blue_shoes") and engine.store.count() == n + 1
+        assert client.predict([0], "tok", api_name="/remove") == 1
+        assert top()["id"] == "new" and top()["index"] == n - 1  # later rows moved up, the id stayed
+        assert engine.store.count() == n
+    finally:
+        demo.close()
+        engine.store.close()
