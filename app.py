@@ -28,7 +28,7 @@ from cbir.search.engine import SearchEngine, load_engine
 from cbir.ui.api import name_outputs, register_api
 from cbir.ui.events import wire_events
 from cbir.ui.handlers import Handlers as _Handlers
-from cbir.ui.layout import CSS, build_layout
+from cbir.ui.layout import CSS, build_layout, theme
 from cbir.ui.options import DEFAULT_CONCURRENCY, MAX_FILE_SIZE, parse_args
 
 __all__ = ["parse_args", "build_engine", "weights_banner", "create_app", "main", "MAX_FILE_SIZE",
@@ -93,7 +93,7 @@ def create_app(
     h = _Handlers(engine, live, admin_token)
     with warnings.catch_warnings():  # Gradio 6 prefers launch(css=...); here every launcher (tests too) gets it
         warnings.filterwarnings("ignore", message="The parameters have been moved", category=UserWarning)
-        demo = gr.Blocks(title="Apparel image search", css=CSS)
+        demo = gr.Blocks(title="Apparel image search", css=CSS, theme=theme())
     with demo:
         view = build_layout(engine, h.methods, banner, admin=live is not None)
         wire_events(view, h)

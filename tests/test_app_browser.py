@@ -278,6 +278,28 @@ def test_an_upload_over_the_size_limit_names_the_limit_in_mb(page, gallery, tmp_
     _no_error_badges(page)
 
 
+def test_on_a_phone_the_results_come_before_the_options_two_a_row(browser, app_url, gallery, tmp_path):
+    """At 390 px the columns stack as a shopper needs them: photo, Search, results, then method and filters."""
+    pg = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        pg.set_default_timeout(TIMEOUT_MS)
+        pg.goto(app_url, wait_until="domcontentloaded")
+        path = tmp_path / "q.png"
+        gallery.image(5).save(path)
+        pg.locator("#query-image input[type=file]").set_input_files(str(path))
+        pg.locator("#query-image img").first.wait_for()
+        thumbs = _search_and_wait(pg, 10)
+        top = {name: pg.locator(sel).first.bounding_box()["y"] for name, sel in
+               (("search", "#search-btn"), ("results", "#results-gallery"), ("filters", "#filter-types"))}
+        assert top["search"] < top["results"] < top["filters"], top
+        boxes = [thumbs.nth(i).locator("xpath=ancestor::button[1]").bounding_box() for i in range(3)]
+        assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"]  # two a row
+        assert boxes[0]["width"] > 120
+        _shot(pg, "14-phone")
+    finally:
+        pg.close()
+
+
 def test_filters_select_explain_feedback_and_plots(page, gallery, tmp_path):
     _fresh(page)
     _set_k(page, K)
@@ -292,6 +314,12 @@ def test_filters_select_explain_feedback_and_plots(page, gallery, tmp_path):
     assert shown["filters"] == {"type": ["shoes"]} and all(r["type"] == "shoes" for r in shown["results"])
     for plot in ("#score-histogram", "#gallery-map"):
         sync_api.expect(page.locator(plot).locator("canvas, svg").first).to_be_visible(timeout=TIMEOUT_MS)
+        legend = page.locator(plot).locator(".role-legend").first
+        sync_api.expect(legend).to_be_visible(timeout=TIMEOUT_MS)
+        page.wait_for_timeout(300)  # the last layout pass
+        block, lg = page.locator(plot).bounding_box(), legend.bounding_box()
+        assert lg["y"] + lg["height"] <= block["y"] + block["height"], plot  # the legend is inside, not clipped
+        assert page.locator(plot).evaluate("e => e.scrollHeight <= e.clientHeight + 1"), plot
     _shot(page, "03-filter-shoes-plots")
 
     page.locator("#results-gallery img").nth(1).click()  # select the second result

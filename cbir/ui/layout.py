@@ -20,12 +20,35 @@ from cbir.ui.handlers import K_DEFAULT, K_MAX_UI, NO_MARKS, marks_text
 
 SOURCES = ["upload", "webcam", "clipboard"]
 EXAMPLES = [Path(__file__).resolve().parents[2] / "demo" / "examples" / f for f in ("dress.jpg", "shoes.jpg", "tshirt.jpg")]
-# one typeface for the whole page (the h1 took another); toasts at the bottom, off the results grid
+# One typeface for the whole page: Gradio's bundled Source Sans Pro SemiBold (600) is a 5 KB subset lacking most
+# glyphs, so bold text mixed it with the fallback (the title's "A" in one face, the rest in another); its Regular
+# and Bold files are whole, so the theme loads 400 and 700 (600 is drawn from 700), then the system sans-serif.
+FONT = [gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"]
+# toasts at the bottom, off the results grid
+# The plots' blocks grow to hold their legend and caption (at the plot's own height they clipped them).
+# On a phone the columns stack: the photo, the examples and Search first, then the results, then the options
+# (they would push the results a screen down); two thumbnails a row, so labels and scores stay readable.
 CSS = """
-#intro h1 { font-family: var(--font); }
 .toast-wrap { top: auto !important; bottom: var(--size-4) !important; }
+#gallery-map, #score-histogram { height: auto !important; }
+#gallery-map .vega-embed { height: 400px !important; }
+#score-histogram .vega-embed { height: 340px !important; }
+@media (max-width: 640px) {
+  #query-column { display: contents; }
+  #query-column > * { order: 2; flex: 1 1 100%; min-width: 100%; }
+  #query-column > #query-image, #query-column > #query-text, #query-column > #examples,
+  #query-column > #search-btn, #query-column > #random-btn, #query-column > #query-info { order: 0; }
+  #results-column { order: 1; flex: 1 1 100%; min-width: 100%; }
+  #results-gallery .grid-wrap .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
+}
 """
-PALETTE = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#bab0ac", "#f28e2b", "#ff9da7"]
+
+
+def theme() -> gr.themes.Base:
+    """Gradio's default theme with whole font files (see FONT)."""
+    return gr.themes.Default(font=FONT)
+# ten type colours (the demo has ten types; nine made dress and tshirt one blue), none black or red (query, results)
+PALETTE = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#bab0ac", "#f28e2b", "#ff9da7", "#79706e"]
 _BANNER_STYLE = (
     "border:2px solid #b45309;background:#fef3c7;color:#78350f;padding:10px 14px;"
     "border-radius:8px;font-weight:600;font-size:1.05em"
@@ -63,7 +86,7 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
     )
     v.examples = gr.Examples([[str(p)] for p in EXAMPLES if p.is_file()], inputs=[v.query],
                              label="Try an example (photos not in the gallery)", elem_id="examples")
-    v.random_btn = gr.Button("Random gallery image")
+    v.random_btn = gr.Button("Random gallery image", elem_id="random-btn")
     v.query_info = gr.Markdown("", elem_id="query-info")
     with gr.Accordion("Crop the query (optional)", open=False, elem_id="crop-panel"):
         v.crop_preview = gr.Image(label="Click two corners of the garment to search", type="filepath",
@@ -87,7 +110,7 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
         v.colours = gr.CheckboxGroup(v.values.get("colour", []), label="Colours (none ticked = all)",
                                      elem_id="filter-colours", visible="colour" in v.values)
         v.dedup = gr.Checkbox(True, label="Collapse duplicates (show copies once)", elem_id="dedup")
-    v.search_btn = gr.Button("Search", variant="primary")
+    v.search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
 
 
 def _results_column(v: SimpleNamespace, engine: SearchEngine) -> None:
@@ -175,9 +198,9 @@ def build_layout(engine: SearchEngine, methods: list[str], banner: Optional[str]
     v.corner = gr.State(None)  # the first clicked corner of a crop box
     with gr.Tab("Search"):
         with gr.Row():
-            with gr.Column(scale=1, min_width=300):
+            with gr.Column(scale=1, min_width=300, elem_id="query-column"):
                 _query_column(v, engine)
-            with gr.Column(scale=2):
+            with gr.Column(scale=2, elem_id="results-column"):
                 _results_column(v, engine)
     with gr.Tab("Compare two images"):
         _compare_tab(v, engine)
