@@ -24,10 +24,12 @@ EXAMPLES = [Path(__file__).resolve().parents[2] / "demo" / "examples" / f for f 
 # glyphs, so bold text mixed it with the fallback (the title's "A" in one face, the rest in another); its Regular
 # and Bold files are whole, so the theme loads 400 and 700 (600 is drawn from 700), then the system sans-serif.
 FONT = [gr.themes.LocalFont("Source Sans Pro", weights=(400, 700)), "ui-sans-serif", "system-ui", "sans-serif"]
-# toasts at the bottom, off the results grid
-# The plots' blocks grow to hold their legend and caption (at the plot's own height they clipped them).
-# On a phone the columns stack: the photo, the examples and Search first, then the results, then the options
-# (they would push the results a screen down); two thumbnails a row, so labels and scores stay readable.
+# ten type colours (the demo has ten types; nine made dress and tshirt one blue), none black or red (query, results)
+PALETTE = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#bab0ac", "#f28e2b", "#ff9da7", "#79706e"]
+# Toasts at the bottom, off the results grid. The plots' blocks grow to hold their legend and caption (at the
+# plot's own height they clipped them). On a phone the columns stack: the photo, the examples and Search first,
+# then the results, then the options (they would push the results a screen down); two thumbnails a row, so
+# labels and scores stay readable.
 CSS = """
 .toast-wrap { top: auto !important; bottom: var(--size-4) !important; }
 #gallery-map, #score-histogram { height: auto !important; }
@@ -47,8 +49,8 @@ CSS = """
 def theme() -> gr.themes.Base:
     """Gradio's default theme with whole font files (see FONT)."""
     return gr.themes.Default(font=FONT)
-# ten type colours (the demo has ten types; nine made dress and tshirt one blue), none black or red (query, results)
-PALETTE = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#bab0ac", "#f28e2b", "#ff9da7", "#79706e"]
+
+
 _BANNER_STYLE = (
     "border:2px solid #b45309;background:#fef3c7;color:#78350f;padding:10px 14px;"
     "border-radius:8px;font-weight:600;font-size:1.05em"
