@@ -81,7 +81,7 @@ class SearchEngine(TextQueries):
         else:
             from cbir.stores.sync import apply_edit
 
-            apply_edit(self.store, gallery, first_changed, swap)
+            apply_edit(self.store, gallery, first_changed, len(self.gallery), swap)
 
     def weights_warning(self) -> Optional[str]:
         """What a user must be told when features come from random-init weights; None for real weights."""

@@ -27,10 +27,11 @@ def _row_matches(store: GalleryStore, name: str, gallery: Any, held: set[int], i
     return bool(np.allclose(store.spaces[name].get([i]), want, rtol=1e-4, atol=1e-4))
 
 
-def matching_prefix(store: GalleryStore, name: str, gallery: Any) -> int:
-    """How many leading gallery rows space `name` holds as written from `gallery`: a binary search, since an
-    edit shifts every row after its first changed one and a build writes rows in order (matches are a prefix)."""
-    held = {int(i) for i in store.spaces[name].ids()}
+def matching_prefix(store: GalleryStore, name: str, gallery: Any, held: Optional[set[int]] = None) -> int:
+    """How many leading gallery rows space `name` holds as written from `gallery` (`held`: its ids, when the
+    caller has them): a binary search, since an edit shifts every row after its first changed one and a build
+    writes rows in order (matches are a prefix)."""
+    held = {int(i) for i in store.spaces[name].ids()} if held is None else held
     lo, hi = 0, min(len(gallery), len(held))
     while lo < hi:
         mid = (lo + hi) // 2
@@ -41,12 +42,11 @@ def matching_prefix(store: GalleryStore, name: str, gallery: Any) -> int:
     return lo
 
 
-def drop_from(store: GalleryStore, first: dict[str, int]) -> int:
-    """Delete from each space the ids >= its `first[name]` (the rows to write again); returns how many went."""
+def drop_from(store: GalleryStore, first: dict[str, int], held: dict[str, np.ndarray]) -> int:
+    """Delete from each space its `held` ids >= `first[name]` (the rows to write again); returns how many went."""
     gone = 0
     for name, space in store.spaces.items():
-        held = space.ids()
-        stale = held[held >= first[name]]
+        stale = held[name][held[name] >= first[name]]
         if len(stale):
             space.delete(stale)
             gone += len(stale)
@@ -61,11 +61,13 @@ def fill(store: GalleryStore, gallery: Any, progress: Optional[Callable] = None)
                              descriptors=gallery.descriptors)
 
 
-def apply_edit(store: GalleryStore, gallery: Any, first_changed: int, swap: Callable[[], None]) -> None:
-    """Bring `store` to the edited `gallery`, whose rows before `first_changed` are unchanged: the changed
-    rows leave the store, `swap` serves the new gallery, then they are written. A search at any moment gets
-    ids that mean the same row in the gallery it is served with (at worst it misses the rows being written)."""
-    drop_from(store, {name: int(first_changed) for name in store.spaces})
+def apply_edit(store: GalleryStore, gallery: Any, first_changed: int, old_rows: int, swap: Callable[[], None]) -> None:
+    """Bring `store` from a gallery of `old_rows` rows to the edited `gallery`, whose rows before `first_changed`
+    are unchanged: the changed rows leave the store, `swap` serves the new gallery, then they are written. A
+    search at any moment gets ids that mean the same row in the gallery it is served with (at worst it misses
+    the rows being written). The store is in step before the edit, so its ids are 0..old_rows-1: no id scan."""
+    ids = np.arange(old_rows)
+    drop_from(store, {name: int(first_changed) for name in store.spaces}, {name: ids for name in store.spaces})
     swap()
     fill(store, gallery)
 
@@ -84,14 +86,16 @@ def open_gallery_store(
     store = GalleryStore(uri, gallery.spec.dim, [m for m in methods if m in STORED_METHODS], classifiers)
     bar = (lambda it: tqdm(it, desc=f"store {describe(store.uri)}", unit="batch")) if progress else None
     n = len(gallery)
-    raw = {int(i) for i in store.spaces[RAW_SPACE].ids()}
+    held = {name: space.ids() for name, space in store.spaces.items()}  # one id scan per space
+    sets = {name: {int(i) for i in ids} for name, ids in held.items()}
+    raw = sets[RAW_SPACE]
     if raw and not _row_matches(store, RAW_SPACE, gallery, raw, 0):
         raise ValueError(
             f"the store {describe(store.uri)} holds another gallery's vectors (its first row is not this "
             f"gallery's first image; this gallery has {n} images): point --store at a new file or collection"
         )
-    first = {name: matching_prefix(store, name, gallery) for name in store.spaces}
-    if drop_from(store, first) and first[RAW_SPACE] < len(raw):
+    first = {name: matching_prefix(store, name, gallery, sets[name]) for name in store.spaces}
+    if drop_from(store, first, held) and first[RAW_SPACE] < len(raw):
         log.warning("store %s differed from the gallery from row %d on (an edit it missed): rewriting rows %d-%d",
                     describe(store.uri), first[RAW_SPACE], first[RAW_SPACE], n - 1)
     fill(store, gallery, progress=bar)
