@@ -1,0 +1,271 @@
+#!/usr/bin/env python
+"""Multi-source training (issue 18, item 3): which training sources make the demo's type and colour models
+better on photos none of them saw, including a photo source left out of training entirely.
+
+Inputs are galleries built with scripts/build_index.py (same backbone and colour descriptor as the demo):
+
+    python scripts/build_index.py ../shared/data/apparel-images --out /tmp/src/apparel
+    python scripts/build_index.py ../shared/data/clothing-cc0 --out /tmp/src/cc0
+    python scripts/build_index.py ../shared/data/clothing-cc0-train --out /tmp/src/cc0-train
+    python scripts/build_index.py ../shared/data/catalogue-dev --out /tmp/src/catalogue
+    python -m benchmarks.sources --apparel /tmp/src/apparel --cc0 /tmp/src/cc0 --cc0-train /tmp/src/cc0-train \
+        --catalogue /tmp/src/catalogue --out results/sources.json
+
+Held-out photos, never used for training or for choosing a setting: 30 % of clothing-cc0-train and the
+demo's 20 held-out photos (type), 40 % of catalogue-dev (colour and type), the Apparel test split of
+train_classifiers.py (seed 0). Type queries search the demo gallery with the hybrid method (and the attribute
+method); P@K is the share of the top K with the query's type, macro over types. Colour is the colour
+classifier's top class against the label. Apparel and catalogue `shirt` folders hold T-shirts as well, so
+they never train the type model (CC0 tells shirt, tshirt and longsleeve apart) and their shirt photos are
+not type queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from cbir.gallery.dataset import Gallery  # noqa: E402
+from cbir.index import EmbeddingIndex, top_k  # noqa: E402
+from cbir.similarity.attributes import AttributeClassifier  # noqa: E402
+from cbir.similarity.classifiers import ClassifierSet  # noqa: E402
+from cbir.similarity.hybrid import hybrid_scores  # noqa: E402
+from cbir.similarity.pairs import split_images  # noqa: E402
+
+SHARED_TYPES = ("dress", "pants", "shoes", "shorts")  # types Apparel/catalogue name as CC0 does
+
+
+class Part:
+    """Rows of one gallery: embeddings, colour descriptors and labels, for training or as queries."""
+
+    def __init__(self, name: str, gallery: Gallery, rows: np.ndarray) -> None:
+        rows = np.asarray(rows, dtype=int)
+        self.name, self.rows = name, rows
+        self.x = gallery.embeddings[rows]
+        self.d = gallery.descriptors[rows]
+        self.types = np.asarray(gallery.types[rows], dtype=object)
+        self.colours = np.asarray(gallery.colours[rows], dtype=object)
+
+    def where(self, mask: np.ndarray) -> "Part":
+        out = object.__new__(Part)
+        out.name, out.rows = self.name, self.rows[mask]
+        out.x, out.d, out.types, out.colours = self.x[mask], self.d[mask], self.types[mask], self.colours[mask]
+        return out
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def plus(self, other: "Part", name: str) -> "Part":
+        """Both parts' rows as one query set (rows of `other` are stored negated: another gallery)."""
+        out = object.__new__(Part)
+        out.name, out.rows = name, np.concatenate([self.rows, -1 - other.rows])
+        for f in ("x", "d", "types", "colours"):
+            setattr(out, f, np.concatenate([getattr(self, f), getattr(other, f)]))
+        return out
+
+
+def split(gallery: Gallery, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The de-duplicated stratified split train_classifiers.py makes."""
+    s = split_images(gallery.labels, gallery.hashes, test_fraction=test_fraction, seed=seed)
+    return s.train, s.test
+
+
+def split_rows(gallery: Gallery, rows: np.ndarray, seed: int, fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
+    """`rows` of a gallery split again (stratified by label): the fit part and the validation part."""
+    s = split_images(gallery.labels[rows], gallery.hashes[rows], test_fraction=fraction, seed=seed)
+    return rows[s.train], rows[s.test]
+
+
+def shared(part: Part) -> Part:
+    """The rows whose type CC0 names the same way (see SHARED_TYPES)."""
+    return part.where(np.asarray([t in SHARED_TYPES for t in part.types]))
+
+
+def type_candidates(train: dict[str, Part]) -> dict[str, list[Part]]:
+    """Training sources tried for the type model (the demo gallery's photos are always added)."""
+    return {
+        "CC0 (demo 580 + cc0-train)": [train["cc0"]],
+        "CC0 + Apparel + catalogue (dress, pants, shoes, shorts)":
+            [train["cc0"], shared(train["apparel"]), shared(train["catalogue"])],
+    }
+
+
+def colour_candidates(train: dict[str, Part]) -> dict[str, list[Part]]:
+    """Training sources tried for the colour model."""
+    return {"Apparel": [train["apparel"]], "Apparel + catalogue": [train["apparel"], train["catalogue"]]}
+
+
+CHOICE_RULE = ("highest mean over the validation query sets (CC0, catalogue, Apparel for type; catalogue, Apparel "
+               "for colour) of type P@1 with the hybrid method / colour accuracy; shipped models are not candidates")
+
+
+def choose(rows: list[dict[str, Any]], task: str) -> str:
+    """The candidate with the best mean validation figure (CHOICE_RULE)."""
+    key, keep = ("P@1", lambda r: r["method"] == "hybrid") if task == "type" else ("accuracy", lambda r: True)
+    means: dict[str, list[float]] = {}
+    for r in rows:
+        if keep(r) and not r["model"].startswith("shipped"):
+            means.setdefault(r["model"], []).append(r[key])
+    return max(means, key=lambda m: float(np.mean(means[m])))
+
+
+def write_models(folder: str, models: dict[str, AttributeClassifier], chosen: dict[str, str],
+                 test: dict[str, Any], command: str) -> None:
+    """Save the chosen models (refitted on every training photo) with cards naming sources and test figures."""
+    for task, clf in models.items():
+        rows = [{k: v for k, v in r.items() if "per " not in k and k != "model"}
+                for r in test[task] if r["model"] == chosen[task]]
+        clf.card = {**clf.card, "train_source": f"benchmarks/sources.py: {chosen[task]}", "command": command,
+                    "metrics_source": "held-out photos of each source (benchmarks/sources.py, test stage)",
+                    "metrics": {"held_out": rows}}
+        for path in clf.save(folder):
+            print(f"wrote {path}")
+
+
+def fit(task: str, parts: Sequence[Part], spec: Any, colour_spec: dict, seed: int = 0) -> AttributeClassifier:
+    """An attribute classifier for `task` on the rows of every part that carry a label for it."""
+    xs, ds, ys = [], [], []
+    for p in parts:
+        values = p.types if task == "type" else p.colours
+        keep = np.asarray([v is not None for v in values])
+        xs.append(p.x[keep]), ds.append(p.d[keep]), ys.append(values[keep])
+    x, d, y = np.vstack(xs), np.vstack(ds), np.concatenate(ys).astype(str)
+    return AttributeClassifier.fit("attribute", task, x, y, np.arange(len(y)), spec, d, colour_spec, seed)
+
+
+def type_precision(
+    scores: np.ndarray, gallery_types: np.ndarray, query_types: np.ndarray, ks: Sequence[int] = (1, 5, 10)
+) -> dict[str, Any]:
+    """P@K of garment type per query, macro over the queries' types (and per type)."""
+    top, _ = top_k(scores, max(ks))
+    hit = gallery_types[top] == query_types[:, None]
+    types = sorted(set(query_types))
+    out: dict[str, Any] = {"queries": int(len(query_types)),
+                           "queries per type": {t: int((query_types == t).sum()) for t in types}}
+    for k in ks:
+        per_type = {t: float(hit[query_types == t, :k].mean()) for t in types}
+        out[f"P@{k}"] = float(np.mean(list(per_type.values())))
+        out[f"P@{k} micro"] = float(hit[:, :k].mean())  # per query: a type with 3 queries weighs 3
+        out[f"P@{k} per type"] = per_type
+    return out
+
+
+def colour_accuracy(clf: AttributeClassifier, part: Part) -> dict[str, Any]:
+    """Top-class accuracy of a colour classifier, overall, macro and per colour, with the main confusions."""
+    keep = np.asarray([c is not None for c in part.colours])
+    truth = part.colours[keep].astype(str)
+    pred = np.asarray(clf.classes)[clf.probabilities(part.x[keep], part.d[keep]).argmax(1)]
+    per = {c: float((pred[truth == c] == c).mean()) for c in sorted(set(truth))}
+    pairs, counts = np.unique([f"{t}->{p}" for t, p in zip(truth, pred) if t != p], return_counts=True)
+    worst = {str(a): int(n) for a, n in sorted(zip(pairs, counts), key=lambda kv: -kv[1])[:5]}
+    return {"queries": int(keep.sum()), "accuracy": float((pred == truth).mean()),
+            "macro": float(np.mean(list(per.values()))), "per colour": per, "confusions": worst}
+
+
+def type_queries(part: Part, gallery_types: set) -> Part:
+    return part.where(np.asarray([t in gallery_types for t in part.types]))
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--demo", default="demo/gallery", help="the gallery type queries search")
+    p.add_argument("--demo-classifiers", default="demo/classifiers", help="the shipped models (the baseline)")
+    p.add_argument("--holdout", default="demo/holdout.json", help="demo photos kept out of the demo gallery")
+    p.add_argument("--apparel", required=True)
+    p.add_argument("--cc0", required=True, help="gallery of all of clothing-cc0 (for the held-out photos)")
+    p.add_argument("--cc0-train", required=True)
+    p.add_argument("--catalogue", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True)
+    p.add_argument("--write", help="save the chosen attribute-type/-colour models here (e.g. demo/classifiers)")
+    args = p.parse_args(argv)
+    t0 = time.time()
+
+    demo, apparel = Gallery.load(args.demo), Gallery.load(args.apparel)
+    cc0, cc0_train, catalogue = Gallery.load(args.cc0), Gallery.load(args.cc0_train), Gallery.load(args.catalogue)
+    colour_spec = demo.colour_spec.to_dict()
+    for g in (apparel, cc0, cc0_train, catalogue):
+        if g.spec.to_dict() != demo.spec.to_dict() or g.colour_spec.to_dict() != colour_spec:
+            raise SystemExit("every gallery must be built with the demo's backbone and colour descriptor")
+
+    held = {Path(h).stem for h in json.loads(Path(args.holdout).read_text())["held_out"]}
+    demo_hold = Part("demo held-out", cc0, np.flatnonzero([i in held for i in cc0.ids]))
+    cc0_tr, cc0_te = split(cc0_train, 0.3, args.seed)
+    cat_tr, cat_te = split(catalogue, 0.4, args.seed)
+    app_tr, app_te = split(apparel, 0.3, 0)  # train_classifiers.py's split: the shipped colour model's
+    shipped = ClassifierSet.load(args.demo_classifiers)
+    index = EmbeddingIndex(demo.embeddings, demo.descriptors)
+    demo_part = Part("demo gallery", demo, np.arange(len(demo)))
+
+    def stage(name: str, train: dict[str, Part], held_out: dict[str, Part]) -> dict[str, Any]:
+        """Fit every candidate on `train`, score it on `held_out` (validation or test)."""
+        print(f"== {name}", flush=True)
+        type_models = {"shipped (demo 70 % split, 410 photos)": shipped.get("attribute", "type"),
+                       **{k: fit("type", [demo_part, *srcs], demo.spec, colour_spec, args.seed)
+                          for k, srcs in type_candidates(train).items()}}
+        colour_models = {"shipped (Apparel train split)": shipped.get("attribute", "colour"),
+                         **{k: fit("colour", srcs, demo.spec, colour_spec, args.seed)
+                            for k, srcs in colour_candidates(train).items()}}
+        type_rows, colour_rows = [], []
+        for mname, clf in type_models.items():
+            cs = ClassifierSet({("attribute", "type"): clf})
+            for qname in ("cc0", "catalogue", "apparel"):
+                q = type_queries(held_out[qname], set(demo.types) if qname == "cc0" else set(SHARED_TYPES))
+                for method in ("hybrid", "attribute"):
+                    s = (hybrid_scores(q.x, index, "type", cs, q.d) if method == "hybrid"
+                         else cs.score("attribute", "type", q.x, index, q.d))
+                    row = {"model": mname, "query set": held_out[qname].name, "method": method,
+                           **type_precision(s, np.asarray(demo.types, dtype=object), q.types)}
+                    type_rows.append(row)
+                    print(f"type   {mname[:44]:44s} {qname:9s} {method:9s} P@1 {row['P@1']:.3f} "
+                          f"P@5 {row['P@5']:.3f} micro P@1 {row['P@1 micro']:.3f} (n={row['queries']})", flush=True)
+        for mname, clf in colour_models.items():
+            for qname in ("catalogue", "apparel"):
+                row = {"model": mname, "query set": held_out[qname].name, **colour_accuracy(clf, held_out[qname])}
+                colour_rows.append(row)
+                print(f"colour {mname[:44]:44s} {qname:9s} acc {row['accuracy']:.3f} macro {row['macro']:.3f} "
+                      f"{row['confusions']}", flush=True)
+        sizes = {f"train {k}": len(v) for k, v in train.items()} | {f"{k} queries": len(v) for k, v in held_out.items()}
+        return {"sizes": sizes, "type": type_rows, "colour": colour_rows,
+                "models": {"type": type_models, "colour": colour_models}}
+
+    # validation: every training part split 80/20 again; the test photos are not touched
+    fit_rows = {k: split_rows(g, rows, args.seed) for k, (g, rows) in
+                {"cc0": (cc0_train, cc0_tr), "catalogue": (catalogue, cat_tr), "apparel": (apparel, app_tr)}.items()}
+    gal = {"cc0": cc0_train, "catalogue": catalogue, "apparel": apparel}
+    val = stage("validation", {k: Part(f"{k} fit", gal[k], f) for k, (f, _) in fit_rows.items()},
+                {k: Part(f"{k} validation", gal[k], v) for k, (_, v) in fit_rows.items()})
+    chosen = {task: choose(val[task], task) for task in ("type", "colour")}
+    print(f"chosen on validation: {chosen}", flush=True)
+    test_cc0 = Part("cc0 test", cc0_train, cc0_te).plus(demo_hold, "CC0 held-out (cc0-train 30 % + demo 20)")
+    test = stage("test", {"cc0": Part("cc0 train", cc0_train, cc0_tr), "catalogue": Part("catalogue train", catalogue, cat_tr),
+                          "apparel": Part("apparel train", apparel, app_tr)},
+                 {"cc0": test_cc0, "catalogue": Part("catalogue held-out 40 %", catalogue, cat_te),
+                  "apparel": Part("Apparel test split", apparel, app_te)})
+    command = "python -m benchmarks.sources " + shlex.join(argv if argv is not None else sys.argv[1:])
+    if args.write:
+        write_models(args.write, {t: test["models"][t][chosen[t]] for t in chosen}, chosen, test, command)
+    for st in (val, test):
+        st.pop("models")
+    report = {
+        "command": command,
+        "seconds": round(time.time() - t0, 1),
+        "chosen on validation": chosen, "rule": CHOICE_RULE,
+        "validation": val, "test": test,
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
