@@ -16,7 +16,9 @@ import numpy as np
 from scipy.special import expit
 
 from cbir.similarity.classifiers import ClassifierSet
+from cbir.similarity.hybrid import DEFAULT_WEIGHTS
 from cbir.gallery.labels import TASKS
+from cbir.index import l2_normalize
 
 FOREST_SHORTLIST = 1000  # candidates the forest reranks (README: recall of this shortlist, measured)
 BOTH_SHORTLIST = 200  # logistic regression, task "both": candidates reranked by P(type) * P(colour)
@@ -231,6 +233,47 @@ def attribute_query_vectors(
     raise ValueError(f"unknown task {task!r}; expected one of {TASKS + ('both',)}")
 
 
+# --- hybrid as inner product -------------------------------------------------------------------
+# cbir.similarity.hybrid: w_class * A + w_cosine * cos + w_colour * D, each term an inner product, so the space
+# stores [sqrt(w_class) attribute blocks | sqrt(w_cosine) unit(g) | sqrt(w_colour) d(g)] and a query fills its
+# task's attribute block, its unit embedding and its descriptor, scaled the same way.
+
+
+def _descriptor_width(clf: Optional[ClassifierSet]) -> int:
+    """Columns of the colour term: the descriptor dimension the attribute classifiers read (0 without colour)."""
+    colour = [clf.get("attribute", t).card.get("colour") for t, _ in _attribute_blocks(clf) if t != "both"]
+    return int(next((c["dim"] for c in colour if c), 0))
+
+
+def hybrid_width(dim: int, clf: Optional[ClassifierSet]) -> int:
+    return attribute_width(dim, clf) + dim + _descriptor_width(clf)
+
+
+def _hybrid_vectors(attribute: np.ndarray, x: np.ndarray, clf: Optional[ClassifierSet],
+                    descriptors: Optional[np.ndarray]) -> np.ndarray:
+    w = DEFAULT_WEIGHTS
+    d = np.zeros((len(x), _descriptor_width(clf)), np.float32)
+    if descriptors is not None and d.shape[1]:
+        d = np.asarray(descriptors, np.float32)
+    parts = [np.sqrt(w.w_class) * attribute, np.sqrt(w.w_cosine) * l2_normalize(np.asarray(x, np.float32)),
+             np.sqrt(w.w_colour) * d]
+    return np.hstack(parts).astype(np.float32)
+
+
+def hybrid_gallery_vectors(
+    x: np.ndarray, clf: Optional[ClassifierSet], descriptors: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """The weighted blocks [attribute | unit embedding | colour descriptor] per image."""
+    return _hybrid_vectors(attribute_gallery_vectors(x, clf, descriptors), x, clf, descriptors)
+
+
+def hybrid_query_vectors(
+    q: np.ndarray, task: str, clf: Optional[ClassifierSet], descriptors: Optional[np.ndarray] = None
+) -> np.ndarray:
+    """The query's weighted blocks: its task's attribute vector, its unit embedding and its descriptor."""
+    return _hybrid_vectors(attribute_query_vectors(q, task, clf, descriptors), q, clf, descriptors)
+
+
 register_space(Space("cosine", "cosine", _identity))
 register_space(Space("euclidean", "l2", _identity))
 register_space(Space("logreg", "ip", lr_gallery_vectors))
@@ -241,6 +284,8 @@ register_stored_method(StoredMethod("cosine", "cosine", _same_query))
 register_stored_method(StoredMethod("euclidean", "euclidean", _same_query))
 register_stored_method(StoredMethod("logreg", "logreg", lr_query_vectors, finish=lr_finish))
 register_stored_method(StoredMethod("attribute", "attribute", attribute_query_vectors))
+register_space(Space("hybrid", "ip", hybrid_gallery_vectors, width=hybrid_width, descriptors=True, learned=True))
+register_stored_method(StoredMethod("hybrid", "hybrid", hybrid_query_vectors))
 register_stored_method(
     StoredMethod("forest", "cosine", _same_query, rerank=_pair_rerank("forest"), shortlist=FOREST_SHORTLIST)
 )

@@ -28,6 +28,10 @@ from cbir.stores.base import (
 
 MILVUS_METRICS = {"cosine": "COSINE", "l2": "L2", "ip": "IP"}
 MILVUS_INDEXES = ("FLAT", "IVF_FLAT", "HNSW", "AUTOINDEX")
+# Session (default): a search sees every write this process made (an added image is found at once) without
+# waiting for the server's time tick, which Strong does on every search (200-300 ms on a Milvus server, see
+# docs/stores.md); Strong also sees other processes' writes at once; Bounded/Eventually may miss the newest writes.
+MILVUS_CONSISTENCY = ("Session", "Strong", "Bounded", "Eventually")
 MAX_LABEL_CHARS = 256
 UNREACHABLE_CODES = (2,)  # pymilvus's ErrorCode.UNEXPECTED_ERROR: "Fail connecting to server ... unavailable"
 NOT_LOADED_CODE = 101  # "collection not loaded": a server that restarted loads its collections again, a while
@@ -71,11 +75,15 @@ class MilvusStore(VectorStore):
         params: Optional[dict[str, Any]] = None,
         search_params: Optional[dict[str, Any]] = None,
         token: str = "",
+        consistency: str = "Session",
     ) -> None:
         if not _NAME.match(collection):
             raise ValueError(f"invalid Milvus collection name {collection!r} (letters, digits and _ only)")
         if index not in MILVUS_INDEXES:
             raise ValueError(f"unknown Milvus index {index!r}; expected one of {MILVUS_INDEXES}")
+        if consistency not in MILVUS_CONSISTENCY:
+            raise ValueError(f"unknown Milvus consistency {consistency!r}; expected one of {MILVUS_CONSISTENCY}")
+        self.consistency = consistency
         pm = import_pymilvus()
         self.dim, self.metric, self.collection = int(dim), check_metric(metric), collection
         self.uri, self._token, self._pm = uri, token, pm
@@ -133,7 +141,7 @@ class MilvusStore(VectorStore):
             schema.add_field(c, pm.DataType.VARCHAR, max_length=MAX_LABEL_CHARS)
         ip = self.client.prepare_index_params()
         ip.add_index(field_name="vector", index_type=index, metric_type=MILVUS_METRICS[self.metric], params=params)
-        # Strong: a search sees every write acknowledged before it (an added image is found at once on a server too)
+        # Strong for queries and gets (ids, counts: rare, exact); searches pass the store's own consistency level
         self.client.create_collection(self.collection, schema=schema, index_params=ip, consistency_level="Strong")
 
     def _check_existing(self, pm: Any) -> None:
@@ -166,7 +174,8 @@ class MilvusStore(VectorStore):
         if k <= 0:
             return empty_result(len(q), max(k, 0))
         res = self._call(
-            "search", data=list(q), limit=k, filter=expr, output_fields=[], search_params=self.search_params
+            "search", data=list(q), limit=k, filter=expr, output_fields=[], search_params=self.search_params,
+            consistency_level=self.consistency,
         )
         ids, scores = empty_result(len(q), k)
         for r, hits in enumerate(res):

@@ -1,6 +1,6 @@
 """Store URIs: `numpy`, `faiss[:flat|hnsw|ivf]`, `milvus:PATH` (milvus-lite file), `milvus://host:port`
 (a Milvus server or cluster); options after `?` (e.g. `faiss:hnsw?ef_search=128`,
-`milvus:./g.db?index=IVF_FLAT&nlist=1024&nprobe=32`). One backend registry keyed by scheme."""
+`milvus:./g.db?index=IVF_FLAT&nlist=1024&nprobe=32`, `milvus://host:19530?consistency=Bounded`). One backend registry keyed by scheme."""
 
 from __future__ import annotations
 
@@ -65,9 +65,11 @@ def _milvus(u: StoreURI, name: str, dim: int, metric: str) -> VectorStore:
     index = o.pop("index", "FLAT").upper()
     prefix = o.pop("collection", "gallery")
     token = o.pop("token", "")
+    consistency = o.pop("consistency", "Session").capitalize()
     build = {k: int(o.pop(k)) for k in ("nlist", "M", "efConstruction") if k in o}
     search = {k: int(v) for k, v in o.items() if k in ("nprobe", "ef")}
-    return MilvusStore(u.location, f"{prefix}_{name}", dim, metric, index, build, search, token=token)
+    return MilvusStore(u.location, f"{prefix}_{name}", dim, metric, index, build, search, token=token,
+                       consistency=consistency)
 
 
 BACKENDS: dict[str, Callable[[StoreURI, str, int, str], VectorStore]] = {

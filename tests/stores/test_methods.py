@@ -15,7 +15,7 @@ from cbir.stores import methods as stored
 
 from .test_contract import EXACT, uri_for
 
-METHODS = ["cosine", "euclidean", "logreg", "forest", "attribute"]
+METHODS = ["cosine", "euclidean", "logreg", "forest", "attribute", "hybrid"]
 
 
 @pytest.fixture(scope="module", params=EXACT)
@@ -121,17 +121,19 @@ def test_attribute_store_errors_are_clear(gallery, training_run):
 
 
 def test_a_space_added_later_is_filled_alone(monkeypatch, gallery, training_run):
-    """A store built without classifiers (build_index.py) gains the attribute space at the app's first start:
-    only that space is written, the others already hold every row."""
+    """A store built without classifiers (build_index.py) gains the learned spaces (attribute, hybrid) at the
+    app's first start: only those are written, the others already hold every row."""
     g, columns, n = gallery.embeddings, gallery_columns(gallery), len(gallery)
     s = GalleryStore("numpy", gallery.spec.dim, METHODS, training_run.classifiers)
-    s.add(np.arange(n), g, columns, spaces=[name for name in s.spaces if name != "attribute"])
+    learned = {name for name in s.spaces if stored.SPACES[name].learned}
+    assert learned == {"attribute", "hybrid"}
+    s.add(np.arange(n), g, columns, spaces=[name for name in s.spaces if name not in learned])
     assert s.count() == 0 and s.spaces["cosine"].count() == n
     written = []
     for name, space in s.spaces.items():
         monkeypatch.setattr(space, "upsert", lambda ids, v, lab, _u=space.upsert, _n=name: (written.append(_n), _u(ids, v, lab)))
     assert fill_from_gallery(s, g, columns, descriptors=gallery.descriptors) == n
-    assert set(written) == {"attribute"} and s.count() == n
+    assert set(written) == learned and s.count() == n
 
 
 def test_retrained_classifiers_rewrite_the_attribute_space(gallery, training_run):

@@ -43,6 +43,7 @@ def test_hnsw_on_the_server_has_recall_at_10_of_95_percent(milvus_server, metric
         store.upsert(np.arange(s, s + 1000), x[s : s + 1000], {c: v[s : s + 1000] for c, v in labels.items()})
     ref.upsert(np.arange(n), x, labels)
     store.flush()
+    flushed = time.perf_counter()
     q = x[rng.choice(n, 50, replace=False)] + 0.3 * rng.standard_normal((50, dim)).astype(np.float32)
     for filters in (None, {"type": ["t1"]}):
         got, _ = store.search(q, 10, filters)
@@ -50,6 +51,14 @@ def test_hnsw_on_the_server_has_recall_at_10_of_95_percent(milvus_server, metric
         assert recall_at(got, truth) >= 0.95
         if filters:
             assert set(types[got[got >= 0]]) == {"t1"}
+
+    # `consistency=Bounded` on the same collection skips the wait for the time tick; once its grace period (5 s by
+    # default) has passed since the writes, it answers as the default (Session) store does
+    same = store.collection.removesuffix("_hnsw")
+    bounded = open_store(milvus_server.uri(collection=same, index="HNSW", ef="64", consistency="bounded"), "hnsw", dim, metric)
+    assert bounded.consistency == "Bounded"
+    time.sleep(max(0.0, 5.5 - (time.perf_counter() - flushed)))
+    np.testing.assert_array_equal(bounded.search(q, 10)[0], store.search(q, 10)[0])
 
 
 def _search(client: Client, path: str, index: int) -> list[int]:

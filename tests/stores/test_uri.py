@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cbir.stores import describe, parse_store_uri
+from cbir.stores import describe, open_store, parse_store_uri
 from cbir.stores.milvus_store import milvus_filter
 
 
@@ -19,6 +19,11 @@ def test_store_uris():
     for bad, msg in (("redis://x", "unknown store"), ("milvus:", "milvus needs"), ("numpy:/x", "takes no path")):
         with pytest.raises(ValueError, match=msg):
             parse_store_uri(bad)
+
+
+def test_an_unknown_milvus_consistency_is_refused_before_connecting():
+    with pytest.raises(ValueError, match="unknown Milvus consistency 'Weak'.*Strong"):
+        open_store("milvus://127.0.0.1:9?consistency=weak", "g", 8, "cosine")
 
 
 def test_milvus_filter_quotes_values_and_checks_columns():
