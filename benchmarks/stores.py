@@ -19,6 +19,7 @@ import shlex
 import shutil
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -82,6 +83,27 @@ def timed_queries(store: Any, queries: np.ndarray, k: int, filters: Optional[dic
     return np.stack(ids), summarize_ms(times)
 
 
+def wait_for_index(store: Any, timeout_s: float = 3600.0, poll_s: float = 2.0) -> dict[str, Any]:
+    """Block until Milvus has indexed every flushed row, then reload: before that, a server searches unindexed
+    segments by brute force, so an HNSW row would time a flat scan."""
+    client, name = store.client, store.collection
+    t0 = time.perf_counter()
+    info: dict[str, Any] = {}
+    for index in client.list_indexes(name):
+        while True:
+            info = client.describe_index(name, index)
+            if int(info.get("pending_index_rows", 0)) == 0 and int(info.get("indexed_rows", 0)) >= int(info.get("total_rows", 0)):
+                break
+            if time.perf_counter() - t0 > timeout_s:
+                raise TimeoutError(f"Milvus index {index!r} not built after {timeout_s:.0f} s: {info}")
+            time.sleep(poll_s)
+    client.release_collection(name)
+    client.load_collection(name)
+    segments = client.list_persistent_segments(name) if hasattr(client, "list_persistent_segments") else []
+    return {**{k: info.get(k) for k in ("index_type", "state", "indexed_rows", "total_rows")},
+            "segments": [int(sg.num_rows) for sg in segments], "wait_s": time.perf_counter() - t0}
+
+
 def run_store(
     uri: str, space: str, metric: str, x: np.ndarray, labels: dict, queries: np.ndarray, truth: dict, k: int,
     batch: int, time_limit_s: float,
@@ -101,9 +123,12 @@ def run_store(
         if time.perf_counter() - t0 > time_limit_s:
             break
     store.flush()
+    insert_s = time.perf_counter() - t0
+    index = wait_for_index(store) if u.backend == "milvus" else None
     build_s = time.perf_counter() - t0
     row: dict[str, Any] = {
         "store": uri, "space": space, "metric": metric, "n": written, "dim": int(x.shape[1]), "build_s": build_s,
+        "insert_s": insert_s, **({"index": index} if index else {}),
         "complete": written == len(x), "rss_growth_mb": (tree_rss_bytes() - rss0) / MB,
     }
     if u.backend == "milvus" and not u.location.startswith("http"):
@@ -154,7 +179,9 @@ def server_uri(uri: str, server: Any) -> str:
     if not uri.startswith(SERVER):
         return uri
     options = uri[len(SERVER) :].lstrip("?")
-    return f"milvus://127.0.0.1:{server.port}" + (f"?{options}" if options else "")
+    if "collection=" not in options:  # a collection of its own: never upsert into another row's (FLAT) collection
+        options = "&".join(filter(None, [options, f"collection=b{uuid.uuid4().hex[:10]}"]))
+    return f"milvus://127.0.0.1:{server.port}?{options}"
 
 
 def _run(args: argparse.Namespace, argv: Optional[Sequence[str]], server: Any) -> int:
