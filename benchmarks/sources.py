@@ -23,6 +23,7 @@ comes back, and one candidate trains on them with the top-wear class the CC0-onl
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, replace
 import json
 import shlex
 import sys
@@ -47,55 +48,58 @@ TOP = "top (shirt, tshirt or longsleeve)"
 PSEUDO = "CC0 + Apparel + catalogue, their shirts labelled by the CC0 model"
 
 
+@dataclass(frozen=True)
 class Part:
     """Rows of one gallery: embeddings, colour descriptors and labels, for training or as queries."""
 
-    def __init__(self, name: str, gallery: Gallery, rows: np.ndarray) -> None:
+    name: str
+    rows: np.ndarray
+    x: np.ndarray
+    d: np.ndarray
+    types: np.ndarray
+    colours: np.ndarray
+
+    @classmethod
+    def of(cls, name: str, gallery: Gallery, rows: np.ndarray) -> "Part":
         rows = np.asarray(rows, dtype=int)
-        self.name, self.rows = name, rows
-        self.x = gallery.embeddings[rows]
-        self.d = gallery.descriptors[rows]
-        self.types = np.asarray(gallery.types[rows], dtype=object)
-        self.colours = np.asarray(gallery.colours[rows], dtype=object)
+        return cls(name, rows, gallery.embeddings[rows], gallery.descriptors[rows],
+                   np.asarray(gallery.types[rows], dtype=object), np.asarray(gallery.colours[rows], dtype=object))
 
     def where(self, mask: np.ndarray) -> "Part":
-        out = object.__new__(Part)
-        out.name, out.rows = self.name, self.rows[mask]
-        out.x, out.d, out.types, out.colours = self.x[mask], self.d[mask], self.types[mask], self.colours[mask]
-        return out
+        return Part(self.name, *(getattr(self, f)[mask] for f in ARRAYS))
+
+    def of_types(self, types: Sequence[str]) -> "Part":
+        """The rows whose type is one of `types`."""
+        return self.where(np.isin(self.types.astype(str), list(types)))
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def plus(self, other: "Part", name: str) -> "Part":
         """Both parts' rows as one query set (rows of `other` are stored negated: another gallery)."""
-        out = object.__new__(Part)
-        out.name, out.rows = name, np.concatenate([self.rows, -1 - other.rows])
-        for f in ("x", "d", "types", "colours"):
-            setattr(out, f, np.concatenate([getattr(self, f), getattr(other, f)]))
-        return out
+        return Part(name, np.concatenate([self.rows, -1 - other.rows]),
+                    *(np.concatenate([getattr(self, f), getattr(other, f)]) for f in ARRAYS[1:]))
 
 
-def split(gallery: Gallery, test_fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """The de-duplicated stratified split train_classifiers.py makes."""
-    s = split_images(gallery.labels, gallery.hashes, test_fraction=test_fraction, seed=seed)
-    return s.train, s.test
+ARRAYS = ("rows", "x", "d", "types", "colours")
 
 
-def split_rows(gallery: Gallery, rows: np.ndarray, seed: int, fraction: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
-    """`rows` of a gallery split again (stratified by label): the fit part and the validation part."""
-    s = split_images(gallery.labels[rows], gallery.hashes[rows], test_fraction=fraction, seed=seed)
+def split(gallery: Gallery, test_fraction: float, seed: int = 0,
+          rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """The de-duplicated stratified split train_classifiers.py makes, of `rows` (default: the whole gallery)."""
+    rows = np.arange(len(gallery)) if rows is None else rows
+    s = split_images(gallery.labels[rows], gallery.hashes[rows], test_fraction=test_fraction, seed=seed)
     return rows[s.train], rows[s.test]
 
 
 def shared(part: Part) -> Part:
     """The rows whose type CC0 names the same way (see SHARED_TYPES)."""
-    return part.where(np.asarray([t in SHARED_TYPES for t in part.types]))
+    return part.of_types(SHARED_TYPES)
 
 
 def shared_or_shirt(part: Part) -> Part:
     """The rows of SHARED_TYPES and the shirts (judged as tops)."""
-    return part.where(np.asarray([t in SHARED_TYPES or t == "shirt" for t in part.types]))
+    return part.of_types(SHARED_TYPES + ("shirt",))
 
 
 def type_candidates(train: dict[str, Part]) -> dict[str, list[Part]]:
@@ -179,10 +183,6 @@ def colour_accuracy(clf: AttributeClassifier, part: Part) -> dict[str, Any]:
             "macro": float(np.mean(list(per.values()))), "per colour": per, "confusions": worst}
 
 
-def type_queries(part: Part, gallery_types: set) -> Part:
-    return part.where(np.asarray([t in gallery_types for t in part.types]))
-
-
 def as_tops(types: np.ndarray) -> np.ndarray:
     """Types with shirt, tshirt and longsleeve as one `top`: how an Apparel/catalogue `shirt` query is judged."""
     return np.asarray([TOP if t in TOPS else t for t in types], dtype=object)
@@ -190,14 +190,13 @@ def as_tops(types: np.ndarray) -> np.ndarray:
 
 def pseudo_label_tops(part: Part, clf: AttributeClassifier) -> Part:
     """`part`'s shirt photos with the top-wear class `clf` finds likeliest (its other rows unchanged)."""
-    out = part.where(np.ones(len(part), bool))
-    shirts = np.flatnonzero(out.types == "shirt")
-    if len(shirts):
-        cols = [clf.classes.index(t) for t in TOPS]
-        p = clf.probabilities(out.x[shirts], out.d[shirts])[:, cols]
-        out.types = out.types.copy()
-        out.types[shirts] = np.asarray(TOPS, dtype=object)[p.argmax(1)]
-    return out
+    shirts = np.flatnonzero(part.types == "shirt")
+    if not len(shirts):
+        return part
+    cols = [clf.classes.index(t) for t in TOPS]
+    types = part.types.copy()
+    types[shirts] = np.asarray(TOPS, dtype=object)[clf.probabilities(part.x[shirts], part.d[shirts])[:, cols].argmax(1)]
+    return replace(part, types=types)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -223,13 +222,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             raise SystemExit("every gallery must be built with the demo's backbone and colour descriptor")
 
     held = {Path(h).stem for h in json.loads(Path(args.holdout).read_text())["held_out"]}
-    demo_hold = Part("demo held-out", cc0, np.flatnonzero([i in held for i in cc0.ids]))
+    demo_hold = Part.of("demo held-out", cc0, np.flatnonzero([i in held for i in cc0.ids]))
     cc0_tr, cc0_te = split(cc0_train, 0.3, args.seed)
     cat_tr, cat_te = split(catalogue, 0.4, args.seed)
     app_tr, app_te = split(apparel, 0.3, 0)  # train_classifiers.py's split: the shipped colour model's
     shipped = ClassifierSet.load(args.demo_classifiers)
     index = EmbeddingIndex(demo.embeddings, demo.descriptors)
-    demo_part = Part("demo gallery", demo, np.arange(len(demo)))
+    demo_part = Part.of("demo gallery", demo, np.arange(len(demo)))
 
     def stage(name: str, train: dict[str, Part], held_out: dict[str, Part]) -> dict[str, Any]:
         """Fit every candidate on `train`, score it on `held_out` (validation or test)."""
@@ -243,16 +242,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         colour_models = {"shipped (Apparel train split)": shipped.get("attribute", "colour"),
                          **{k: fit("colour", srcs, demo.spec, colour_spec, args.seed)
                             for k, srcs in colour_candidates(train).items()}}
+        gallery_types = np.asarray(demo.types, dtype=object)
+        cc0_queries = held_out["cc0"].of_types(set(demo.types))
+        queries = {"cc0": (cc0_queries, gallery_types, cc0_queries.types)}
+        for qname in ("catalogue", "apparel"):  # an Apparel/catalogue shirt is right when a top comes back
+            q = shared_or_shirt(held_out[qname])
+            queries[qname] = (q, as_tops(gallery_types), as_tops(q.types))
         type_rows, colour_rows = [], []
         for mname, clf in type_models.items():
             cs = ClassifierSet({("attribute", "type"): clf})
-            for qname in ("cc0", "catalogue", "apparel"):
-                q = held_out[qname] if qname == "cc0" else shared_or_shirt(held_out[qname])
-                q = type_queries(q, set(demo.types))
-                gtypes = np.asarray(demo.types, dtype=object)
-                qtypes = q.types
-                if qname != "cc0":  # an Apparel/catalogue shirt is right when a top comes back
-                    gtypes, qtypes = as_tops(gtypes), as_tops(qtypes)
+            for qname, (q, gtypes, qtypes) in queries.items():
                 for method in ("hybrid", "attribute"):
                     s = (hybrid_scores(q.x, index, "type", cs, q.d) if method == "hybrid"
                          else cs.score("attribute", "type", q.x, index, q.d))
@@ -272,18 +271,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 "models": {"type": type_models, "colour": colour_models}}
 
     # validation: every training part split 80/20 again; the test photos are not touched
-    fit_rows = {k: split_rows(g, rows, args.seed) for k, (g, rows) in
+    fit_rows = {k: split(g, 0.2, args.seed, rows) for k, (g, rows) in
                 {"cc0": (cc0_train, cc0_tr), "catalogue": (catalogue, cat_tr), "apparel": (apparel, app_tr)}.items()}
     gal = {"cc0": cc0_train, "catalogue": catalogue, "apparel": apparel}
-    val = stage("validation", {k: Part(f"{k} fit", gal[k], f) for k, (f, _) in fit_rows.items()},
-                {k: Part(f"{k} validation", gal[k], v) for k, (_, v) in fit_rows.items()})
+    val = stage("validation", {k: Part.of(f"{k} fit", gal[k], f) for k, (f, _) in fit_rows.items()},
+                {k: Part.of(f"{k} validation", gal[k], v) for k, (_, v) in fit_rows.items()})
     chosen = {task: choose(val[task], task) for task in ("type", "colour")}
     print(f"chosen on validation: {chosen}", flush=True)
-    test_cc0 = Part("cc0 test", cc0_train, cc0_te).plus(demo_hold, "CC0 held-out (cc0-train 30 % + demo 20)")
-    test = stage("test", {"cc0": Part("cc0 train", cc0_train, cc0_tr), "catalogue": Part("catalogue train", catalogue, cat_tr),
-                          "apparel": Part("apparel train", apparel, app_tr)},
-                 {"cc0": test_cc0, "catalogue": Part("catalogue held-out 40 %", catalogue, cat_te),
-                  "apparel": Part("Apparel test split", apparel, app_te)})
+    test_cc0 = Part.of("cc0 test", cc0_train, cc0_te).plus(demo_hold, "CC0 held-out (cc0-train 30 % + demo 20)")
+    test = stage("test", {"cc0": Part.of("cc0 train", cc0_train, cc0_tr), "catalogue": Part.of("catalogue train", catalogue, cat_tr),
+                          "apparel": Part.of("apparel train", apparel, app_tr)},
+                 {"cc0": test_cc0, "catalogue": Part.of("catalogue held-out 40 %", catalogue, cat_te),
+                  "apparel": Part.of("Apparel test split", apparel, app_te)})
     command = "python -m benchmarks.sources " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.write:
         write_models(args.write, {t: test["models"][t][chosen[t]] for t in chosen}, chosen, test, command)

@@ -84,8 +84,8 @@ def timed_queries(store: Any, queries: np.ndarray, k: int, filters: Optional[dic
 
 
 def wait_for_index(store: Any, timeout_s: float = 3600.0, poll_s: float = 2.0) -> dict[str, Any]:
-    """Block until Milvus has indexed every flushed row, then reload: before that, a server searches unindexed
-    segments by brute force, so an HNSW row would time a flat scan."""
+    """Block until Milvus has indexed every flushed row, then reload, so the build time includes the index build and
+    the timed searches run on the built index; returns the index state and the segment sizes for the report."""
     client, name = store.client, store.collection
     t0 = time.perf_counter()
     info: dict[str, Any] = {}

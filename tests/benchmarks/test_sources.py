@@ -35,10 +35,7 @@ def test_choose_takes_the_best_mean_and_never_a_shipped_model():
 
 
 def test_shared_keeps_only_the_types_every_source_names_alike():
-    part = object.__new__(Part)
-    part.name, part.rows = "p", np.arange(3)
-    part.x, part.d = np.zeros((3, 2)), np.zeros((3, 1))
-    part.types = np.array(["dress", "shirt", "shoes"], dtype=object)
-    part.colours = np.array(["red", "blue", "black"], dtype=object)
+    part = Part("p", np.arange(3), np.zeros((3, 2)), np.zeros((3, 1)), np.array(["dress", "shirt", "shoes"], dtype=object),
+                np.array(["red", "blue", "black"], dtype=object))
     kept = shared(part)
     assert list(kept.types) == ["dress", "shoes"] and list(kept.rows) == [0, 2] and kept.x.shape == (2, 2)
