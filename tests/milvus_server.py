@@ -65,6 +65,15 @@ class MilvusTestServer:
         if self.server.server_proc is not None:
             self.server.server_proc.wait(timeout=30)
 
+    def kill(self) -> None:
+        """SIGKILL, as a power cut: nothing is flushed on the way down."""
+        self.server.server_proc.kill()
+        self.server.server_proc.wait(timeout=30)
+        self.server.server_proc = None
+        for fd in self.server.proc_fds.values():
+            fd.close()
+        self.server.proc_fds.clear()
+
     def uri(self, **options: str) -> str:
         """`milvus://127.0.0.1:PORT?collection=t<random>&...`: tests never see each other's collections."""
         opts = {"collection": f"t{uuid.uuid4().hex[:10]}", **options}

@@ -111,8 +111,9 @@ class VectorStore(ABC):
     def count(self) -> int:
         return int(len(self.ids()))
 
-    def flush(self) -> None:
-        """Make written rows durable and searchable at full speed (a no-op for in-memory stores)."""
+    def flush(self, edit: bool = False) -> None:
+        """Make written rows durable and searchable at full speed (a no-op for in-memory stores); `edit`: after a
+        live edit of a few rows, where a store whose acknowledged writes are already durable may skip the work."""
 
     def close(self) -> None:
         """Release files or connections."""

@@ -66,9 +66,9 @@ class GalleryStore:
     def count(self) -> int:
         return min(store.count() for store in self.spaces.values())
 
-    def flush(self) -> None:
+    def flush(self, edit: bool = False) -> None:
         for store in self.spaces.values():
-            store.flush()
+            store.flush(edit)
 
     def close(self) -> None:
         for store in self.spaces.values():
@@ -140,10 +140,11 @@ def fill_from_gallery(
     batch_size: int = 4096,
     progress: Optional[Callable[[Iterable], Iterable]] = None,
     descriptors: Optional[np.ndarray] = None,
+    edit: bool = False,
 ) -> int:
     """Write to each space the gallery rows it does not hold yet (resumable; a space added later, such as
     attribute once classifiers exist, is filled alone; a learned space made by other classifiers is
-    rewritten), then flush; returns the rows written anywhere."""
+    rewritten), then flush (`edit`: a live edit's few rows, see VectorStore.flush); returns the rows written."""
     missing = store.missing_ids(len(embeddings))
     for name, lacking in missing.items():
         if SPACES[name].learned and _stale(store, name, lacking, embeddings, descriptors):
@@ -163,7 +164,7 @@ def fill_from_gallery(
                     spaces=[name],
                 )
     if len(todo):
-        store.flush()
+        store.flush(edit)
     return int(len(todo))
 
 

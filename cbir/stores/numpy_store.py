@@ -84,7 +84,7 @@ class NumpyStore(VectorStore):
             raise KeyError(f"ids not in the store: {missing[:5].tolist()}")
         return self._vectors[order[pos]]
 
-    def flush(self) -> None:
+    def flush(self, edit: bool = False) -> None:
         self._compact()
 
     def ids(self) -> np.ndarray:

@@ -42,7 +42,7 @@ def matching_prefix(store: GalleryStore, name: str, gallery: Any, held: Optional
     return lo
 
 
-def drop_from(store: GalleryStore, first: dict[str, int], held: dict[str, np.ndarray]) -> int:
+def drop_from(store: GalleryStore, first: dict[str, int], held: dict[str, np.ndarray], edit: bool = False) -> int:
     """Delete from each space its `held` ids >= `first[name]` (the rows to write again); returns how many went."""
     gone = 0
     for name, space in store.spaces.items():
@@ -51,14 +51,14 @@ def drop_from(store: GalleryStore, first: dict[str, int], held: dict[str, np.nda
             space.delete(stale)
             gone += len(stale)
     if gone:
-        store.flush()
+        store.flush(edit)
     return gone
 
 
-def fill(store: GalleryStore, gallery: Any, progress: Optional[Callable] = None) -> int:
+def fill(store: GalleryStore, gallery: Any, progress: Optional[Callable] = None, edit: bool = False) -> int:
     """Write the gallery rows each space lacks (cbir.stores.gallery.fill_from_gallery) for a Gallery."""
     return fill_from_gallery(store, gallery.embeddings, gallery_columns(gallery), progress=progress,
-                             descriptors=gallery.descriptors)
+                             descriptors=gallery.descriptors, edit=edit)
 
 
 def apply_edit(store: GalleryStore, gallery: Any, first_changed: int, old_rows: int, swap: Callable[[], None]) -> None:
@@ -67,9 +67,9 @@ def apply_edit(store: GalleryStore, gallery: Any, first_changed: int, old_rows: 
     search at any moment gets ids that mean the same row in the gallery it is served with (at worst it misses
     the rows being written). The store is in step before the edit, so its ids are 0..old_rows-1: no id scan."""
     ids = np.arange(old_rows)
-    drop_from(store, {name: int(first_changed) for name in store.spaces}, {name: ids for name in store.spaces})
+    drop_from(store, {name: int(first_changed) for name in store.spaces}, {name: ids for name in store.spaces}, edit=True)
     swap()
-    fill(store, gallery)
+    fill(store, gallery, edit=True)
 
 
 def open_gallery_store(

@@ -85,7 +85,16 @@ def test_served_app_on_the_server_survives_an_outage(milvus_server, gallery_dir,
         path, _, index = client.predict(api_name="/random")
         want = [h.index for h in plain.search(path, "cosine", "type", 5, index)]
         assert _search(client, path, index) == want
-        milvus_server.stop()
+        # a live edit is not flushed on a server (VectorStore.flush(edit=True)): the server's log must keep it
+        edited = open_store(milvus_server.uri(), "edit", 8, "cosine")
+        rows = np.random.default_rng(0).standard_normal((6, 8)).astype(np.float32)
+        labels = {c: np.array(["a"] * 6, dtype=object) for c in LABELS}
+        edited.upsert(np.arange(4), rows[:4], {c: v[:4] for c, v in labels.items()})
+        edited.flush()
+        edited.upsert(np.arange(4, 6), rows[4:], {c: v[4:] for c, v in labels.items()})
+        edited.delete([1])
+        edited.flush(edit=True)
+        milvus_server.kill()  # a power cut, not a clean shutdown
         t0 = time.perf_counter()
         with pytest.raises(Exception, match="cannot be reached"):  # the app's message, not an internal error
             _search(client, path, index)
@@ -94,6 +103,8 @@ def test_served_app_on_the_server_survives_an_outage(milvus_server, gallery_dir,
             on_server.store.search("cosine", gallery.embeddings[:1], 3)
         milvus_server.start()
         assert _search(client, path, index) == want  # the same app process, reconnected
+        assert sorted(edited.ids().tolist()) == [0, 2, 3, 4, 5]  # the unflushed edit survived the crash
+        np.testing.assert_allclose(edited.get([4, 5]), rows[4:], rtol=1e-6)
     finally:
         demo.close()
         if not milvus_server.running:
