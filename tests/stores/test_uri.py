@@ -32,3 +32,17 @@ def test_milvus_filter_quotes_values_and_checks_columns():
     assert expr == 'type in ["dress", "shoes"] and colour in ["a\\\\b", "grün", "red \\"x\\""]'
     with pytest.raises(ValueError, match="label columns"):
         milvus_filter({"id > 0 or type": ["x"]})
+
+
+def test_a_live_edit_flushes_milvus_lite_but_not_a_server(tmp_path):
+    """A server's log already holds every acknowledged write (the crash test is in test_milvus_server.py)."""
+    pytest.importorskip("milvus_lite")
+    store = open_store(f"milvus:{tmp_path / 'g.db'}", "raw", 4, "cosine")
+    calls = []
+    store._call = lambda method, *a, **k: calls.append(method)
+    assert not store.server
+    store.flush(edit=True)
+    store.server = True  # the same store as if it were on milvus://host:19530
+    store.flush(edit=True)
+    store.flush()
+    assert calls == ["flush", "flush"]  # lite's edit flush, then the server's bulk flush; the server's edit none
