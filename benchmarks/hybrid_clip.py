@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 18, instance R@1: does a saturating class term, or a flip of the query, let the hybrid find the edited
+"""Issue 18, instance R@1: does a saturating class term, a near-duplicate boost or a flip of the query let the hybrid find the edited
 copy's source photo? Validation data only, split as scripts/tune_hybrid.py splits it (test images untouched).
 
 Variants of score = w_class * f(A) + w_cosine * cos + w_colour * D, with f(A) = min(A, tau) / tau: a class
@@ -36,11 +36,17 @@ from cbir.similarity.pairs import DEFAULT_TEST_FRACTION, sample_pairs, split_ima
 
 TAUS = (1.0, 0.9, 0.7, 0.5, 0.3)
 WEIGHTS = ((0.75, 0.2, 0.05), (0.7, 0.25, 0.05), (0.6, 0.35, 0.05), (0.8, 0.15, 0.05))
+BOOSTS = ((0.6, 0.5), (0.7, 0.25), (0.7, 0.5), (0.7, 1.0), (0.8, 0.25), (0.8, 0.5), (0.85, 0.5), (0.85, 1.0), (0.9, 1.0))  # (cosine threshold c0, weight) on the shipped hybrid
 
 
 def clip(a: np.ndarray, tau: float) -> np.ndarray:
     """The saturating class term: agreement above tau is full agreement."""
     return np.minimum(a, tau) / tau
+
+
+def boost(c: np.ndarray, c0: float) -> np.ndarray:
+    """The near-duplicate term: how far the cosine is above c0, scaled to [0, 1] (0 for ordinary pairs)."""
+    return np.maximum(c - c0, 0.0) / (1.0 - c0)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +110,21 @@ def main(argv: list[str] | None = None) -> int:
                 row[f"instance_r@5_{name}"] = round(float(found.any(1).mean()), 4)
             grid.append(row)
             print(json.dumps(row), flush=True)
+    w = WEIGHTS[0]
+    for c0, wb in BOOSTS:  # score = shipped hybrid + wb * boost(cos): only near-duplicates move
+        row = {"w_class": w[0], "w_cosine": w[1], "w_colour": w[2], "tau": 1.0, "boost_c0": c0, "boost_w": wb}
+        row["pearson"] = {t: round(correlations(w[0] * a + w[1] * c + w[2] * d + wb * boost(c, c0), y)["pearson"], 4)
+                          for t, (a, c, d, y) in pairs.items()}
+        sc = w[0] * base[0] + w[1] * base[1] + w[2] * base[2] + wb * boost(base[1], c0)
+        sc[np.arange(len(q)), q] = -np.inf
+        ranked = np.take_along_axis(rel, top_k(sc, 10)[0], 1)
+        row["p@1"], row["p@10"] = round(float(ranked[:, 0].mean()), 4), round(float(ranked.mean()), 4)
+        for name, (a, c, d) in inst.items():
+            found = hashes[top_k(w[0] * a + w[1] * c + w[2] * d + wb * boost(c, c0), 5)[0]] == src[:, None]
+            row[f"instance_r@1_{name}"] = round(float(found[:, 0].mean()), 4)
+            row[f"instance_r@5_{name}"] = round(float(found.any(1).mean()), 4)
+        grid.append(row)
+        print(json.dumps(row), flush=True)
     out = {"command": "python benchmarks/hybrid_clip.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
            "fit_images": int(len(fit)), "validation_images": int(len(val)), "instance_queries": int(len(sub)),
            "seconds": round(time.time() - t0, 1), "grid": grid}
