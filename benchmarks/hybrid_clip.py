@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""Issue 18, instance R@1: does a saturating class term, a near-duplicate boost or a flip of the query let the hybrid find the edited
-copy's source photo? Validation data only, split as scripts/tune_hybrid.py splits it (test images untouched).
+"""Issue 18, instance R@1: does a saturating class term, a near-duplicate boost or a flip of the query let the
+hybrid find the edited copy's source photo? Validation data only, split as scripts/tune_hybrid.py splits it
+(test images untouched).
 
 Variants of score = w_class * f(A) + w_cosine * cos + w_colour * D, with f(A) = min(A, tau) / tau: a class
 agreement above tau counts as full agreement, so inside the right class the visual terms alone order the
