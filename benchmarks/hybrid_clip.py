@@ -27,13 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cbir.embed.colour import colour_descriptor  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.images import load_image  # noqa: E402
-from cbir.index import EmbeddingIndex, l2_normalize, top_k  # noqa: E402
+from cbir.index import EmbeddingIndex, top_k  # noqa: E402
 from cbir.search.engine import extractor_for  # noqa: E402
-from cbir.similarity.attributes import AttributeClassifier  # noqa: E402
-from cbir.similarity.classifiers import ClassifierSet  # noqa: E402
 from cbir.similarity.evaluation import correlations, relevance_matrix  # noqa: E402
 from cbir.similarity.instance import edited_copy  # noqa: E402
-from cbir.similarity.pairs import DEFAULT_TEST_FRACTION, sample_pairs, split_images  # noqa: E402
+from cbir.similarity.pairs import DEFAULT_TEST_FRACTION, split_images  # noqa: E402
+from scripts.tune_hybrid import components, pair_components, validation_setup  # noqa: E402
 
 TAUS = (1.0, 0.9, 0.7, 0.5, 0.3)
 WEIGHTS = ((0.75, 0.2, 0.05), (0.7, 0.25, 0.05), (0.6, 0.35, 0.05), (0.8, 0.15, 0.05))
@@ -61,29 +60,16 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     g = Gallery.load(args.gallery)
     split = split_images(g.labels, g.hashes, test_fraction=DEFAULT_TEST_FRACTION, seed=args.seed)
-    train = np.asarray(split.train)
-    inner = split_images(g.labels[train], g.hashes[train], test_fraction=0.2, seed=args.seed + 1)
-    fit, val = train[inner.train], train[inner.test]
-    tasks = ("type", "colour")
-    clf = ClassifierSet({("attribute", t): AttributeClassifier.fit(
-        "attribute", t, g.embeddings, g.attribute(t), fit, g.spec, g.descriptors, g.colour_spec.to_dict(), args.seed
-    ) for t in tasks})
-    rows = np.sort(np.concatenate([fit, val]))
+    fit, val, tasks, clf, rows = validation_setup(g, split, 0.2, args.seed)
     pos = {int(r): i for i, r in enumerate(rows)}
     index = EmbeddingIndex(g.embeddings[rows], g.descriptors[rows])
     rng = np.random.default_rng(args.seed)
-    pairs = {}
-    for t in tasks:
-        pr = sample_pairs(g.attribute(t), val, args.pairs, rng)
-        d = (g.descriptors[pr.left], g.descriptors[pr.right])
-        a = clf.score_pairs("attribute", t, g.embeddings[pr.left], g.embeddings[pr.right], d)
-        c = np.einsum("ij,ij->i", l2_normalize(g.embeddings[pr.left]), l2_normalize(g.embeddings[pr.right]))
-        pairs[t] = (a, c, np.einsum("ij,ij->i", *d), pr.label)
+    pairs = pair_components(g, clf, tasks, val, args.pairs, rng)
     q = np.array([pos[int(r)] for r in val])
     attrs = {t: np.asarray(g.attribute(t)).astype(str)[rows] for t in tasks}
     rel = relevance_matrix({t: v[q] for t, v in attrs.items()}, attrs, "both")
     rel[np.arange(len(q)), q] = False
-    base = _terms(clf, g.embeddings[rows][q], g.descriptors[rows][q], index)
+    base = components(clf, "both", g.embeddings[rows][q], g.descriptors[rows][q], index)
     sub = np.sort(rng.choice(len(val), size=min(args.instance, len(val)), replace=False))
     extractor, _ = extractor_for(g.spec, device="cpu")
     copies = [edited_copy(g.image_bytes(int(r))[0], args.seed * 1_000_003 + int(r)) for r in val[sub]]
@@ -91,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     q0 = extractor.embed_images(images)
     q1 = extractor.embed_images([ImageOps.mirror(i) for i in images])
     qd = np.stack([colour_descriptor(c, g.colour_spec) for c in copies])
-    inst = {"single": _terms(clf, q0, qd, index), "flip-mean": _terms(clf, (q0 + q1) / 2, qd, index)}
+    inst = {"single": components(clf, "both", q0, qd, index),
+            "flip-mean": components(clf, "both", (q0 + q1) / 2, qd, index)}
     src = np.asarray(g.hashes).astype(str)[val[sub]]
     hashes = np.asarray(g.hashes).astype(str)[rows]
 
@@ -133,13 +120,6 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")
     return 0
-
-
-def _terms(clf: ClassifierSet, q: np.ndarray, qd: np.ndarray, index: EmbeddingIndex) -> tuple:
-    """(Q, N) attribute (task both), cosine and colour-descriptor scores."""
-    a = clf.score("attribute", "both", q, index, qd)
-    c = (l2_normalize(q) @ index.vectors.T) * index.inv_norms[None, :]
-    return a, c, np.asarray(qd, np.float32) @ index.descriptors.T
 
 
 if __name__ == "__main__":

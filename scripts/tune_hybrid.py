@@ -49,39 +49,24 @@ def main(argv: list[str] | None = None) -> int:
         _, split, _ = load_pairs(fetch_file(args.classifiers, PAIRS_FILE))
     else:
         split = split_images(g.labels, g.hashes, test_fraction=args.test_fraction, seed=args.seed)
-    train = np.asarray(split.train)
-    inner = split_images(g.labels[train], g.hashes[train], test_fraction=args.val_fraction, seed=args.seed + 1)
-    fit, val = train[inner.train], train[inner.test]
-    tasks = [t for t in ("type", "colour") if t in g.tasks]
-    clf = ClassifierSet({
-        ("attribute", t): AttributeClassifier.fit(
-            "attribute", t, g.embeddings, g.attribute(t), fit, g.spec, g.descriptors, g.colour_spec.to_dict(), args.seed
-        ) for t in tasks
-    })
+    fit, val, tasks, clf, rows = validation_setup(g, split, args.val_fraction, args.seed)
     print(f"fit {len(fit)} / validation {len(val)} images; attribute classifiers refitted on the fit part")
-    rows = np.sort(np.concatenate([fit, val]))  # the validation gallery: every training image, no test image
     index = EmbeddingIndex(g.embeddings[rows], g.descriptors[rows])
     pos = {int(r): i for i, r in enumerate(rows)}
     rng = np.random.default_rng(args.seed)
-    comps = {"pairs": {}, "retrieval": {}}
-    for t in tasks:  # pair components: attribute overlap, cosine, descriptor overlap
-        pr = sample_pairs(g.attribute(t), val, args.pairs, rng)
-        d = (g.descriptors[pr.left], g.descriptors[pr.right])
-        a = clf.score_pairs("attribute", t, g.embeddings[pr.left], g.embeddings[pr.right], d)
-        c = np.einsum("ij,ij->i", l2_normalize(g.embeddings[pr.left]), l2_normalize(g.embeddings[pr.right]))
-        comps["pairs"][t] = (a, c, np.einsum("ij,ij->i", *d), pr.label)
+    comps = {"pairs": pair_components(g, clf, tasks, val, args.pairs, rng)}
     task = "both" if len(tasks) == 2 else "type"
     q = np.array([pos[int(r)] for r in val])
     attrs = {t: np.asarray(g.attribute(t)).astype(str)[rows] for t in tasks}
     rel = relevance_matrix({t: v[q] for t, v in attrs.items()}, attrs, task)
     rel[np.arange(len(q)), q] = False
-    base = _components(clf, task, g.embeddings[rows][q], g.descriptors[rows][q], index)
+    base = components(clf, task, g.embeddings[rows][q], g.descriptors[rows][q], index)
     sub = np.sort(rng.choice(len(val), size=min(args.instance, len(val)), replace=False))
     from cbir.search.engine import extractor_for
 
     extractor, _ = extractor_for(g.spec, device=args.device)
     iq, idesc = instance_queries(g, val[sub], extractor, seed=args.seed)
-    inst = _components(clf, task, iq, idesc, index)
+    inst = components(clf, task, iq, idesc, index)
     src_hash = np.asarray(g.hashes).astype(str)[val[sub]]
     hashes = np.asarray(g.hashes).astype(str)[rows]
 
@@ -123,7 +108,34 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _components(clf: ClassifierSet, task: str, q: np.ndarray, qd: np.ndarray, index: EmbeddingIndex) -> tuple:
+def validation_setup(g: Gallery, split, val_fraction: float, seed: int) -> tuple:
+    """The split's training images split again (fit / validation), attribute classifiers refitted on the fit part:
+    (fit, val, tasks, classifiers, rows of the validation gallery = every training image, no test image)."""
+    train = np.asarray(split.train)
+    inner = split_images(g.labels[train], g.hashes[train], test_fraction=val_fraction, seed=seed + 1)
+    fit, val = train[inner.train], train[inner.test]
+    tasks = [t for t in ("type", "colour") if t in g.tasks]
+    clf = ClassifierSet({
+        ("attribute", t): AttributeClassifier.fit(
+            "attribute", t, g.embeddings, g.attribute(t), fit, g.spec, g.descriptors, g.colour_spec.to_dict(), seed
+        ) for t in tasks
+    })
+    return fit, val, tasks, clf, np.sort(np.concatenate([fit, val]))
+
+
+def pair_components(g: Gallery, clf: ClassifierSet, tasks, val: np.ndarray, n_pairs: int, rng) -> dict[str, tuple]:
+    """Per task, balanced validation pairs' attribute overlap, cosine, descriptor overlap and same-label flag."""
+    out = {}
+    for t in tasks:
+        pr = sample_pairs(g.attribute(t), val, n_pairs, rng)
+        d = (g.descriptors[pr.left], g.descriptors[pr.right])
+        a = clf.score_pairs("attribute", t, g.embeddings[pr.left], g.embeddings[pr.right], d)
+        c = np.einsum("ij,ij->i", l2_normalize(g.embeddings[pr.left]), l2_normalize(g.embeddings[pr.right]))
+        out[t] = (a, c, np.einsum("ij,ij->i", *d), pr.label)
+    return out
+
+
+def components(clf: ClassifierSet, task: str, q: np.ndarray, qd: np.ndarray, index: EmbeddingIndex) -> tuple:
     """(Q, N) attribute, cosine and descriptor scores: the hybrid score is their weighted sum."""
     a = clf.score("attribute", task, q, index, qd)
     c = (l2_normalize(q) @ index.vectors.T) * index.inv_norms[None, :]
