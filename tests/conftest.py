@@ -47,8 +47,8 @@ def gallery_dir(gallery, tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="session")
-def training_run(gallery) -> TrainingRun:
-    return train(gallery, n_pairs=TEST_PAIRS, seed=0, progress=False)
+def training_run(gallery, extractor) -> TrainingRun:
+    return train(gallery, n_pairs=TEST_PAIRS, seed=0, progress=False, extractor=extractor)  # with the learned whitening
 
 
 @pytest.fixture(scope="session")

@@ -31,6 +31,7 @@ from cbir.index import EmbeddingIndex
 from cbir.gallery.labels import TASKS
 from cbir.similarity.pairs import Pairs
 from cbir.similarity.trust import TRUSTED_TYPES, load_trusted, skops_types
+from cbir.similarity.whitening import WHITENING_FILE, Whitening
 
 PAIR_FEATURES = "sqdiff+prod"
 MANIFEST = "classifiers.json"
@@ -238,8 +239,9 @@ def _descriptor_kw(clf: Any, name: str, value: Any) -> dict[str, Any]:
 class ClassifierSet:
     """The fitted classifiers by (kind, task); task "both" multiplies P(same type) and P(same colour)."""
 
-    def __init__(self, classifiers: dict[tuple[str, str], PairClassifier]) -> None:
+    def __init__(self, classifiers: dict[tuple[str, str], PairClassifier], whitening: Optional[Whitening] = None) -> None:
         self.classifiers = dict(classifiers)
+        self.whitening = whitening  # the hybrid's instance term (cbir.similarity.whitening); None = plain cosine
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self.classifiers
@@ -309,6 +311,8 @@ class ClassifierSet:
 
     def check_backbone(self, spec: EmbeddingSpec, colour_spec: Any = None) -> None:
         """Every classifier must have been trained on embeddings (and colour descriptors) made as the gallery's."""
+        if self.whitening is not None and "backbone" in self.whitening.card:
+            EmbeddingSpec.from_dict(self.whitening.card["backbone"]).check_compatible(spec)
         for clf in self.classifiers.values():
             EmbeddingSpec.from_dict(clf.card["backbone"]).check_compatible(spec)
             trained = clf.card.get("colour")
@@ -330,8 +334,12 @@ class ClassifierSet:
             model_path, card_path = clf.save(folder)
             written += [model_path, card_path]
             entries.append({"kind": kind, "task": task, "model": model_path.name, "card": card_path.name})
+        body: dict[str, Any] = {"classifiers": entries}
+        if self.whitening is not None:
+            written.append(self.whitening.save(folder))
+            body["whitening"] = WHITENING_FILE
         manifest = folder / MANIFEST
-        manifest.write_text(json.dumps({"classifiers": entries}, indent=2) + "\n")
+        manifest.write_text(json.dumps(body, indent=2) + "\n")
         return written + [manifest]
 
     @classmethod
@@ -346,7 +354,8 @@ class ClassifierSet:
             card_path = fetch_file(source, e["card"], revision=revision)
             loader = _CLASSES.get(e["kind"], PairClassifier)
             out[(e["kind"], e["task"])] = loader.load(model_path, card_path)
-        return cls(out)
+        whitening = manifest.get("whitening")
+        return cls(out, Whitening.load(fetch_file(source, whitening, revision=revision)) if whitening else None)
 
 
 def classifier_class(kind: str) -> type:

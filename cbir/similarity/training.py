@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -16,6 +16,8 @@ from cbir.gallery.dataset import Gallery
 from cbir.embed.spec import EmbeddingSpec
 from cbir.similarity.evaluation import correlations
 from cbir.gallery.labels import TASKS
+from cbir.similarity.instance import instance_queries
+from cbir.similarity.whitening import COPY_SEED, DEFAULT_DIM, Whitening, fit_whitening
 from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
 
 
@@ -113,8 +115,11 @@ def train(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
     progress: bool = True,
+    extractor: Any = None,
+    whitening_dim: int = DEFAULT_DIM,
 ) -> TrainingRun:
-    """Fit every requested classifier kind for every task (default: those the labels give) on the training split."""
+    """Fit every requested classifier kind for every task (default: those the labels give) on the training split;
+    with the gallery's `extractor` and the attribute kind, also the hybrid's learned whitening (0 dims = none)."""
     tasks = gallery.tasks if tasks is None else tuple(tasks)
     split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
     attributes = {t: gallery.attribute(t) for t in tasks}
@@ -123,5 +128,19 @@ def train(
         gallery.embeddings, pairs, split, gallery.spec, kinds, tasks, seed, progress,
         attributes=attributes, descriptors=gallery.descriptors, colour_spec=colour_spec,
     )
+    if extractor is not None and whitening_dim and "attribute" in kinds:
+        classifiers.whitening = fit_gallery_whitening(gallery, split.train, extractor, whitening_dim, progress=progress)
     meta = {"n_pairs_per_task": n_pairs, "test_fraction": test_fraction, "seed": seed, "gallery_size": len(gallery)}
     return TrainingRun(classifiers, pairs, split, meta)
+
+
+def fit_gallery_whitening(
+    gallery: Gallery, rows: Sequence[int], extractor: Any, dim: int = DEFAULT_DIM, seed: int = COPY_SEED,
+    progress: bool = True,
+) -> Whitening:
+    """Learned whitening (cbir.similarity.whitening) from gallery `rows` and their edited copies (seed `seed`)."""
+    rows = np.asarray(rows)
+    copies, _ = instance_queries(gallery, rows, extractor, seed=seed, descriptors=False, progress=progress)
+    x = gallery.embeddings[rows]
+    card = {"backbone": gallery.spec.to_dict(), "copy_seed": seed, "method": "learned whitening (Radenovic et al. 2018)"}
+    return fit_whitening(x, x, copies, dim, card)

@@ -16,7 +16,8 @@ import numpy as np
 from scipy.special import expit
 
 from cbir.similarity.classifiers import ClassifierSet
-from cbir.similarity.hybrid import DEFAULT_WEIGHTS
+from cbir.similarity.hybrid import weights_for
+from cbir.similarity.whitening import instance_vectors
 from cbir.gallery.labels import TASKS
 from cbir.index import l2_normalize
 
@@ -234,9 +235,9 @@ def attribute_query_vectors(
 
 
 # --- hybrid as inner product -------------------------------------------------------------------
-# cbir.similarity.hybrid: w_class * A + w_cosine * cos + w_colour * D, each term an inner product, so the space
-# stores [sqrt(w_class) attribute blocks | sqrt(w_cosine) unit(g) | sqrt(w_colour) d(g)] and a query fills its
-# task's attribute block, its unit embedding and its descriptor, scaled the same way.
+# cbir.similarity.hybrid: w_class * A + w_cosine * cos + w_colour * D + w_instance * W, each term an inner product,
+# so the space stores the unweighted blocks [attribute blocks | unit(g) | d(g) | whitened(g)] and a query fills its
+# task's attribute block, its unit embedding, its descriptor and its whitened vector, each scaled by the task's weight.
 
 
 def _descriptor_width(clf: Optional[ClassifierSet]) -> int:
@@ -246,32 +247,35 @@ def _descriptor_width(clf: Optional[ClassifierSet]) -> int:
 
 
 def hybrid_width(dim: int, clf: Optional[ClassifierSet]) -> int:
-    return attribute_width(dim, clf) + dim + _descriptor_width(clf)
+    whitened = dim if clf is None or clf.whitening is None else clf.whitening.dim
+    return attribute_width(dim, clf) + dim + _descriptor_width(clf) + whitened
 
 
 def _hybrid_vectors(attribute: np.ndarray, x: np.ndarray, clf: Optional[ClassifierSet],
-                    descriptors: Optional[np.ndarray]) -> np.ndarray:
-    w = DEFAULT_WEIGHTS
+                    descriptors: Optional[np.ndarray], w: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)) -> np.ndarray:
     d = np.zeros((len(x), _descriptor_width(clf)), np.float32)
     if descriptors is not None and d.shape[1]:
         d = np.asarray(descriptors, np.float32)
-    parts = [np.sqrt(w.w_class) * attribute, np.sqrt(w.w_cosine) * l2_normalize(np.asarray(x, np.float32)),
-             np.sqrt(w.w_colour) * d]
-    return np.hstack(parts).astype(np.float32)
+    x = np.asarray(x, np.float32)
+    parts = [attribute, l2_normalize(x), d, instance_vectors(None if clf is None else clf.whitening, x)]
+    return np.hstack([wi * part for wi, part in zip(w, parts)]).astype(np.float32)
 
 
 def hybrid_gallery_vectors(
     x: np.ndarray, clf: Optional[ClassifierSet], descriptors: Optional[np.ndarray] = None
 ) -> np.ndarray:
-    """The weighted blocks [attribute | unit embedding | colour descriptor] per image."""
+    """The blocks [attribute | unit embedding | colour descriptor | whitened embedding] per image, unweighted."""
     return _hybrid_vectors(attribute_gallery_vectors(x, clf, descriptors), x, clf, descriptors)
 
 
 def hybrid_query_vectors(
     q: np.ndarray, task: str, clf: Optional[ClassifierSet], descriptors: Optional[np.ndarray] = None
 ) -> np.ndarray:
-    """The query's weighted blocks: its task's attribute vector, its unit embedding and its descriptor."""
-    return _hybrid_vectors(attribute_query_vectors(q, task, clf, descriptors), q, clf, descriptors)
+    """The query's blocks (its task's attribute vector, unit embedding, descriptor, whitened vector), each times
+    the task's hybrid weight: the inner product with a stored row is the hybrid score."""
+    w = weights_for(task)
+    weights = (w.w_class, w.w_cosine, w.w_colour, w.w_instance)
+    return _hybrid_vectors(attribute_query_vectors(q, task, clf, descriptors), q, clf, descriptors, weights)
 
 
 register_space(Space("cosine", "cosine", _identity))
