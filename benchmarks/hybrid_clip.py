@@ -87,12 +87,12 @@ def main(argv: list[str] | None = None) -> int:
         for tau in TAUS:
             row = {"w_class": w[0], "w_cosine": w[1], "w_colour": w[2], "tau": tau}
             row["pearson"] = {t: round(correlations(w[0] * clip(a, tau) + w[1] * c + w[2] * d, y)["pearson"], 4)
-                              for t, (a, c, d, y) in pairs.items()}
+                              for t, (a, c, d, _w, y) in pairs.items()}
             sc = w[0] * clip(base[0], tau) + w[1] * base[1] + w[2] * base[2]
             sc[np.arange(len(q)), q] = -np.inf
             ranked = np.take_along_axis(rel, top_k(sc, 10)[0], 1)
             row["p@1"], row["p@10"] = round(float(ranked[:, 0].mean()), 4), round(float(ranked.mean()), 4)
-            for name, (a, c, d) in inst.items():
+            for name, (a, c, d, _w) in inst.items():
                 found = hashes[top_k(w[0] * clip(a, tau) + w[1] * c + w[2] * d, 5)[0]] == src[:, None]
                 row[f"instance_r@1_{name}"] = round(float(found[:, 0].mean()), 4)
                 row[f"instance_r@5_{name}"] = round(float(found.any(1).mean()), 4)
@@ -102,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     for c0, wb in BOOSTS:  # score = shipped hybrid + wb * boost(cos): only near-duplicates move
         row = {"w_class": w[0], "w_cosine": w[1], "w_colour": w[2], "tau": 1.0, "boost_c0": c0, "boost_w": wb}
         row["pearson"] = {t: round(correlations(w[0] * a + w[1] * c + w[2] * d + wb * boost(c, c0), y)["pearson"], 4)
-                          for t, (a, c, d, y) in pairs.items()}
+                          for t, (a, c, d, _w, y) in pairs.items()}
         sc = w[0] * base[0] + w[1] * base[1] + w[2] * base[2] + wb * boost(base[1], c0)
         sc[np.arange(len(q)), q] = -np.inf
         ranked = np.take_along_axis(rel, top_k(sc, 10)[0], 1)
         row["p@1"], row["p@10"] = round(float(ranked[:, 0].mean()), 4), round(float(ranked.mean()), 4)
-        for name, (a, c, d) in inst.items():
+        for name, (a, c, d, _w) in inst.items():
             found = hashes[top_k(w[0] * a + w[1] * c + w[2] * d + wb * boost(c, c0), 5)[0]] == src[:, None]
             row[f"instance_r@1_{name}"] = round(float(found[:, 0].mean()), 4)
             row[f"instance_r@5_{name}"] = round(float(found.any(1).mean()), 4)

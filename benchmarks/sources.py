@@ -250,7 +250,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             queries[qname] = (q, as_tops(gallery_types), as_tops(q.types))
         type_rows, colour_rows = [], []
         for mname, clf in type_models.items():
-            cs = ClassifierSet({("attribute", "type"): clf})
+            cs = ClassifierSet({("attribute", "type"): clf}, shipped.whitening)  # the demo's whitening, as the app has it
             for qname, (q, gtypes, qtypes) in queries.items():
                 for method in ("hybrid", "attribute"):
                     s = (hybrid_scores(q.x, index, "type", cs, q.d) if method == "hybrid"

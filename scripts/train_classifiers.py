@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Gallery -> balanced train/test pairs per task -> logistic regression and random forest classifiers (skops)."""
+"""Gallery -> balanced train/test pairs per task -> logistic regression, random forest and attribute classifiers
+(skops), plus the hybrid's learned whitening (fitted on the training images and edited copies of them)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.gallery.labels import TASKS  # noqa: E402
 from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION  # noqa: E402
 from cbir.similarity.training import train  # noqa: E402
+from cbir.similarity.whitening import DEFAULT_DIM  # noqa: E402
 from cbir.cli import run  # noqa: E402
 
 
@@ -31,10 +33,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kinds", nargs="+", default=list(CLASSIFIER_KINDS), choices=list(CLASSIFIER_KINDS))
     p.add_argument("--tasks", nargs="+", default=None, choices=list(TASKS),
                    help="default: every task the gallery's labels give (type and colour for colour_type folders)")
+    p.add_argument("--whitening-dim", type=int, default=DEFAULT_DIM,
+                   help="dimensions of the hybrid's learned whitening (0 = none: its instance term is then a cosine)")
+    p.add_argument("--device", default="auto", help="device embedding the edited copies the whitening learns from")
     args = p.parse_args(argv)
 
     gallery = Gallery.load(args.gallery, revision=args.gallery_revision)
-    run = train(gallery, args.kinds, args.tasks, args.pairs, args.test_fraction, args.seed)
+    extractor = None
+    if args.whitening_dim and "attribute" in args.kinds:  # the hybrid, which reads it, needs the attribute classifiers
+        from cbir.search.engine import extractor_for
+
+        extractor, _ = extractor_for(gallery.spec, device=args.device)
+    run = train(gallery, args.kinds, args.tasks, args.pairs, args.test_fraction, args.seed,
+                extractor=extractor, whitening_dim=args.whitening_dim)
+    if run.classifiers.whitening is not None:
+        print(f"learned whitening: {json.dumps(run.classifiers.whitening.card)}")
     print("image split:", json.dumps(run.split.summary()))
     for task, parts in run.pairs.items():
         sizes = ", ".join(f"{part} {len(p)} ({p.n_positive} positive)" for part, p in parts.items())

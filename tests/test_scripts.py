@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS = ["generate_images", "build_index", "train_classifiers", "evaluate", "push_to_hub", "make_demo"]
+SCRIPTS = ["generate_images", "build_index", "train_classifiers", "evaluate", "push_to_hub", "make_demo", "fit_whitening",
+           "tune_hybrid"]
 
 
 def _load(name):
@@ -44,9 +45,11 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
                "--pairs", "200")
     assert "pairs for type: train 150 (75 positive), test 50 (25 positive)" in out
     assert (tmp_path / "clf" / "logreg-type.skops").is_file() and (tmp_path / "clf" / "pairs.npz").is_file()
+    assert (tmp_path / "clf" / "whitening.npz").is_file() and "learned whitening:" in out
     out = _run("scripts/evaluate.py", "--gallery", str(tmp_path / "gallery"), "--classifiers", str(tmp_path / "clf"),
                "--out", str(tmp_path / "results.json"), "--queries", "12")
     assert "| Method | Pearson | Spearman |" in out
+    assert "Instance retrieval, task type" in out and "same picture R@1" in out
     for label in ("Cosine similarity", "Inverse Euclidean distance", "Logistic regression", "Random forest",
                   "Attribute probabilities"):
         assert f"| {label} |" in out
@@ -58,6 +61,27 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
                "--weighting", "none")
     assert "96 images" in out and "'weighting': 'none'" in out
     assert results["n_queries"] == 12 and results["pairs"] == {"colour": 50, "type": 50}
+    inst = results["instance"]
+    assert set(inst["tasks"]) == {"type", "both"} and inst["methods"] == inst["tasks"]["both"]
+    assert {"r@1", "r@5", "same_picture_r@1", "same_picture_r@5"} <= set(inst["tasks"]["type"]["hybrid"])
+
+
+def test_fit_whitening_adds_one_to_a_classifier_folder(gallery_dir, classifier_dir, training_run, tmp_path):
+    import shutil
+
+    from cbir.similarity.classifiers import MANIFEST, ClassifierSet
+
+    into = tmp_path / "clf"
+    shutil.copytree(classifier_dir, into)
+    manifest = json.loads((into / MANIFEST).read_text())
+    (into / MANIFEST).write_text(json.dumps({"classifiers": manifest["classifiers"]}))  # no whitening yet
+    (into / "whitening.npz").unlink(missing_ok=True)
+    assert ClassifierSet.load(into).whitening is None
+    out = _run("scripts/fit_whitening.py", "--gallery", str(gallery_dir), "--split-from", str(classifier_dir),
+               "--into", str(into), "--dim", "16")
+    w = ClassifierSet.load(into).whitening
+    assert w.dim == 16 and w.card["copies"] == len(training_run.split.train) and "training split" in w.card["source"]
+    assert "learned whitening:" in out
 
 
 def test_build_index_reports_a_bad_folder_name(tmp_path):
