@@ -66,7 +66,7 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
     assert {"r@1", "r@5", "same_picture_r@1", "same_picture_r@5"} <= set(inst["tasks"]["type"]["hybrid"])
 
 
-def test_fit_whitening_adds_one_to_a_classifier_folder(gallery_dir, classifier_dir, training_run, tmp_path):
+def test_fit_whitening_adds_one_to_a_classifier_folder(gallery_dir, classifier_dir, training_run, tmp_path, capsys):
     import shutil
 
     from cbir.similarity.classifiers import MANIFEST, ClassifierSet
@@ -77,8 +77,9 @@ def test_fit_whitening_adds_one_to_a_classifier_folder(gallery_dir, classifier_d
     (into / MANIFEST).write_text(json.dumps({"classifiers": manifest["classifiers"]}))  # no whitening yet
     (into / "whitening.npz").unlink(missing_ok=True)
     assert ClassifierSet.load(into).whitening is None
-    out = _run("scripts/fit_whitening.py", "--gallery", str(gallery_dir), "--split-from", str(classifier_dir),
-               "--into", str(into), "--dim", "16")
+    assert _load("fit_whitening").main(["--gallery", str(gallery_dir), "--split-from", str(classifier_dir),
+                                        "--into", str(into), "--dim", "16", "--device", "cpu"]) == 0  # in-process: no startup
+    out = capsys.readouterr().out
     w = ClassifierSet.load(into).whitening
     assert w.dim == 16 and w.card["copies"] == len(training_run.split.train) and "training split" in w.card["source"]
     assert "learned whitening:" in out
