@@ -47,7 +47,7 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
     assert (tmp_path / "clf" / "logreg-type.skops").is_file() and (tmp_path / "clf" / "pairs.npz").is_file()
     assert (tmp_path / "clf" / "whitening.npz").is_file() and "learned whitening:" in out
     out = _run("scripts/evaluate.py", "--gallery", str(tmp_path / "gallery"), "--classifiers", str(tmp_path / "clf"),
-               "--out", str(tmp_path / "results.json"), "--queries", "12")
+               "--out", str(tmp_path / "results.json"), "--queries", "12", "--instance", "12")
     assert "| Method | Pearson | Spearman |" in out
     assert "Instance retrieval, task type" in out and "same picture R@1" in out
     for label in ("Cosine similarity", "Inverse Euclidean distance", "Logistic regression", "Random forest",
