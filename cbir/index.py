@@ -60,7 +60,8 @@ class EmbeddingIndex:
     @property
     def nbytes(self) -> int:
         """Resident size of the vectors and everything derived from them."""
-        extra = sum(a.nbytes for a in self._cache.values() if isinstance(a, np.ndarray))
+        parts = [x for v in self._cache.values() for x in (v if isinstance(v, tuple) else (v,))]  # (owner, array) too
+        extra = sum(a.nbytes for a in parts if isinstance(a, np.ndarray))
         return self.vectors.nbytes + extra + (0 if self.descriptors is None else self.descriptors.nbytes)
 
 

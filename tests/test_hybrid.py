@@ -52,3 +52,15 @@ def test_the_instance_term_uses_the_whitening_and_without_one_is_a_cosine(galler
     np.testing.assert_allclose(hybrid_scores(q, index, "type", plain, qd, weights=only),
                                l2_normalize(q) @ l2_normalize(gallery.embeddings).T, rtol=1e-4, atol=1e-5)
     assert not np.allclose(whitened, hybrid_scores(q, index, "type", plain, qd, weights=only), atol=1e-3)
+
+
+def test_the_gallery_is_whitened_once_and_counted_in_the_index_size(gallery, training_run):
+    clf = training_run.classifiers
+    index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
+    q, qd = gallery.embeddings[[1]], gallery.descriptors[[1]]
+    empty = index.nbytes
+    hybrid_scores(q, index, "type", clf, qd)
+    after = index.nbytes
+    assert after - empty >= len(gallery) * clf.whitening.dim * 4  # the whitened gallery is counted
+    hybrid_scores(gallery.embeddings[[2]], index, "type", clf, gallery.descriptors[[2]])
+    assert index.nbytes == after  # and made once
