@@ -22,6 +22,7 @@ from cbir.index import EmbeddingIndex, l2_normalize, top_k  # noqa: E402
 from cbir.similarity.attributes import AttributeClassifier  # noqa: E402
 from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet  # noqa: E402
 from cbir.similarity.evaluation import correlations, relevance_matrix  # noqa: E402
+from cbir.similarity.hybrid import gallery_instance_vectors  # noqa: E402
 from cbir.similarity.instance import instance_queries  # noqa: E402
 from cbir.similarity.pairs import DEFAULT_TEST_FRACTION, load_pairs, sample_pairs, split_images  # noqa: E402
 from cbir.similarity.training import fit_gallery_whitening  # noqa: E402
@@ -148,7 +149,7 @@ def components(clf: ClassifierSet, task: str, q: np.ndarray, qd: np.ndarray, ind
     """(Q, N) attribute, cosine, descriptor and whitened-cosine scores: the hybrid score is their weighted sum."""
     a = clf.score("attribute", task, q, index, qd)
     c = (l2_normalize(q) @ index.vectors.T) * index.inv_norms[None, :]
-    w = instance_vectors(clf.whitening, q) @ instance_vectors(clf.whitening, index.vectors).T
+    w = instance_vectors(clf.whitening, q) @ gallery_instance_vectors(index, clf).T  # gallery whitened once per index
     return a, c, np.asarray(qd, np.float32) @ index.descriptors.T, w
 
 
