@@ -18,7 +18,7 @@ def test_descriptor_is_hellinger_normalised_and_deterministic():
     spec = ColourSpec()
     img = _garment_on((240, 240, 240), (200, 30, 30))
     d = colour_descriptor(img, spec)
-    assert d.shape == (spec.dim,) == (72,) and d.dtype == np.float32
+    assert d.shape == (spec.dim,) == (576,) and d.dtype == np.float32
     assert np.all(d >= 0) and np.linalg.norm(d) == pytest.approx(1.0, abs=1e-5)
     np.testing.assert_array_equal(d, colour_descriptor(np.asarray(img), spec))
 

@@ -1,6 +1,7 @@
 """Colour descriptor: a Hellinger-normalised HSV histogram of the central region, weighted towards the garment.
 
-ImageNet features barely encode garment colour, so a 72-bin histogram is stored beside each embedding.
+ImageNet features barely encode garment colour, so a 576-bin histogram (16 hues x 6 saturations x 6 values;
+chosen on validation, docs/quality.md) is stored beside each embedding.
 Pixels are weighted by a foreground estimate (distance from the colours seen on the image border, times a
 centre prior), so a white catalogue background or a bed sheet does not dominate the histogram.
 The recipe is a `ColourSpec`, saved beside the gallery, so queries compute it exactly the same way.
@@ -41,7 +42,7 @@ def register_weighting(name: str) -> Callable[[WeightFn], WeightFn]:
 class ColourSpec:
     """How a colour descriptor is computed: histogram bins, working size, central crop and pixel weighting."""
 
-    bins: tuple[int, int, int] = (8, 3, 3)  # hue, saturation, value
+    bins: tuple[int, int, int] = (16, 6, 6)  # hue, saturation, value (galleries before 2026-12-05: 8, 3, 3)
     size: int = 64  # the image is resized to size x size before anything else
     crop: float = 0.8  # central fraction of each side that the histogram counts
     weighting: str = "border"  # a key of WEIGHTINGS
