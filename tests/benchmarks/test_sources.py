@@ -22,14 +22,18 @@ def test_type_precision_is_macro_over_types_and_micro_over_queries():
     assert out["queries per type"] == {"a": 3, "b": 1}
 
 
-def test_choose_takes_the_best_mean_and_never_a_shipped_model():
+def test_choose_takes_the_best_mean_of_macro_and_micro_and_never_a_shipped_model():
     rows = [
-        {"model": "shipped", "method": "hybrid", "P@1": 1.0},
-        {"model": "x", "method": "hybrid", "P@1": 0.9}, {"model": "x", "method": "hybrid", "P@1": 0.5},
-        {"model": "y", "method": "hybrid", "P@1": 0.8}, {"model": "y", "method": "hybrid", "P@1": 0.7},
-        {"model": "x", "method": "attribute", "P@1": 1.0},
+        {"model": "shipped", "method": "hybrid", "P@1": 1.0, "P@1 micro": 1.0},
+        {"model": "x", "method": "hybrid", "P@1": 0.9, "P@1 micro": 0.9}, {"model": "x", "method": "hybrid", "P@1": 0.5, "P@1 micro": 0.5},
+        {"model": "y", "method": "hybrid", "P@1": 0.8, "P@1 micro": 0.8}, {"model": "y", "method": "hybrid", "P@1": 0.7, "P@1 micro": 0.7},
+        {"model": "x", "method": "attribute", "P@1": 1.0, "P@1 micro": 1.0},
     ]
     assert choose(rows, "type") == "y"
+    # a model that wins the macro mean by a rare type but answers far fewer queries right loses
+    macro_only = [{"model": "m", "method": "hybrid", "P@1": 0.86, "P@1 micro": 0.72},
+                  {"model": "p", "method": "hybrid", "P@1": 0.84, "P@1 micro": 0.97}]
+    assert choose(macro_only, "type") == "p"
     colour = [{"model": "shipped", "accuracy": 1.0}, {"model": "a", "accuracy": 0.6}, {"model": "b", "accuracy": 0.7}]
     assert choose(colour, "colour") == "b"
 
