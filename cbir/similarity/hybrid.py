@@ -43,9 +43,9 @@ class HybridWeights:
 
 # Per task, chosen on the Apparel validation split (scripts/tune_hybrid.py; results/hybrid-tuning.json).
 DEFAULT_WEIGHTS: dict[str, HybridWeights] = {
-    "type": HybridWeights(0.5, 0.0, 0.05, 0.45),
-    "colour": HybridWeights(0.65, 0.0, 0.1, 0.25),
-    "both": HybridWeights(0.5, 0.0, 0.1, 0.4),
+    "type": HybridWeights(0.55, 0.0, 0.05, 0.4),
+    "colour": HybridWeights(0.6, 0.0, 0.05, 0.35),
+    "both": HybridWeights(0.55, 0.0, 0.05, 0.4),
 }
 
 
