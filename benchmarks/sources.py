@@ -2,12 +2,12 @@
 """Multi-source training (issue 18, item 3): which training sources make the demo's type and colour models
 better on photos none of them saw, including a photo source left out of training entirely.
 
-Inputs are galleries built with scripts/build_index.py (same backbone and colour descriptor as the demo):
+Inputs are galleries built with scripts/build_index.py (same backbone and colour descriptor as the demo gallery;
+the committed demo's backbone is tf_efficientnet_lite2_clothing):
 
-    python scripts/build_index.py ../shared/data/apparel-images --out /tmp/src/apparel
-    python scripts/build_index.py ../shared/data/clothing-cc0 --out /tmp/src/cc0
-    python scripts/build_index.py ../shared/data/clothing-cc0-train --out /tmp/src/cc0-train
-    python scripts/build_index.py ../shared/data/catalogue-dev --out /tmp/src/catalogue
+    for s in apparel-images:apparel clothing-cc0:cc0 clothing-cc0-train:cc0-train catalogue-dev:catalogue; do
+        python scripts/build_index.py ../shared/data/${s%%:*} --model tf_efficientnet_lite2_clothing --out /tmp/src/${s##*:}
+    done
     python -m benchmarks.sources --apparel /tmp/src/apparel --cc0 /tmp/src/cc0 --cc0-train /tmp/src/cc0-train \
         --catalogue /tmp/src/catalogue --out results/sources.json
 

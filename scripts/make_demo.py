@@ -25,9 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.cli import run  # noqa: E402
-from cbir.embed.extractor import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
+from cbir.embed.extractor import FeatureExtractor  # noqa: E402
 from cbir.gallery.dataset import Gallery, ImageRecord, build_gallery, scan_image_folder  # noqa: E402
-from cbir.gallery.demo import CC0_SOURCE, DEMO_DIR, HOLDOUT_FILE  # noqa: E402
+from cbir.gallery.demo import CC0_SOURCE, DEMO_DIR, DEMO_MODEL, HOLDOUT_FILE  # noqa: E402
 from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet  # noqa: E402
 from cbir.similarity.evaluation import correlations  # noqa: E402
 from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK  # noqa: E402
@@ -67,7 +67,7 @@ def build_demo(
     cc0_dir: str | os.PathLike,
     apparel_classifiers: str | os.PathLike,
     out_dir: str | os.PathLike = DEMO_DIR,
-    model: str = DEFAULT_MODEL,
+    model: str = DEMO_MODEL,
     weights: str = "pretrained",
     per_type_holdout: int = 2,
     n_pairs: int = DEFAULT_PAIRS_PER_TASK,
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", required=True, help="the CC0 clothing photos, one folder per type (e.g. ../shared/data/clothing-cc0)")
     p.add_argument("--apparel-classifiers", required=True, help="classifiers trained on the Apparel Images Dataset, same backbone")
     p.add_argument("--out", default=str(DEMO_DIR), help="output folder (default: %(default)s)")
-    p.add_argument("--model", default=DEFAULT_MODEL)
+    p.add_argument("--model", default=DEMO_MODEL, help="the backbone (default: the demo's, %(default)s)")
     p.add_argument("--holdout-per-type", type=int, default=2, help="photos per type left out of the gallery")
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK, help="type pairs on the demo photos, train+test")
     p.add_argument("--seed", type=int, default=0)

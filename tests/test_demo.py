@@ -10,7 +10,7 @@ import pytest
 from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet
 from cbir.gallery.dataset import Gallery, scan_image_folder
 from scripts.make_demo import ALWAYS_HELD_OUT, build_demo, choose_holdout
-from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_DIR, DEMO_GALLERY, HOLDOUT_FILE
+from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_DIR, DEMO_GALLERY, DEMO_MODEL, HOLDOUT_FILE
 from cbir.similarity.evaluation import evaluate
 from cbir.similarity.pairs import load_pairs
 from scripts.synthetic import garment_image
@@ -68,7 +68,7 @@ def test_build_demo_picks_a_type_source_and_takes_colour_from_the_apparel_classi
 @pytest.mark.skipif(not (DEMO_DIR / HOLDOUT_FILE).is_file(), reason="no committed demo")
 def test_committed_demo_is_real_and_type_only():
     g = Gallery.load(DEMO_GALLERY)
-    assert not g.spec.is_random and g.spec.model == "tf_efficientnet_lite2" and g.spec.weights_sha256
+    assert not g.spec.is_random and g.spec.model == DEMO_MODEL and g.spec.weights_sha256
     assert g.tasks == ("type",) and set(g.types) == {
         "dress", "hat", "longsleeve", "outwear", "pants", "shirt", "shoes", "shorts", "skirt", "tshirt"}
     held = json.loads((DEMO_DIR / HOLDOUT_FILE).read_text())["held_out"]

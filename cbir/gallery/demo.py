@@ -1,5 +1,5 @@
 """Where the embedded demo lives: the gallery the app starts on (CC0 clothing photos, Lite2 embeddings) and its
-classifiers, committed under demo/ and built by `scripts/make_demo.py`."""
+classifiers, committed under demo/ and built by `scripts/make_demo.py` with the demo's backbone."""
 
 from __future__ import annotations
 
@@ -9,4 +9,5 @@ DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "demo"
 DEMO_GALLERY = DEMO_DIR / "gallery"
 DEMO_CLASSIFIERS = DEMO_DIR / "classifiers"
 HOLDOUT_FILE = "holdout.json"
+DEMO_MODEL = "tf_efficientnet_lite2_clothing"  # Lite2 with its last stage fine-tuned on clothing photos (docs/quality.md)
 CC0_SOURCE = "clothing dataset by Alexey Grigorev (github.com/alexeygrigorev/clothing-dataset), CC0 1.0"
