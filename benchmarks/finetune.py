@@ -317,6 +317,16 @@ def cmd_check(args: argparse.Namespace) -> None:
     print(json.dumps(res))
 
 
+def add_tail_args(p: argparse.ArgumentParser) -> None:
+    """The options of a tail fine-tune shared with benchmarks/finetune_sources.py: where it starts, AdamW, dropout."""
+    p.add_argument("--from-block", type=int, default=6, choices=CUT_BLOCKS)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--head-lr-mult", type=float, default=10.0)
+    p.add_argument("--weight-decay", type=float, default=1e-4)
+    p.add_argument("--dropout", type=float, default=0.2)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -331,13 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--gallery", required=True)
     t.add_argument("--cache", required=True)
     t.add_argument("--out", required=True, help="weights file (.pth); a .json card is written beside it")
-    t.add_argument("--from-block", type=int, default=6, choices=CUT_BLOCKS)
     t.add_argument("--epochs", type=int, default=4)
-    t.add_argument("--batch", type=int, default=64)
-    t.add_argument("--lr", type=float, default=3e-4)
-    t.add_argument("--head-lr-mult", type=float, default=10.0)
-    t.add_argument("--weight-decay", type=float, default=1e-4)
-    t.add_argument("--dropout", type=float, default=0.2)
+    add_tail_args(t)
     t.add_argument("--label-smoothing", type=float, default=0.1)
     t.add_argument("--joint-weight", type=float, default=1.0, help="weight of the 24-class colour_type head")
     t.add_argument("--freeze-bn", action="store_true")

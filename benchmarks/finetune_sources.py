@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.finetune import Heads, log, save_tail  # noqa: E402
+from benchmarks.finetune import Heads, add_tail_args, log, save_tail  # noqa: E402
 from benchmarks.finetune_model import Tail, base_model, embed_maps, load_maps  # noqa: E402
 from benchmarks.sources import TOPS, split  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
@@ -68,13 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", required=True, help="folder of finetune.py caches, one sub-folder per source")
     p.add_argument("--out", required=True)
     p.add_argument("--validation", action="store_true", help="train on the fit part only; report the val part")
-    p.add_argument("--from-block", type=int, default=6)
     p.add_argument("--steps", type=int, default=600)
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--head-lr-mult", type=float, default=10.0)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--dropout", type=float, default=0.2)
+    add_tail_args(p)
     p.add_argument("--share", nargs=3, type=float, default=(0.5, 0.3, 0.2),
                    help="share of each batch from CC0 (demo + cc0-train), Apparel, catalogue")
     p.add_argument("--seed", type=int, default=0)
