@@ -85,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = training_rows(galleries, args.validation, args.seed)
     type_classes = sorted(set(galleries["demo"].types.astype(str)))
     colour_classes = sorted({str(c) for c in galleries["apparel"].colours if c is not None})
-    share = dict(zip(("cc0", "apparel", "catalogue"), args.share)) | {"demo": 0.0}
-    share["demo"] = share["cc0"] * len(rows["demo"][0]) / (len(rows["demo"][0]) + len(rows["cc0"][0]))
+    share = dict(zip(("cc0", "apparel", "catalogue"), args.share))
+    n_demo, n_cc0 = len(rows["demo"][0]), len(rows["cc0"][0])
+    share["demo"] = share["cc0"] * n_demo / (n_demo + n_cc0)  # the CC0 share, split between its two galleries by size
     share["cc0"] -= share["demo"]
 
     xs, allowed, colour, weight, held = {}, [], [], [], {}
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
                             weight_decay=args.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[args.lr, args.lr * args.head_lr_mult],
                                                 total_steps=args.steps, pct_start=0.15)
-    history, run_loss = [], 0.0
+    history, run_loss, reported = [], 0.0, 0
     gen = torch.Generator().manual_seed(args.seed)
     for step in range(1, args.steps + 1):
         tail.train(); heads.train()
@@ -134,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
         opt.step(); sched.step()
         run_loss += float(loss.detach())
         if step % 50 == 0 or step == args.steps:
-            rec = {"step": step, "loss": run_loss / 50, "seconds": round(time.time() - t0)}
-            run_loss = 0.0
+            rec = {"step": step, "loss": run_loss / (step - reported), "seconds": round(time.time() - t0)}
+            run_loss, reported = 0.0, step
             if args.validation and (step % 200 == 0 or step == args.steps):
                 rec["validation"] = head_accuracy(tail, heads, galleries, held, type_classes, colour_classes)
             history.append(rec)
