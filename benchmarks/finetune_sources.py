@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.finetune import Heads, add_tail_args, log, save_tail  # noqa: E402
 from benchmarks.finetune_model import Tail, base_model, embed_maps, load_maps  # noqa: E402
-from benchmarks.sources import TOPS, split  # noqa: E402
+from benchmarks.sources import TOPS, fit_validation_splits, source_splits  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 
 TYPE_SOURCES = ("demo", "cc0", "apparel", "catalogue")
@@ -39,12 +39,10 @@ SHIRT_IS_ANY_TOP = ("apparel", "catalogue")  # their `shirt` folders hold T-shir
 
 def training_rows(galleries: dict[str, Gallery], validation: bool, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """(train, held) rows per source as benchmarks/sources.py splits them; with `validation`, its fit/val cut."""
-    out = {"demo": (np.arange(len(galleries["demo"])), np.zeros(0, int))}
-    for name, test_fraction in (("cc0", 0.3), ("catalogue", 0.4), ("apparel", 0.3)):
-        g = galleries[name]
-        train, test = split(g, test_fraction, seed if name != "apparel" else 0)
-        out[name] = split(g, 0.2, seed, train) if validation else (train, test)
-    return out
+    splits = source_splits(galleries, seed)
+    if validation:
+        splits = fit_validation_splits(galleries, {k: train for k, (train, _) in splits.items()}, seed)
+    return {"demo": (np.arange(len(galleries["demo"])), np.zeros(0, int)), **splits}
 
 
 def type_targets(types: np.ndarray, source: str, classes: list[str]) -> np.ndarray:

@@ -92,6 +92,21 @@ def split(gallery: Gallery, test_fraction: float, seed: int = 0,
     return rows[s.train], rows[s.test]
 
 
+TEST_FRACTIONS = {"cc0": 0.3, "catalogue": 0.4, "apparel": 0.3}  # held-out share of clothing-cc0-train, catalogue, Apparel
+VALIDATION_FRACTION = 0.2  # of each training part, for choosing
+
+
+def source_splits(galleries: dict[str, Gallery], seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(train, test) rows of each source; Apparel's is train_classifiers.py's split (seed 0), the shipped colour model's."""
+    return {k: split(galleries[k], f, seed if k != "apparel" else 0) for k, f in TEST_FRACTIONS.items()}
+
+
+def fit_validation_splits(galleries: dict[str, Gallery], train: dict[str, np.ndarray],
+                          seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(fit, validation) rows: each source's training rows split again; the test photos are not touched."""
+    return {k: split(galleries[k], VALIDATION_FRACTION, seed, rows) for k, rows in train.items()}
+
+
 def shared(part: Part) -> Part:
     """The rows whose type CC0 names the same way (see SHARED_TYPES)."""
     return part.of_types(SHARED_TYPES)
@@ -224,9 +239,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     held = {Path(h).stem for h in json.loads(Path(args.holdout).read_text())["held_out"]}
     demo_hold = Part.of("demo held-out", cc0, np.flatnonzero([i in held for i in cc0.ids]))
-    cc0_tr, cc0_te = split(cc0_train, 0.3, args.seed)
-    cat_tr, cat_te = split(catalogue, 0.4, args.seed)
-    app_tr, app_te = split(apparel, 0.3, 0)  # train_classifiers.py's split: the shipped colour model's
+    gal = {"cc0": cc0_train, "catalogue": catalogue, "apparel": apparel}
+    splits = source_splits(gal, args.seed)
+    (cc0_tr, cc0_te), (cat_tr, cat_te), (app_tr, app_te) = (splits[k] for k in ("cc0", "catalogue", "apparel"))
     shipped = ClassifierSet.load(args.demo_classifiers)
     stale = shipped.get("attribute", "colour").card.get("colour") != colour_spec  # shipped before a descriptor change
     if stale:
@@ -274,10 +289,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return {"sizes": sizes, "type": type_rows, "colour": colour_rows,
                 "models": {"type": type_models, "colour": colour_models}}
 
-    # validation: every training part split 80/20 again; the test photos are not touched
-    fit_rows = {k: split(g, 0.2, args.seed, rows) for k, (g, rows) in
-                {"cc0": (cc0_train, cc0_tr), "catalogue": (catalogue, cat_tr), "apparel": (apparel, app_tr)}.items()}
-    gal = {"cc0": cc0_train, "catalogue": catalogue, "apparel": apparel}
+    fit_rows = fit_validation_splits(gal, {k: train for k, (train, _) in splits.items()}, args.seed)
     val = stage("validation", {k: Part.of(f"{k} fit", gal[k], f) for k, (f, _) in fit_rows.items()},
                 {k: Part.of(f"{k} validation", gal[k], v) for k, (_, v) in fit_rows.items()})
     chosen = {task: choose(val[task], task) for task in ("type", "colour")}
