@@ -227,7 +227,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--write", help="save the chosen attribute-type/-colour models here (e.g. demo/classifiers)")
+    p.add_argument("--validation-only", action="store_true",
+                   help="stop after the validation stage (exploring settings without seeing a test figure)")
     args = p.parse_args(argv)
+    if args.validation_only and args.write:
+        p.error("--write saves the test stage's refitted models: drop --validation-only")
     t0 = time.time()
 
     demo, apparel = Gallery.load(args.demo), Gallery.load(args.apparel)
@@ -294,21 +298,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 {k: Part.of(f"{k} validation", gal[k], v) for k, (_, v) in fit_rows.items()})
     chosen = {task: choose(val[task], task) for task in ("type", "colour")}
     print(f"chosen on validation: {chosen}", flush=True)
-    test_cc0 = Part.of("cc0 test", cc0_train, cc0_te).plus(demo_hold, "CC0 held-out (cc0-train 30 % + demo 20)")
-    test = stage("test", {"cc0": Part.of("cc0 train", cc0_train, cc0_tr), "catalogue": Part.of("catalogue train", catalogue, cat_tr),
-                          "apparel": Part.of("apparel train", apparel, app_tr)},
-                 {"cc0": test_cc0, "catalogue": Part.of("catalogue held-out 40 %", catalogue, cat_te),
-                  "apparel": Part.of("Apparel test split", apparel, app_te)})
+    stages = {"validation": val}
+    if not args.validation_only:
+        test_cc0 = Part.of("cc0 test", cc0_train, cc0_te).plus(demo_hold, "CC0 held-out (cc0-train 30 % + demo 20)")
+        stages["test"] = stage(
+            "test", {"cc0": Part.of("cc0 train", cc0_train, cc0_tr), "catalogue": Part.of("catalogue train", catalogue, cat_tr),
+                     "apparel": Part.of("apparel train", apparel, app_tr)},
+            {"cc0": test_cc0, "catalogue": Part.of("catalogue held-out 40 %", catalogue, cat_te),
+             "apparel": Part.of("Apparel test split", apparel, app_te)})
     command = "python -m benchmarks.sources " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.write:
+        test = stages["test"]
         write_models(args.write, {t: test["models"][t][chosen[t]] for t in chosen}, chosen, test, command)
-    for st in (val, test):
+    for st in stages.values():
         st.pop("models")
     report = {
         "command": command,
         "seconds": round(time.time() - t0, 1),
         "chosen on validation": chosen, "rule": CHOICE_RULE,
-        "validation": val, "test": test,
+        **stages,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
