@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from cbir.images import load_image
-from cbir.embed.preprocess import CentreCropTransform, eval_transform, stack
+from cbir.embed.preprocess import BorderTransform, CentreCropTransform, eval_transform, stack
 
 CC0 = Path(__file__).parent / "data" / "cc0"
 
@@ -33,6 +33,22 @@ def test_numpy_transform_is_timms_bit_for_bit(model):
         assert a.dtype == b.dtype == torch.float32 and a.shape == b.shape
         assert torch.equal(a, b), (model, im.size, im.mode)
     assert ours.view(im).size == tuple(cfg["input_size"][1:])
+
+
+@pytest.mark.parametrize("crop_pct", [1.0, 0.9])
+def test_border_mode_is_timms_bit_for_bit(crop_pct):
+    """crop_mode "border" (the whole photo, padded with the mean colour; tf_efficientnet_lite2_clothing's)."""
+    model = timm.create_model("tf_efficientnet_lite2", pretrained=False,
+                              pretrained_cfg_overlay={"crop_mode": "border", "crop_pct": crop_pct})
+    cfg = timm.data.resolve_data_config({}, model=model)
+    ours, ref = eval_transform(cfg), timm.data.create_transform(**cfg, is_training=False)
+    assert isinstance(ours, BorderTransform)
+    for im in _images():
+        a, b = ours(im), ref(im.convert("RGB"))
+        assert a.shape == b.shape and torch.equal(a, b), (crop_pct, im.size, im.mode)
+    tall = ours.view(Image.new("RGB", (300, 400), (255, 0, 0)))
+    assert tall.size == (260, 260) and tall.getpixel((0, 130)) == (128, 128, 128)  # padded left and right, not cut
+    assert tall.getpixel((130, 0)) == tall.getpixel((130, 259)) == (255, 0, 0)
 
 
 def test_other_crops_fall_back_to_timm_and_stack_matches_torch():

@@ -1,4 +1,4 @@
-"""timm's eval transform (resize the shorter side, centre crop, scale to [0, 1], normalise), bit for bit, in numpy.
+"""timm's eval transforms (resize, centre crop or border pad, scale to [0, 1], normalise), bit for bit, in numpy.
 
 torch's tensor ops run on its OpenMP pool; next to OpenVINO's or ONNX Runtime's own threads that pool waited
 for a starved thread and one upload's preprocessing took 48 ms instead of 4 (benchmarks/throughput.py). The same
@@ -52,12 +52,42 @@ class CentreCropTransform:
         return torch.from_numpy(out)
 
 
+class BorderTransform(CentreCropTransform):
+    """timm's crop_mode "border": the longer side scaled to the input, the rest padded with the mean colour, so a
+    portrait photo keeps its top and bottom (a centre crop cuts a third of a 3:4 photo's height)."""
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        super().__init__(cfg)
+        self.fill = tuple(round(255 * float(v)) for v in cfg["mean"])  # timm's fill
+
+    def resized_size(self, width: int, height: int) -> tuple[int, int]:
+        """timm's ResizeKeepRatio(longest=1): the longer side becomes scale_size, sizes rounded."""
+        ratio = max(width / self.scale_size, height / self.scale_size)
+        return round(width / ratio), round(height / ratio)
+
+    def view(self, image: Image.Image) -> Image.Image:
+        if image.mode != "RGB":
+            image = image.convert("RGB")
+        w, h = self.resized_size(*image.size)
+        if (w, h) != image.size:
+            image = image.resize((w, h), self.resample)
+        if w < self.width or h < self.height:  # timm's CenterCropOrPad: pad (left/top get the smaller half) ...
+            canvas = Image.new("RGB", (max(w, self.width), max(h, self.height)), self.fill)
+            canvas.paste(image, ((self.width - w) // 2 if w < self.width else 0, (self.height - h) // 2 if h < self.height else 0))
+            image, (w, h) = canvas, canvas.size
+        top, left = int(round((h - self.height) / 2.0)), int(round((w - self.width) / 2.0))  # ... then crop
+        return image.crop((left, top, left + self.width, top + self.height))
+
+
+NUMPY_TRANSFORMS: dict[str, type[CentreCropTransform]] = {"center": CentreCropTransform, "border": BorderTransform}
+
+
 def eval_transform(cfg: dict[str, Any]) -> Callable[[Image.Image], torch.Tensor]:
-    """The numpy transform for a centre crop no larger than the resized image; timm's own transform otherwise."""
+    """The numpy transform of the config's crop mode (centre crop or border pad); timm's own transform otherwise."""
     _, h, w = cfg["input_size"]
-    centre = cfg.get("crop_mode", "center") == "center" and cfg.get("interpolation") in RESAMPLE and h == w
-    if centre and 0 < float(cfg.get("crop_pct") or 0) <= 1:
-        return CentreCropTransform(cfg)
+    numpy_cls = NUMPY_TRANSFORMS.get(cfg.get("crop_mode") or "center")
+    if numpy_cls and cfg.get("interpolation") in RESAMPLE and h == w and 0 < float(cfg.get("crop_pct") or 0) <= 1:
+        return numpy_cls(cfg)
     import timm.data
 
     return timm.data.create_transform(**cfg, is_training=False)
