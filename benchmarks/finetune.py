@@ -35,7 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.finetune_model import (  # noqa: E402
-    CUT_BLOCKS, Tail, adapted_model, base_model, embed_maps, load_maps, trunk_session,
+    CROP_MODES, CUT_BLOCKS, Tail, adapted_model, base_model, embed_maps, load_maps, trunk_session,
 )
 from cbir.embed.backbones import DEFAULT_MODEL, file_sha256  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
@@ -51,7 +51,7 @@ def cmd_cache(args: argparse.Namespace) -> None:
     """Frozen maps for every gallery image, as stored and flipped (float16 .npy memmaps)."""
     torch.set_num_threads(args.threads)
     gallery = Gallery.load(args.gallery)
-    model, transform, cfg = base_model()
+    model, transform, cfg = base_model(args.crop_mode)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n = len(gallery)
@@ -274,7 +274,9 @@ def cmd_export(args: argparse.Namespace) -> None:
     card = json.loads(Path(args.weights).with_suffix(".json").read_text())
     state = torch.load(args.weights, map_location="cpu", weights_only=True)
     prefixes = tuple(f"blocks.{i}." for i in range(card["from_block"], 7)) + ("conv_head.", "bn2.")
-    delta = {k: v.contiguous() for k, v in state.items() if k.startswith(prefixes) and not k.endswith("num_batches_tracked")}
+    dtype = getattr(torch, args.dtype)  # float16 halves the file; the registry casts back to the model's float32
+    delta = {k: v.to(dtype).contiguous() for k, v in state.items()
+             if k.startswith(prefixes) and not k.endswith("num_batches_tracked")}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     save_file(delta, args.out)
     print(json.dumps({"out": args.out, "tensors": len(delta), "params": sum(v.numel() for v in delta.values()),
@@ -305,7 +307,8 @@ def cmd_check(args: argparse.Namespace) -> None:
     """Embeddings in the new gallery vs the real adapted model on decoded images: max |diff|, min cosine."""
     gallery = Gallery.load(args.gallery)
     model = adapted_model(args.weights)
-    _, transform, _ = base_model()
+    card = json.loads(Path(args.weights).with_suffix(".json").read_text())
+    _, transform, _ = base_model(card.get("crop_mode", "center"))
     rows = np.random.default_rng(0).choice(len(gallery), args.n, replace=False)
     with torch.inference_mode():
         x = torch.stack([transform(gallery.image(int(i))) for i in rows])
@@ -337,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--views", nargs="+", default=["plain"], choices=["plain", "flip"],
                    help="flip: also the mirrored photo (twice the time); without it, training flips the maps")
+    c.add_argument("--crop-mode", default="center", choices=CROP_MODES,
+                   help="timm's eval crop: center cuts a portrait photo's top and bottom, border pads it")
     t = sub.add_parser("train")
     t.add_argument("--gallery", required=True)
     t.add_argument("--cache", required=True)
@@ -369,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
     x = sub.add_parser("export")
     x.add_argument("--weights", required=True)
     x.add_argument("--out", required=True, help="a .safetensors file of the adapted tensors only")
+    x.add_argument("--dtype", default="float32", choices=["float32", "float16"])
     s = sub.add_parser("cc0")
     s.add_argument("--gallery", required=True)
     s.add_argument("--classifiers", required=True)

@@ -16,12 +16,18 @@ from cbir.embed.backbones import DEFAULT_MODEL, create_model
 CUT_BLOCKS = (5, 6)  # cached: the inputs of blocks[5] (120x17x17) and blocks[6] (208x9x9) at 260 px
 
 
-def base_model() -> tuple[nn.Module, Any, dict]:
-    """The default backbone with its ImageNet weights, timm's eval transform and data config."""
+CROP_MODES = ("center", "border", "squash")  # timm's eval crop modes; border and squash keep the whole photo
+
+
+def base_model(crop_mode: str = "center") -> tuple[nn.Module, Any, dict]:
+    """The default backbone with its ImageNet weights, timm's eval transform and data config (`crop_mode`:
+    timm's; "border" scales the longer side to the input and pads, crop_pct 1, so no part of the photo is cut)."""
     import timm.data
 
     model, _ = create_model(DEFAULT_MODEL, "pretrained")
     cfg = timm.data.resolve_data_config({}, model=model)
+    if crop_mode != "center":
+        cfg.update(crop_mode=crop_mode, crop_pct=1.0)
     return model.eval(), timm.data.create_transform(**cfg, is_training=False), cfg
 
 

@@ -7,9 +7,12 @@ top (shirt, tshirt or longsleeve), so its type loss is the log of the tops' summ
 Only the training photos of benchmarks/sources.py's splits are read, and with `--validation` only the fit part of
 them (its 80/20 cut), so the benchmark's validation and test photos stay unseen by the backbone.
 
-    python benchmarks/finetune.py cache --gallery G --out CACHE/NAME --views plain flip   # for each source
+    python benchmarks/finetune.py cache --gallery G --out CACHE/NAME --views plain flip --crop-mode border  # each source
     python benchmarks/finetune_sources.py --demo demo/gallery --apparel A --cc0-train T --catalogue K \
-        --cache CACHE --out W.pth [--validation]
+        --cache CACHE --out W.pth --from-block 5 [--validation]
+
+The caches' crop mode (timm's; `border` = the whole photo padded to a square, the demo's since
+tf_efficientnet_lite2_clothing_v2) goes into the weights' card: register the backbone with the same one.
     python benchmarks/finetune.py export --weights W.pth --out cbir/embed/weights/NAME.safetensors
 """
 
@@ -81,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
                  "apparel": Gallery.load(args.apparel), "catalogue": Gallery.load(args.catalogue)}
     cache_of = {"demo": "demo", "cc0": "cc0-train", "apparel": "apparel", "catalogue": "catalogue"}
     rows = training_rows(galleries, args.validation, args.seed)
+    crop_modes = {json.loads((Path(args.cache) / c / "cache.json").read_text())["data_config"].get("crop_mode", "center")
+                  for c in cache_of.values()}
+    if len(crop_modes) != 1:
+        raise SystemExit(f"the caches were made with different crop modes {sorted(crop_modes)}: remake them alike")
+    args.crop_mode = crop_modes.pop()  # recorded in the weights' card: the backbone must be registered with it
     type_classes = sorted(set(galleries["demo"].types.astype(str)))
     colour_classes = sorted({str(c) for c in galleries["apparel"].colours if c is not None})
     share = dict(zip(("cc0", "apparel", "catalogue"), args.share))
