@@ -201,8 +201,12 @@ def test_adapted_weights_refuse_a_wrong_file(tmp_path, monkeypatch):
         source.fetch("adapted", reference)
 
 
-@pytest.mark.parametrize("name, sha", [("tf_efficientnet_lite2_apparel", "21d2cd25"), ("tf_efficientnet_lite2_clothing", "312ea79c")])
-def test_adapted_backbone_loads_offline_and_changes_only_its_tail(name, sha):
+@pytest.mark.parametrize("name, sha, tail", [
+    ("tf_efficientnet_lite2_apparel", "21d2cd25", {"blocks.6"}),
+    ("tf_efficientnet_lite2_clothing", "312ea79c", {"blocks.6"}),
+    ("tf_efficientnet_lite2_clothing_v2", "5533f9d3", {"blocks.5", "blocks.6"}),
+])
+def test_adapted_backbone_loads_offline_and_changes_only_its_tail(name, sha, tail):
     """A registered fine-tuned Lite2: ImageNet weights from pip, the last stage + conv_head from cbir/embed/weights."""
     assert name in list_backbones()
     base, _ = create_model(DEFAULT_MODEL, "pretrained")
@@ -212,4 +216,17 @@ def test_adapted_backbone_loads_offline_and_changes_only_its_tail(name, sha):
     assert a.keys() == b.keys()
     changed = {k.split(".")[0] + ("." + k.split(".")[1] if k.startswith("blocks.") else "")
                for k in a if not torch.equal(a[k], b[k])}
-    assert changed == {"blocks.6", "conv_head", "bn2"}
+    assert changed == tail | {"conv_head", "bn2"}
+
+
+def test_whole_photo_backbone_pads_instead_of_cropping():
+    """The demo's backbone sees the whole photo (timm's crop_mode border); its spec says so, so a gallery embedded
+    with a centre crop is refused."""
+    from cbir.embed.extractor import FeatureExtractor
+    from cbir.embed.preprocess import BorderTransform, CentreCropTransform
+
+    v2 = FeatureExtractor("tf_efficientnet_lite2_clothing_v2", runtime="torch")
+    v1 = FeatureExtractor("tf_efficientnet_lite2_clothing", runtime="torch")
+    assert isinstance(v2.transform, BorderTransform) and type(v1.transform) is CentreCropTransform
+    assert v2.spec.data_config["crop_mode"] == "border" and v2.spec.data_config["crop_pct"] == 1.0
+    assert v1.spec.data_config.get("crop_mode", "center") == "center"

