@@ -3,10 +3,10 @@
 better on photos none of them saw, including a photo source left out of training entirely.
 
 Inputs are galleries built with scripts/build_index.py (same backbone and colour descriptor as the demo gallery;
-the committed demo's backbone is tf_efficientnet_lite2_clothing):
+the committed demo's backbone is tf_efficientnet_lite2_clothing_v2):
 
     for s in apparel-images:apparel clothing-cc0:cc0 clothing-cc0-train:cc0-train catalogue-dev:catalogue; do
-        python scripts/build_index.py ../shared/data/${s%%:*} --model tf_efficientnet_lite2_clothing --out /tmp/src/${s##*:}
+        python scripts/build_index.py ../shared/data/${s%%:*} --model tf_efficientnet_lite2_clothing_v2 --out /tmp/src/${s##*:}
     done
     python -m benchmarks.sources --apparel /tmp/src/apparel --cc0 /tmp/src/cc0 --cc0-train /tmp/src/cc0-train \
         --catalogue /tmp/src/catalogue --out results/sources.json

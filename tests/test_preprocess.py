@@ -37,7 +37,7 @@ def test_numpy_transform_is_timms_bit_for_bit(model):
 
 @pytest.mark.parametrize("crop_pct", [1.0, 0.9])
 def test_border_mode_is_timms_bit_for_bit(crop_pct):
-    """crop_mode "border" (the whole photo, padded with the mean colour; tf_efficientnet_lite2_clothing's)."""
+    """crop_mode "border" (the whole photo, padded with the mean colour; tf_efficientnet_lite2_clothing_v2's)."""
     model = timm.create_model("tf_efficientnet_lite2", pretrained=False,
                               pretrained_cfg_overlay={"crop_mode": "border", "crop_pct": crop_pct})
     cfg = timm.data.resolve_data_config({}, model=model)

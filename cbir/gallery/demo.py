@@ -9,5 +9,5 @@ DEMO_DIR = Path(__file__).resolve().parent.parent.parent / "demo"
 DEMO_GALLERY = DEMO_DIR / "gallery"
 DEMO_CLASSIFIERS = DEMO_DIR / "classifiers"
 HOLDOUT_FILE = "holdout.json"
-DEMO_MODEL = "tf_efficientnet_lite2_clothing"  # Lite2 with its last stage fine-tuned on clothing photos (docs/quality.md)
+DEMO_MODEL = "tf_efficientnet_lite2_clothing_v2"  # Lite2, last two stages fine-tuned on whole clothing photos (docs/quality.md)
 CC0_SOURCE = "clothing dataset by Alexey Grigorev (github.com/alexeygrigorev/clothing-dataset), CC0 1.0"
