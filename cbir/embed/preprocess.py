@@ -36,14 +36,20 @@ class CentreCropTransform:
         return int(self.scale_size * width / height), self.scale_size
 
     def view(self, image: Image.Image) -> Image.Image:
-        """The image as the model sees it: resized and centre-cropped, before scaling (the explain heat-maps' frame)."""
+        """The image as the model sees it: resized, padded if the mode pads, centre-cropped; before scaling (explain's frame)."""
         if image.mode != "RGB":
             image = image.convert("RGB")
         w, h = self.resized_size(*image.size)
         if (w, h) != image.size:
             image = image.resize((w, h), self.resample)
+        image = self.pad(image)
+        w, h = image.size
         top, left = int(round((h - self.height) / 2.0)), int(round((w - self.width) / 2.0))  # torchvision CenterCrop
         return image.crop((left, top, left + self.width, top + self.height))
+
+    def pad(self, image: Image.Image) -> Image.Image:
+        """Nothing to pad: the resized image covers the crop."""
+        return image
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         out = np.empty((3, self.height, self.width), dtype=np.float32)
@@ -65,18 +71,14 @@ class BorderTransform(CentreCropTransform):
         ratio = max(width / self.scale_size, height / self.scale_size)
         return round(width / ratio), round(height / ratio)
 
-    def view(self, image: Image.Image) -> Image.Image:
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        w, h = self.resized_size(*image.size)
-        if (w, h) != image.size:
-            image = image.resize((w, h), self.resample)
-        if w < self.width or h < self.height:  # timm's CenterCropOrPad: pad (left/top get the smaller half) ...
-            canvas = Image.new("RGB", (max(w, self.width), max(h, self.height)), self.fill)
-            canvas.paste(image, ((self.width - w) // 2 if w < self.width else 0, (self.height - h) // 2 if h < self.height else 0))
-            image, (w, h) = canvas, canvas.size
-        top, left = int(round((h - self.height) / 2.0)), int(round((w - self.width) / 2.0))  # ... then crop
-        return image.crop((left, top, left + self.width, top + self.height))
+    def pad(self, image: Image.Image) -> Image.Image:
+        """timm's CenterCropOrPad: a side shorter than the input is padded (left/top get the smaller half)."""
+        w, h = image.size
+        if w >= self.width and h >= self.height:
+            return image
+        canvas = Image.new("RGB", (max(w, self.width), max(h, self.height)), self.fill)
+        canvas.paste(image, ((self.width - w) // 2 if w < self.width else 0, (self.height - h) // 2 if h < self.height else 0))
+        return canvas
 
 
 NUMPY_TRANSFORMS: dict[str, type[CentreCropTransform]] = {"center": CentreCropTransform, "border": BorderTransform}
