@@ -10,10 +10,10 @@ them (its 80/20 cut), so the benchmark's validation and test photos stay unseen 
     python benchmarks/finetune.py cache --gallery G --out CACHE/NAME --views plain flip --crop-mode border  # each source
     python benchmarks/finetune_sources.py --demo demo/gallery --apparel A --cc0-train T --catalogue K \
         --cache CACHE --out W.pth --from-block 5 [--validation]
+    python benchmarks/finetune.py export --weights W.pth --out cbir/embed/weights/NAME.safetensors --dtype float16
 
 The caches' crop mode (timm's; `border` = the whole photo padded to a square, the demo's since
 tf_efficientnet_lite2_clothing_v2) goes into the weights' card: register the backbone with the same one.
-    python benchmarks/finetune.py export --weights W.pth --out cbir/embed/weights/NAME.safetensors
 """
 
 from __future__ import annotations

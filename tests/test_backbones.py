@@ -230,3 +230,8 @@ def test_whole_photo_backbone_pads_instead_of_cropping():
     assert isinstance(v2.transform, BorderTransform) and type(v1.transform) is CentreCropTransform
     assert v2.spec.data_config["crop_mode"] == "border" and v2.spec.data_config["crop_pct"] == 1.0
     assert v1.spec.data_config.get("crop_mode", "center") == "center"
+    from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
+
+    cropped = EmbeddingSpec.from_dict({**v2.spec.to_dict(), "data_config": v1.spec.data_config})
+    with pytest.raises(BackboneMismatchError, match="preprocessing"):
+        cropped.check_compatible(v2.spec)
