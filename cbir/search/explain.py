@@ -55,8 +55,8 @@ def overlay(image: Image.Image, heat: np.ndarray, alpha: float = OVERLAY_ALPHA) 
 
 
 def model_view(transform: Any, image: Image.Image) -> Image.Image:
-    """The image as the model sees it (timm's resize and centre crop, before tensor conversion)."""
-    if hasattr(transform, "view"):  # cbir.embed.preprocess.CentreCropTransform
+    """The image as the model sees it (timm's resize and centre crop or border pad, before tensor conversion)."""
+    if hasattr(transform, "view"):  # cbir.embed.preprocess.CentreCropTransform or BorderTransform
         return transform.view(image)
     for step in getattr(transform, "transforms", []):
         if "Tensor" in type(step).__name__:
