@@ -2,9 +2,9 @@
 """Issue 9 item 4: adapt the last stage(s) of EfficientNet-Lite2 on the TRAINING images of the split.
 
 Cheap on a CPU: the frozen stem..blocks[k-1] runs once per image (ONNX Runtime; `--views plain flip` adds
-the mirrored photo, else training mirrors the maps); the inputs of blocks[5] and blocks[6] are cached as
-float16 maps. Training then runs only blocks[k:] + conv_head + bn2 with type, colour and colour_type heads
-(cross-entropy). Held-out images are never used for training or for choosing hyper-parameters (a
+the mirrored photo, else training mirrors the maps; `cropN` seeded crops of it); the inputs of blocks[5] and
+blocks[6] (`--blocks 4` adds blocks[4]) are cached as float16 maps; a later run adds views or blocks to a cache.
+Training then runs only blocks[k:] + conv_head + bn2 with type, colour and colour_type heads (cross-entropy). Held-out images are never used for training or for choosing hyper-parameters (a
 validation slice of the training images is).
 
     python benchmarks/finetune.py cache  --gallery G --out CACHE             # frozen maps of every photo
@@ -35,7 +35,8 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.finetune_model import (  # noqa: E402
-    CROP_MODES, CUT_BLOCKS, Tail, adapted_model, base_model, embed_maps, load_maps, trunk_session,
+    CACHED_BLOCKS, CROP_MODES, CROP_VIEWS, CUT_BLOCKS, Tail, adapted_model, base_model, embed_maps, load_maps,
+    training_view, trunk_session,
 )
 from cbir.embed.backbones import DEFAULT_MODEL, file_sha256  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
@@ -55,9 +56,10 @@ def cmd_cache(args: argparse.Namespace) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     n = len(gallery)
-    session = trunk_session(model, cfg, out / "trunk.onnx", args.threads)  # ~3.5x less CPU than torch here
+    blocks = tuple(sorted(args.blocks))
+    session = trunk_session(model, cfg, out, args.threads, blocks)  # ~3.5x less CPU than torch here
     probe = session.run(None, {"x": np.zeros((1, *cfg["input_size"]), np.float32)})
-    shapes = {b: tuple(t.shape[1:]) for b, t in zip(CUT_BLOCKS, probe)}
+    shapes = {b: tuple(t.shape[1:]) for b, t in zip(blocks, probe)}
     maps = {
         (b, v): np.lib.format.open_memmap(out / f"block{b}_{v}.npy", mode="w+", dtype=np.float16, shape=(n, *s))
         for b, s in shapes.items() for v in args.views
@@ -68,26 +70,31 @@ def cmd_cache(args: argparse.Namespace) -> None:
         def __len__(self) -> int:
             return n
 
-        def __getitem__(self, i: int) -> torch.Tensor:
+        def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
             stored = images[i].column("image")[0].as_py()
-            src = stored.get("bytes") or stored.get("path")
-            return transform(load_image(src))
+            photo = load_image(stored.get("bytes") or stored.get("path"))
+            return {v: transform(training_view(photo, v, i)) for v in args.views if v in CROP_VIEWS} | {
+                "photo": transform(photo)}
 
     loader = torch.utils.data.DataLoader(Decode(), batch_size=args.batch, num_workers=1)
     t0, done = time.time(), 0
-    for x in loader:
+    for batch in loader:
+        x = batch["photo"]
         for v in args.views:
-            xv = torch.flip(x, dims=[3]) if v == "flip" else x
-            for b, t in zip(CUT_BLOCKS, session.run(None, {"x": xv.numpy()})):
+            xv = torch.flip(x, dims=[3]) if v == "flip" else batch.get(v, x)
+            for b, t in zip(blocks, session.run(None, {"x": xv.numpy()})):
                 maps[(b, v)][done:done + len(x)] = t.astype(np.float16)
         done += len(x)
         if done % (args.batch * 10) == 0 or done == n:
             log(f"cached {done}/{n} ({done / (time.time() - t0):.1f} img/s)")
     for m in maps.values():
         m.flush()
+    earlier = json.loads((out / "cache.json").read_text()) if (out / "cache.json").is_file() else {}
+    args.views = [*earlier.get("views", []), *(v for v in args.views if v not in earlier.get("views", []))]
+    shapes = {**{int(b): s for b, s in earlier.get("shapes", {}).items()}, **shapes}  # later runs add views or blocks
     (out / "cache.json").write_text(json.dumps({
         "gallery": str(args.gallery), "n": n, "model": DEFAULT_MODEL, "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-        "shapes": {str(b): list(s) for b, s in shapes.items()}, "seconds": round(time.time() - t0, 1),
+        "views": args.views, "shapes": {str(b): list(s) for b, s in shapes.items()}, "seconds": round(time.time() - t0, 1),
     }, indent=2))
     log(f"done in {time.time() - t0:.0f} s")
 
@@ -338,8 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--out", required=True)
     c.add_argument("--batch", type=int, default=32)
     c.add_argument("--threads", type=int, default=2)
-    c.add_argument("--views", nargs="+", default=["plain"], choices=["plain", "flip"],
-                   help="flip: also the mirrored photo (twice the time); without it, training flips the maps")
+    c.add_argument("--views", nargs="+", default=["plain"], choices=["plain", "flip", *CROP_VIEWS],
+                   help="flip: also the mirrored photo (twice the time); without it, training flips the maps; "
+                        "cropN: a seeded crop of 50-100 %% of the photo, maybe mirrored, light photometric change")
+    c.add_argument("--blocks", nargs="+", type=int, default=list(CACHED_BLOCKS), choices=CUT_BLOCKS,
+                   help="cache the inputs of these blocks (train --from-block needs its block's maps)")
     c.add_argument("--crop-mode", default="center", choices=CROP_MODES,
                    help="timm's eval crop: center cuts a portrait photo's top and bottom, border pads it")
     t = sub.add_parser("train")

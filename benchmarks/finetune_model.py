@@ -13,10 +13,14 @@ import torch.nn as nn
 from cbir.embed.backbones import DEFAULT_MODEL, create_model
 
 
-CUT_BLOCKS = (5, 6)  # cached: the inputs of blocks[5] (120x17x17) and blocks[6] (208x9x9) at 260 px
+CUT_BLOCKS = (4, 5, 6)  # may be cached: the inputs of blocks[4] (88x17x17), [5] (120x17x17), [6] (208x9x9) at 260 px
+CACHED_BLOCKS = (5, 6)  # cached by default
 
 
 CROP_MODES = ("center", "border", "squash")  # timm's eval crop modes; border and squash keep the whole photo
+CROP_VIEWS = tuple(f"crop{i}" for i in range(1, 9))  # seeded training views of a photo (training_view)
+TRAIN_CROP_AREA = (0.5, 1.0)  # share of the photo's area a training view keeps
+TRAIN_PHOTOMETRIC = 0.15  # brightness and contrast within +-15 %; no hue change (colour labels stay true)
 
 
 def base_model(crop_mode: str = "center") -> tuple[nn.Module, Any, dict]:
@@ -31,14 +35,32 @@ def base_model(crop_mode: str = "center") -> tuple[nn.Module, Any, dict]:
     return model.eval(), timm.data.create_transform(**cfg, is_training=False), cfg
 
 
-def trunk(model: nn.Module, x: torch.Tensor) -> dict[int, torch.Tensor]:
-    """Run stem..blocks[4] and blocks[5]; return the inputs of the cut blocks."""
+def training_view(image: Any, view: str, row: int) -> Any:
+    """A seeded training view of a PIL photo: a crop of 50-100 % of its area (aspect within 3:4-4:3 of the
+    photo's), mirrored half the time, brightness and contrast within 15 %; `view` ("crop3") and `row` seed it."""
+    from PIL import Image, ImageEnhance
+
+    rng = np.random.default_rng([CROP_VIEWS.index(view) + 1, row])
+    w, h = image.size
+    area = rng.uniform(*TRAIN_CROP_AREA) * w * h
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))) * w / h
+    cw, ch = int(round(min(w, np.sqrt(area * aspect)))), int(round(min(h, np.sqrt(area / aspect))))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    image = image.crop((x, y, x + cw, y + ch))
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    image = ImageEnhance.Brightness(image).enhance(1 + rng.uniform(-TRAIN_PHOTOMETRIC, TRAIN_PHOTOMETRIC))
+    return ImageEnhance.Contrast(image).enhance(1 + rng.uniform(-TRAIN_PHOTOMETRIC, TRAIN_PHOTOMETRIC))
+
+
+def trunk(model: nn.Module, x: torch.Tensor, blocks: tuple[int, ...] = CACHED_BLOCKS) -> dict[int, torch.Tensor]:
+    """Run the frozen stem and blocks up to the last of `blocks`; return the inputs of those blocks."""
     x = model.bn1(model.conv_stem(x))
     out = {}
     for i, block in enumerate(model.blocks):
-        if i in CUT_BLOCKS:
+        if i in blocks:
             out[i] = x
-        if i == max(CUT_BLOCKS):
+        if i == max(blocks):
             break
         x = block(x)
     return out
@@ -58,23 +80,25 @@ class Tail(nn.Module):
 
 
 class _Trunk(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, blocks: tuple[int, ...]) -> None:
         super().__init__()
-        self.model = model
+        self.model, self.blocks = model, blocks
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        out = trunk(self.model, x)
-        return tuple(out[b] for b in CUT_BLOCKS)
+        out = trunk(self.model, x, self.blocks)
+        return tuple(out[b] for b in self.blocks)
 
 
-def trunk_session(model: nn.Module, cfg: dict, path: Path, threads: int) -> Any:
-    """An ONNX Runtime session for the frozen trunk (exported once), outputs = the cut blocks' inputs."""
+def trunk_session(model: nn.Module, cfg: dict, folder: Path, threads: int,
+                  blocks: tuple[int, ...] = CACHED_BLOCKS) -> Any:
+    """An ONNX Runtime session for the frozen trunk (exported once per set of blocks), outputs = their inputs."""
+    path = folder / ("trunk.onnx" if tuple(blocks) == CACHED_BLOCKS else f"trunk-{'-'.join(map(str, blocks))}.onnx")
     import onnxruntime as ort
 
     if not path.is_file():
         with torch.no_grad():
-            torch.onnx.export(_Trunk(model).eval(), torch.zeros(2, *cfg["input_size"]), str(path), input_names=["x"],
-                              output_names=[f"block{b}" for b in CUT_BLOCKS], dynamic_axes={"x": {0: "n"}},
+            torch.onnx.export(_Trunk(model, blocks).eval(), torch.zeros(2, *cfg["input_size"]), str(path), input_names=["x"],
+                              output_names=[f"block{b}" for b in blocks], dynamic_axes={"x": {0: "n"}},
                               opset_version=17, dynamo=False)
     so = ort.SessionOptions()
     so.intra_op_num_threads = threads

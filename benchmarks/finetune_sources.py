@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Issue 18 item 3: adapt the last stage of EfficientNet-Lite2 on several photo sources at once.
+"""Issue 18 item 3: adapt the last stage(s) of EfficientNet-Lite2 on several photo sources at once.
 
 The demo's ten garment types (CC0 photos: demo gallery + clothing-cc0-train) and the six colours (Apparel and
 catalogue shots) are learnt together by heads on the pooled embedding; an Apparel or catalogue `shirt` may be any
@@ -14,6 +14,8 @@ them (its 80/20 cut), so the benchmark's validation and test photos stay unseen 
 
 The caches' crop mode (timm's; `border` = the whole photo padded to a square, the demo's since
 tf_efficientnet_lite2_clothing_v2) goes into the weights' card: register the backbone with the same one.
+Also tried (validation only, docs/quality.md): `--crop-views` (the caches' seeded crops of CC0 photos,
+`cache --views crop1 ... crop4`) and `--from-block 4` (`cache --blocks 4` first).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.finetune import Heads, add_tail_args, log, save_tail  # noqa: E402
-from benchmarks.finetune_model import Tail, base_model, embed_maps, load_maps  # noqa: E402
+from benchmarks.finetune_model import CROP_VIEWS, Tail, base_model, embed_maps, load_maps  # noqa: E402
 from benchmarks.sources import TOPS, fit_validation_splits, source_splits  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 
@@ -57,6 +59,13 @@ def type_targets(types: np.ndarray, source: str, classes: list[str]) -> np.ndarr
     return mask
 
 
+def view_table(first: int, n: int, have: list[str], views: tuple[str, ...]) -> np.ndarray:
+    """(n, views) positions in the map bank of each training row's views, the `have` views stored from `first` on
+    (view by view, n rows each); a view the cache lacks falls back to the photo (even column) or its mirror (odd)."""
+    slot = {v: first + k * n for k, v in enumerate(have)}
+    return np.stack([slot.get(v, slot[("plain", "flip")[j % 2]]) + np.arange(n) for j, v in enumerate(views)], 1)
+
+
 def partial_label_loss(logits: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
     """-log of the probability mass on the allowed classes (plain cross-entropy for a single class)."""
     return (torch.logsumexp(logits, 1) - torch.logsumexp(logits.masked_fill(~allowed, -1e4), 1)).mean()
@@ -73,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     add_tail_args(p)
     p.add_argument("--share", nargs=3, type=float, default=(0.5, 0.3, 0.2),
                    help="share of each batch from CC0 (demo + cc0-train), Apparel, catalogue")
+    p.add_argument("--crop-views", action="store_true",
+                   help="also draw the caches' cropN views (finetune.py cache --views crop1 ...); else photo and mirror")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
@@ -96,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     share["demo"] = share["cc0"] * n_demo / (n_demo + n_cc0)  # the CC0 share, split between its two galleries by size
     share["cc0"] -= share["demo"]
 
-    xs, allowed, colour, weight, held = {}, [], [], [], {}
+    views = ("plain", "flip", *CROP_VIEWS)
+    bank, where, allowed, colour, weight, held = [], [], [], [], [], {}
     for src in TYPE_SOURCES:
         g, (tr, va) = galleries[src], rows[src]
-        maps = load_maps(Path(args.cache) / cache_of[src], args.from_block, ("plain", "flip"))
-        for v, m in maps.items():
-            xs.setdefault(v, []).append(torch.from_numpy(np.asarray(m[tr])))
+        cache = Path(args.cache) / cache_of[src]
+        maps = load_maps(cache, args.from_block, tuple(v for v in views if (cache / f"block{args.from_block}_{v}.npy").is_file()))
+        where.append(view_table(sum(len(b) for b in bank), len(tr), list(maps), views))
+        bank += [torch.from_numpy(np.asarray(m[tr])) for m in maps.values()]
         held[src] = (maps["plain"], va)
         types = np.asarray(g.types, dtype=object)[tr]
         allowed.append(type_targets(types, src, type_classes))
@@ -110,8 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         _, inv, counts = np.unique(types.astype(str), return_inverse=True, return_counts=True)
         w = 1.0 / np.sqrt(counts[inv])  # rare types drawn more often (the benchmark's P@1 is macro over types)
         weight.append(share[src] * w / w.sum())
-        log(f"{src}: {len(tr)} training rows, {len(va)} held")
-    x = {v: torch.cat(t) for v, t in xs.items()}
+        log(f"{src}: {len(tr)} training rows x {len(maps)} views ({', '.join(maps)}), {len(va)} held")
+    bank, where = torch.cat(bank), torch.from_numpy(np.concatenate(where))
     allowed_t, colour_t = torch.from_numpy(np.concatenate(allowed)), torch.from_numpy(np.concatenate(colour))
     draw = torch.from_numpy(np.concatenate(weight))
     log(f"{len(draw)} training rows in memory ({time.time() - t0:.0f} s)")
@@ -129,8 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     for step in range(1, args.steps + 1):
         tail.train(); heads.train()
         idx = torch.multinomial(draw, args.batch, replacement=True, generator=gen)
-        flip = torch.rand(args.batch, generator=gen) < 0.5
-        xb = torch.where(flip[:, None, None, None], x["flip"][idx], x["plain"][idx]).float()
+        view = torch.randint(len(views) if args.crop_views else 2, (args.batch,), generator=gen)
+        xb = bank[where[idx, view]].float()
         out = heads(tail(xb.contiguous(memory_format=torch.channels_last)))
         loss = partial_label_loss(out["type"], allowed_t[idx])
         has_colour = colour_t[idx] >= 0

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.finetune_sources import partial_label_loss, type_targets
+from benchmarks.finetune_sources import partial_label_loss, type_targets, view_table
 
 CLASSES = ["dress", "longsleeve", "shirt", "shoes", "tshirt"]
 
@@ -27,3 +27,11 @@ def test_partial_label_loss_is_cross_entropy_for_one_class_and_the_tops_mass_for
     expected = -torch.log(p[:, [1, 2, 4]].sum(1)).mean()
     assert torch.isclose(partial_label_loss(logits, tops), expected, atol=1e-6)
     assert partial_label_loss(logits, tops) < partial_label_loss(logits, one[:, [1, 0, 2, 3, 4]])  # any top is easier
+
+
+def test_a_view_the_cache_lacks_falls_back_to_the_photo_or_its_mirror():
+    views = ("plain", "flip", "crop1", "crop2", "crop3")
+    with_crops = view_table(10, 2, ["plain", "flip", "crop1", "crop2", "crop3"], views)
+    assert with_crops.tolist() == [[10, 12, 14, 16, 18], [11, 13, 15, 17, 19]]
+    without = view_table(0, 3, ["plain", "flip"], views)
+    assert without.tolist() == [[0, 3, 0, 3, 0], [1, 4, 1, 4, 1], [2, 5, 2, 5, 2]]
