@@ -4,8 +4,9 @@
 Cheap on a CPU: the frozen stem..blocks[k-1] runs once per image (ONNX Runtime; `--views plain flip` adds
 the mirrored photo, else training mirrors the maps; `cropN` seeded crops of it); the inputs of blocks[5] and
 blocks[6] (`--blocks 4` adds blocks[4]) are cached as float16 maps; a later run adds views or blocks to a cache.
-Training then runs only blocks[k:] + conv_head + bn2 with type, colour and colour_type heads (cross-entropy). Held-out images are never used for training or for choosing hyper-parameters (a
-validation slice of the training images is).
+Training then runs only blocks[k:] + conv_head + bn2 with type, colour and colour_type heads (cross-entropy).
+Held-out images are never used for training or for choosing hyper-parameters (a validation slice of the training
+images is).
 
     python benchmarks/finetune.py cache  --gallery G --out CACHE             # frozen maps of every photo
     python benchmarks/finetune.py train  --gallery G --cache CACHE --out W.pth --from-block 6
