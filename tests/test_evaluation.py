@@ -10,6 +10,7 @@ from cbir.similarity.evaluation import (
     evaluate,
     relevance_matrix,
     retrieval_markdown,
+    within_class,
     retrieval_metrics,
 )
 from cbir.index import EmbeddingIndex
@@ -72,7 +73,16 @@ def test_evaluate_and_tables(training_run, gallery):
             assert -1.0 <= res["correlation"][m][part]["pearson"] <= 1.0
         assert res["correlation"][m]["overall"]["n"] == sum(len(p) for p in test_pairs.values())
         assert 0.0 <= res["retrieval"][m]["both"]["map@10"] <= 1.0
+        assert 0.0 <= res["retrieval"][m]["type"]["within_class@10"] <= 1.0 and "within_class@10" in res["retrieval"][m]["colour"]
+        assert "within_class@10" not in res["retrieval"][m]["both"]
     table = correlation_markdown(res["correlation"], {"cosine": "Cosine similarity"})
     assert table.splitlines()[0].startswith("| Method | Pearson | Spearman")
     assert "| Cosine similarity |" in table and "0.387/0.358" in table
-    assert "mAP@10" in retrieval_markdown(res["retrieval"], {})
+    assert "mAP@10" in retrieval_markdown(res["retrieval"], {}) and "Within class@10" in retrieval_markdown(res["retrieval"], {})
+
+
+def test_within_class_is_the_share_of_right_class_results_that_also_share_the_other_attribute():
+    relevant = np.array([[True, True, False], [True, False, False]])
+    alike = np.array([[True, False, True], [True, True, True]])
+    assert within_class(relevant, alike) == 2 / 3
+    assert within_class(np.zeros((1, 3), bool), alike[:1]) == 0.0

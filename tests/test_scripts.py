@@ -117,3 +117,17 @@ def test_build_index_with_a_transformers_folder_builds_a_gallery_the_app_serves(
 
     engine = app.build_engine(app.parse_args(["--gallery", str(tmp_path / "g"), "--device", "cpu"]))
     assert engine.supports_text and len(engine.search_text("red dress", 3)) == 3
+
+
+def test_tune_hybrid_prefers_the_most_alike_within_class_among_near_best_instance_recall():
+    choose = _load("tune_hybrid").choose
+
+    def row(w, pearson, r1, within, p10=0.98):
+        return {"w_class": w, "pearson": pearson, "p@10": p10, "instance_r@1": r1, "instance_r@5": 0.99,
+                "within_class@10": within}
+
+    rows = [row(1.0, 0.97, 0.03, 0.33), row(0.55, 0.958, 0.957, 0.77), row(0.6, 0.959, 0.950, 0.87),
+            row(0.5, 0.954, 0.957, 0.84), row(0.7, 0.962, 0.930, 0.89)]
+    assert choose(rows, 0.955, 0.97, 0.01)["w_class"] == 0.6  # 0.5 is under the Pearson floor, 0.7 too far under R@1
+    assert choose(rows, 0.955, 0.97, 0.0)["w_class"] == 0.55  # no slack: the best instance R@1 decides
+    assert choose(rows, 0.955, 0.99, 0.01)["w_class"] == 0.6  # nothing within the P@10 floor: every row competes

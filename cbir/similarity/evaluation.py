@@ -73,6 +73,13 @@ def average_precision_at_k(relevant_ranked: np.ndarray, n_relevant: np.ndarray, 
 
 
 RELEVANCE = ("type", "colour", "both")
+OTHER_ATTRIBUTE = {"type": "colour", "colour": "type"}  # what "alike" means inside a task's class
+
+
+def within_class(relevant: np.ndarray, alike: np.ndarray) -> float:
+    """Of the right-class results in a ranking ((Q, k) bools), the share that also has the query's other attribute
+    (colour for type): how far a method puts a class's look-alikes first, which P@k and instance recall do not see."""
+    return float((relevant & alike).sum() / max(int(relevant.sum()), 1))
 
 
 def relevance_matrix(query_attrs: dict[str, np.ndarray], gallery_attrs: dict[str, np.ndarray], kind: str) -> np.ndarray:
@@ -94,13 +101,15 @@ def retrieval_metrics(
     k: int = 10,
     batch: int = 256,
 ) -> dict[str, float]:
-    """Leave-one-out retrieval: each query row of the gallery searches the rest; mAP@k, P@1, P@k.
+    """Leave-one-out retrieval: each query row of the gallery searches the rest; mAP@k, P@1, P@k, and for type or
+    colour with the other attribute known, within_class@k (see within_class).
 
     Learned methods score with the classifier of the relevance's task ("both" = product of the two).
     """
     m = get_method(method)
     attrs = {a: np.asarray(v).astype(str) for a, v in attributes.items()}
-    ap, p1, pk = [], [], []
+    other = OTHER_ATTRIBUTE.get(relevance) if OTHER_ATTRIBUTE.get(relevance) in attrs else None
+    ap, p1, pk, hits, alike_hits = [], [], [], 0, 0
     for s in range(0, len(queries), batch):
         qi = np.asarray(queries[s : s + batch])
         qd = None if index.descriptors is None else index.descriptors[qi]
@@ -112,12 +121,19 @@ def retrieval_metrics(
         ap.append(average_precision_at_k(ranked, rel_all.sum(axis=1), k))
         p1.append(ranked[:, :1].mean(axis=1))
         pk.append(ranked[:, :k].sum(axis=1) / k)
-    return {
+        if other:
+            alike = attrs[other][idx] == attrs[other][qi][:, None]
+            hits += int(ranked[:, :k].sum())
+            alike_hits += int((ranked[:, :k] & alike[:, :k]).sum())
+    out = {
         f"map@{k}": float(np.concatenate(ap).mean()),
         "p@1": float(np.concatenate(p1).mean()),
         f"p@{k}": float(np.concatenate(pk).mean()),
         "queries": int(len(queries)),
     }
+    if other:
+        out[f"within_class@{k}"] = alike_hits / max(hits, 1)
+    return out
 
 
 def _fmt(x: float) -> str:
@@ -144,13 +160,14 @@ def correlation_markdown(results: dict[str, dict[str, dict[str, float]]], labels
 
 
 def retrieval_markdown(results: dict[str, dict[str, dict[str, Any]]], labels: dict[str, str], k: int = 10) -> str:
-    """Method | relevant = | mAP@k | P@1 | P@k | queries."""
-    lines = [f"| Method | Relevant = same | mAP@{k} | P@1 | P@{k} | Queries |", "|---|---|---|---|---|---|"]
+    """Method | relevant = | mAP@k | P@1 | P@k | within class@k | queries."""
+    lines = [f"| Method | Relevant = same | mAP@{k} | P@1 | P@{k} | Within class@{k} | Queries |",
+             "|---|---|---|---|---|---|---|"]
     for name, by_rel in results.items():
         for rel, r in by_rel.items():
             lines.append(
                 f"| {labels.get(name, name)} | {rel} | {_fmt(r[f'map@{k}'])} | {_fmt(r['p@1'])} | "
-                f"{_fmt(r[f'p@{k}'])} | {r['queries']} |"
+                f"{_fmt(r[f'p@{k}'])} | {_fmt(r.get(f'within_class@{k}', float('nan')))} | {r['queries']} |"
             )
     return "\n".join(lines)
 
