@@ -41,10 +41,11 @@ class HybridWeights:
         return asdict(self)
 
 
-# Per task, chosen on the Apparel validation split (scripts/tune_hybrid.py; results/hybrid-tuning.json).
+# Per task, chosen on the Apparel validation split (scripts/tune_hybrid.py; results/hybrid-tuning.json): near the
+# best instance recall, the weights that put a class's look-alikes (same colour for type) first.
 DEFAULT_WEIGHTS: dict[str, HybridWeights] = {
-    "type": HybridWeights(0.55, 0.0, 0.05, 0.4),
-    "colour": HybridWeights(0.6, 0.0, 0.05, 0.35),
+    "type": HybridWeights(0.7, 0.0, 0.1, 0.2),
+    "colour": HybridWeights(0.6, 0.1, 0.05, 0.25),
     "both": HybridWeights(0.55, 0.0, 0.05, 0.4),
 }
 
