@@ -108,8 +108,8 @@ def retrieval_metrics(
     """
     m = get_method(method)
     attrs = {a: np.asarray(v).astype(str) for a, v in attributes.items()}
-    other = OTHER_ATTRIBUTE.get(relevance) if OTHER_ATTRIBUTE.get(relevance) in attrs else None
-    ap, p1, pk, hits, alike_hits = [], [], [], 0, 0
+    other = OTHER_ATTRIBUTE.get(relevance, "")
+    ap, p1, pk, top_relevant, top_alike = [], [], [], [], []
     for s in range(0, len(queries), batch):
         qi = np.asarray(queries[s : s + batch])
         qd = None if index.descriptors is None else index.descriptors[qi]
@@ -121,18 +121,17 @@ def retrieval_metrics(
         ap.append(average_precision_at_k(ranked, rel_all.sum(axis=1), k))
         p1.append(ranked[:, :1].mean(axis=1))
         pk.append(ranked[:, :k].sum(axis=1) / k)
-        if other:
-            alike = attrs[other][idx] == attrs[other][qi][:, None]
-            hits += int(ranked[:, :k].sum())
-            alike_hits += int((ranked[:, :k] & alike[:, :k]).sum())
+        if other in attrs:
+            top_relevant.append(ranked[:, :k])
+            top_alike.append(attrs[other][idx[:, :k]] == attrs[other][qi][:, None])
     out = {
         f"map@{k}": float(np.concatenate(ap).mean()),
         "p@1": float(np.concatenate(p1).mean()),
         f"p@{k}": float(np.concatenate(pk).mean()),
         "queries": int(len(queries)),
     }
-    if other:
-        out[f"within_class@{k}"] = alike_hits / max(hits, 1)
+    if top_relevant:
+        out[f"within_class@{k}"] = within_class(np.concatenate(top_relevant), np.concatenate(top_alike))
     return out
 
 
