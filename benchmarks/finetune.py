@@ -91,11 +91,11 @@ def cmd_cache(args: argparse.Namespace) -> None:
     for m in maps.values():
         m.flush()
     earlier = json.loads((out / "cache.json").read_text()) if (out / "cache.json").is_file() else {}
-    args.views = [*earlier.get("views", []), *(v for v in args.views if v not in earlier.get("views", []))]
-    shapes = {**{int(b): s for b, s in earlier.get("shapes", {}).items()}, **shapes}  # later runs add views or blocks
+    views = list(dict.fromkeys([*earlier.get("views", []), *args.views]))  # later runs add views or blocks
+    shapes = {**{int(b): s for b, s in earlier.get("shapes", {}).items()}, **shapes}
     (out / "cache.json").write_text(json.dumps({
         "gallery": str(args.gallery), "n": n, "model": DEFAULT_MODEL, "data_config": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
-        "views": args.views, "shapes": {str(b): list(s) for b, s in shapes.items()}, "seconds": round(time.time() - t0, 1),
+        "views": views, "shapes": {str(b): list(s) for b, s in shapes.items()}, "seconds": round(time.time() - t0, 1),
     }, indent=2))
     log(f"done in {time.time() - t0:.0f} s")
 

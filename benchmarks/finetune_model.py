@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cbir.embed.backbones import DEFAULT_MODEL, create_model
+from cbir.embed.backbones import DEFAULT_MODEL, WHOLE_PHOTO, create_model
 
 
 CUT_BLOCKS = (4, 5, 6)  # may be cached: the inputs of blocks[4] (88x17x17), [5] (120x17x17), [6] (208x9x9) at 260 px
@@ -30,8 +30,8 @@ def base_model(crop_mode: str = "center") -> tuple[nn.Module, Any, dict]:
 
     model, _ = create_model(DEFAULT_MODEL, "pretrained")
     cfg = timm.data.resolve_data_config({}, model=model)
-    if crop_mode != "center":
-        cfg.update(crop_mode=crop_mode, crop_pct=1.0)
+    if crop_mode != "center":  # the registry's whole-photo config (crop_pct 1), in this crop mode
+        cfg.update({**WHOLE_PHOTO, "crop_mode": crop_mode})
     return model.eval(), timm.data.create_transform(**cfg, is_training=False), cfg
 
 
