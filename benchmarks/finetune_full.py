@@ -31,22 +31,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.finetune_model import adapted_model, base_model  # noqa: E402
 from cbir.embed.backbones import create_model  # noqa: E402
+from cbir.embed.preprocess import BorderTransform  # noqa: E402
 from benchmarks.sources import TEST_FRACTIONS, VALIDATION_FRACTION, Part, fit, split, type_precision  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 
-GREY = (127, 127, 127)  # the padding of timm's `border` crop mode with the backbone's mean of 0.5
+TRAIN_SIDE = 300  # the whole-photo square the training crops are cut from
 
 
-def square(image: Any, side: int) -> torch.Tensor:
-    """(3, side, side) uint8: the whole photo scaled into a square and padded grey, as the `border` crop mode sees it."""
-    from PIL import Image
-
-    image = image.convert("RGB")
-    s = side / max(image.size)
-    image = image.resize((max(1, round(image.width * s)), max(1, round(image.height * s))), Image.BICUBIC)
-    canvas = Image.new("RGB", (side, side), GREY)
-    canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-    return torch.from_numpy(np.array(canvas)).permute(2, 0, 1)
+def framed(image: Any, cfg: dict[str, Any], side: int = TRAIN_SIDE) -> torch.Tensor:
+    """(3, side, side) uint8: the whole photo as the `border` crop mode frames it (cbir.embed.preprocess), at `side`."""
+    view = BorderTransform({**cfg, "input_size": (3, side, side)}).view(image)
+    return torch.from_numpy(np.array(view)).permute(2, 0, 1)
 
 
 def augmenter(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -132,9 +127,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     images = {"demo": [demo.image(i) for i in range(len(demo))], "fit": [ctr.image(int(i)) for i in fit_rows],
               "val": [ctr.image(int(i)) for i in val_rows]}
     classes = sorted(set(demo.types))
-    photos = torch.stack([square(im, 300) for im in images["demo"] + images["fit"]])
     labels = torch.tensor([classes.index(t) for t in np.concatenate([parts["demo"].types, parts["fit"].types])])
-    _, transform, _ = base_model("border")
+    _, transform, cfg = base_model("border")
+    photos = torch.stack([framed(im, cfg) for im in images["demo"] + images["fit"]])
     init = (lambda: adapted_model(args.init)) if args.init.endswith(".pth") else (lambda: create_model(args.init)[0].eval())
     colour_spec = demo.colour_spec.to_dict()
 

@@ -6,7 +6,7 @@ import torch
 import torchvision.transforms.v2 as T
 from PIL import Image, ImageOps
 
-from benchmarks.finetune_full import GREY, embed, square, train
+from benchmarks.finetune_full import embed, framed, train
 
 
 def tiny_model() -> torch.nn.Module:
@@ -15,12 +15,14 @@ def tiny_model() -> torch.nn.Module:
     return timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=0)
 
 
-def test_square_keeps_the_whole_photo_centred_on_grey():
+def test_the_training_square_frames_the_whole_photo_as_the_border_crop_mode_does():
     photo = Image.new("RGB", (40, 20), (200, 10, 10))
-    sq = square(photo, 30)
+    cfg = {"input_size": (3, 260, 260), "interpolation": "bicubic", "mean": (0.5,) * 3, "std": (0.5,) * 3,
+           "crop_pct": 1.0, "crop_mode": "border"}
+    sq = framed(photo, cfg, side=30)
     assert sq.shape == (3, 30, 30) and sq.dtype == torch.uint8
-    rows = sq[0, :, 15].tolist()  # the middle column, top to bottom: grey, the scaled 30x15 photo, grey
-    assert rows[:7] == [GREY[0]] * 7 and rows[22:] == [GREY[0]] * 8
+    rows = sq[0, :, 15].tolist()  # the middle column, top to bottom: the mean grey, the scaled 30x15 photo, grey
+    assert rows[:7] == [128] * 7 and rows[22:] == [128] * 8
     assert rows[7:22] == [200] * 15
     assert sq[:, 15, :].T.tolist() == [[200, 10, 10]] * 30  # full width
 
