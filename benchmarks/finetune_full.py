@@ -113,7 +113,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--size", type=int, default=224, help="training crop side (the embedding stays at 260)")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--flip", action="store_true", help="also score embeddings averaged with the mirrored photo's")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the photos' split seed (benchmarks/sources.py's --seed)")
+    p.add_argument("--train-seed", type=int, default=0, help="the training order and augmentations")
     p.add_argument("--out", required=True, help="the fine-tuned state dict (.pth)")
     p.add_argument("--report", required=True, help="JSON of the history and the validation figures")
     args = p.parse_args(argv)
@@ -150,7 +151,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         history.append({"epoch": epoch, "loss": round(loss, 4), "seconds": round(time.time() - t0)})
         print(f"epoch {epoch} loss {loss:.3f} ({history[-1]['seconds']} s)", flush=True)
 
-    train(model, photos, labels, len(classes), args.epochs, args.size, args.lr, seed=args.seed, on_epoch=on_epoch)
+    train(model, photos, labels, len(classes), args.epochs, args.size, args.lr, seed=args.train_seed, on_epoch=on_epoch)
     torch.save(model.state_dict(), args.out)
     print("fine-tuned:", flush=True)
     after = figures(model)
