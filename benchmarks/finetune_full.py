@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from dataclasses import replace
@@ -118,6 +119,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", required=True, help="the fine-tuned state dict (.pth)")
     p.add_argument("--report", required=True, help="JSON of the history and the validation figures")
     args = p.parse_args(argv)
+    if args.epochs < 1:
+        p.error("--epochs must be at least 1")
     t0 = time.time()
     torch.set_num_threads(2)
     demo, ctr = Gallery.load(args.demo), Gallery.load(args.cc0_train)
@@ -138,9 +141,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         out = {}
         for flip in (False, True) if args.flip else (False,):
             z = {k: embed(model, transform, ims, flip) for k, ims in images.items()}
-            out["flip" if flip else "photo"] = type_figures(
-                *(replace(parts[k], x=z[k]) for k in ("demo", "fit", "val")), demo.spec, colour_spec)
-            print(f"  {'flip ' if flip else ''}{json.dumps({k: v for k, v in out['flip' if flip else 'photo'].items() if 'per' not in k})}", flush=True)
+            key = "flip" if flip else "photo"
+            out[key] = type_figures(*(replace(parts[k], x=z[k]) for k in ("demo", "fit", "val")), demo.spec, colour_spec)
+            print(f"  {key}: {json.dumps({k: v for k, v in out[key].items() if 'per' not in k})}", flush=True)
         return out
 
     print(f"{len(photos)} training photos, {len(val_rows)} validation photos; starting weights {args.init}:", flush=True)
@@ -155,7 +158,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     torch.save(model.state_dict(), args.out)
     print("fine-tuned:", flush=True)
     after = figures(model)
-    report = {"command": "python benchmarks/finetune_full.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {"command": "python benchmarks/finetune_full.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
               "seconds": round(time.time() - t0), "training photos": len(photos), "validation photos": len(val_rows),
               "history": history, "starting weights": before, "fine-tuned": after}
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
