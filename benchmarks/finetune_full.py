@@ -30,10 +30,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.finetune_model import adapted_model, base_model  # noqa: E402
+from benchmarks.finetune_model import TRAIN_PHOTOMETRIC, adapted_model, base_model  # noqa: E402
 from cbir.embed.backbones import create_model  # noqa: E402
 from cbir.embed.preprocess import BorderTransform  # noqa: E402
-from benchmarks.sources import TEST_FRACTIONS, VALIDATION_FRACTION, Part, fit, split, type_precision  # noqa: E402
+from benchmarks.sources import (  # noqa: E402
+    TEST_FRACTIONS, VALIDATION_FRACTION, Part, class_accuracy, fit, split, type_precision,
+)
 from cbir.gallery.dataset import Gallery  # noqa: E402
 
 TRAIN_SIDE = 300  # the whole-photo square the training crops are cut from
@@ -47,11 +49,11 @@ def framed(image: Any, cfg: dict[str, Any], side: int = TRAIN_SIDE) -> torch.Ten
 
 def augmenter(size: int) -> Callable[[torch.Tensor], torch.Tensor]:
     """A random crop of 35-100 % of the area resized to `size`, a flip half the time, brightness/contrast within
-    15 % (no hue change: the backbone also serves colour)."""
+    TRAIN_PHOTOMETRIC (15 %, as the cached views; no hue change: the backbone also serves colour)."""
     import torchvision.transforms.v2 as T
 
     return T.Compose([T.RandomResizedCrop(size, scale=(0.35, 1.0), antialias=True), T.RandomHorizontalFlip(),
-                      T.ColorJitter(brightness=0.15, contrast=0.15)])
+                      T.ColorJitter(brightness=TRAIN_PHOTOMETRIC, contrast=TRAIN_PHOTOMETRIC)])
 
 
 def train(model: nn.Module, photos: torch.Tensor, labels: torch.Tensor, n_classes: int, epochs: int, size: int,
@@ -95,13 +97,11 @@ def type_figures(demo: Part, fit_part: Part, val: Part, spec: Any, colour_spec: 
     """benchmarks/sources.py's CC0 type model (demo + fit photos) on validation photos: its accuracy, and P@K of the
     attribute method against the demo gallery, macro over types."""
     clf = fit("type", [demo, fit_part], spec, colour_spec)
-    truth = val.types.astype(str)
-    pred = np.asarray(clf.classes)[clf.probabilities(val.x, val.d).argmax(1)]
-    per = {c: float((pred[truth == c] == c).mean()) for c in sorted(set(truth))}
+    acc = class_accuracy(clf, val, "type")
     scores = clf.image_vectors(val.x, val.d) @ clf.image_vectors(demo.x, demo.d).T
     p = type_precision(scores, demo.types, val.types)
-    return {"accuracy macro": float(np.mean(list(per.values()))), "accuracy": float((pred == truth).mean()),
-            "accuracy per type": per, **{k: p[k] for k in ("P@1", "P@5", "P@1 micro")}}
+    return {"accuracy macro": acc["macro"], "accuracy": acc["accuracy"], "accuracy per type": acc["per type"],
+            **{k: p[k] for k in ("P@1", "P@5", "P@1 micro")}}
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -187,16 +187,18 @@ def type_precision(
     return out
 
 
-def colour_accuracy(clf: AttributeClassifier, part: Part) -> dict[str, Any]:
-    """Top-class accuracy of a colour classifier, overall, macro and per colour, with the main confusions."""
-    keep = np.asarray([c is not None for c in part.colours])
-    truth = part.colours[keep].astype(str)
+def class_accuracy(clf: AttributeClassifier, part: Part, task: str = "colour") -> dict[str, Any]:
+    """Top-class accuracy of a `task` classifier on `part`'s labelled rows, overall, macro and per class
+    (key "per <task>"), with the main confusions."""
+    values = part.types if task == "type" else part.colours
+    keep = np.asarray([v is not None for v in values])
+    truth = values[keep].astype(str)
     pred = np.asarray(clf.classes)[clf.probabilities(part.x[keep], part.d[keep]).argmax(1)]
     per = {c: float((pred[truth == c] == c).mean()) for c in sorted(set(truth))}
     pairs, counts = np.unique([f"{t}->{p}" for t, p in zip(truth, pred) if t != p], return_counts=True)
     worst = {str(a): int(n) for a, n in sorted(zip(pairs, counts), key=lambda kv: -kv[1])[:5]}
     return {"queries": int(keep.sum()), "accuracy": float((pred == truth).mean()),
-            "macro": float(np.mean(list(per.values()))), "per colour": per, "confusions": worst}
+            "macro": float(np.mean(list(per.values()))), f"per {task}": per, "confusions": worst}
 
 
 def as_tops(types: np.ndarray) -> np.ndarray:
@@ -285,7 +287,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                           f"P@5 {row['P@5']:.3f} micro P@1 {row['P@1 micro']:.3f} (n={row['queries']})", flush=True)
         for mname, clf in colour_models.items():
             for qname in ("catalogue", "apparel"):
-                row = {"model": mname, "query set": held_out[qname].name, **colour_accuracy(clf, held_out[qname])}
+                row = {"model": mname, "query set": held_out[qname].name, **class_accuracy(clf, held_out[qname])}
                 colour_rows.append(row)
                 print(f"colour {mname[:44]:44s} {qname:9s} acc {row['accuracy']:.3f} macro {row['macro']:.3f} "
                       f"{row['confusions']}", flush=True)
