@@ -106,7 +106,7 @@ def _border_foreground(rgb: np.ndarray, spec: ColourSpec) -> np.ndarray:
     d2 += np.square(planes[2] - ring[:, 2, None, None])
     d2 = d2.min(axis=0)
     fg = np.clip(np.sqrt(d2) / spec.tolerance, 0.0, 1.0)
-    prior = _centre_prior(h, w)
+    prior = centre_prior(h, w)
     weights = fg * prior
     if weights.sum() < 0.05 * prior.sum():
         return prior.astype(np.float32)
@@ -114,7 +114,7 @@ def _border_foreground(rgb: np.ndarray, spec: ColourSpec) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=8)
-def _centre_prior(h: int, w: int) -> np.ndarray:
+def centre_prior(h: int, w: int) -> np.ndarray:
     """A Gaussian centre prior over an h x w image (sigma 0.35 of each side), computed once per size."""
     yy, xx = np.mgrid[0:h, 0:w]
     prior = np.exp(-(((yy - (h - 1) / 2) / (0.35 * h)) ** 2 + ((xx - (w - 1) / 2) / (0.35 * w)) ** 2) / 2)
@@ -136,8 +136,11 @@ def colour_descriptor(image: Any, spec: Optional[ColourSpec] = None) -> np.ndarr
     """(spec.dim,) float32 descriptor of one image (path, bytes, PIL or array): sqrt of the weighted histogram."""
     spec = spec or ColourSpec()
     img = load_image(image).resize((spec.size, spec.size), Image.BILINEAR)
-    rgb = np.asarray(img, dtype=np.float32)
-    weights = WEIGHTINGS[spec.weighting](rgb, spec)
+    return weighted_histogram(img, WEIGHTINGS[spec.weighting](np.asarray(img, dtype=np.float32), spec), spec)
+
+
+def weighted_histogram(img: Image.Image, weights: np.ndarray, spec: ColourSpec) -> np.ndarray:
+    """The descriptor of a (size x size) image whose pixels count by `weights` (size, size), central crop only."""
     bins = _hsv_bins(img, spec)
     m = int(round((1.0 - spec.crop) / 2 * spec.size))
     sl = (slice(m, spec.size - m), slice(m, spec.size - m))
