@@ -29,7 +29,7 @@ from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.images import load_image  # noqa: E402
 from cbir.similarity.attributes import AttributeClassifier  # noqa: E402
 from cbir.similarity.evaluation import correlations  # noqa: E402
-from cbir.similarity.pairs import sample_pairs, split_images  # noqa: E402
+from cbir.similarity.pairs import sample_pairs, split_images, validation_split  # noqa: E402
 
 
 def shades_of_grey(image: Any, p: float = 6.0) -> Image.Image:
@@ -62,9 +62,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--out", default="results/colour-descriptor.json")
     args = p.parse_args(argv)
     g = Gallery.load(args.gallery)
-    train = np.asarray(split_images(g.labels, g.hashes, seed=args.seed).train)  # train_classifiers.py's split
-    inner = split_images(g.labels[train], g.hashes[train], test_fraction=0.2, seed=args.seed + 1)
-    fit, val = train[inner.train], train[inner.test]
+    train = split_images(g.labels, g.hashes, seed=args.seed).train  # train_classifiers.py's split
+    fit, val = validation_split(g.labels, g.hashes, train, 0.2, args.seed)
     colours = np.asarray(g.attribute("colour")).astype(str)
     pairs = sample_pairs(colours, val, args.pairs, np.random.default_rng(args.seed))
     rows_used = np.sort(np.concatenate([fit, val]))

@@ -93,6 +93,18 @@ def embed(model: nn.Module, transform: Any, images: Sequence[Any], flip: bool = 
     return np.concatenate(out)
 
 
+def cc0_validation(demo: Gallery, ctr: Gallery, seed: int) -> tuple[dict[str, Part], dict[str, list[Any]]]:
+    """The demo, the fit and the validation part of clothing-cc0-train (benchmarks/sources.py's split, the test
+    photos left out) as Parts and as PIL photos, keyed "demo", "fit", "val"."""
+    train_rows, _ = split(ctr, TEST_FRACTIONS["cc0"], seed)
+    fit_rows, val_rows = split(ctr, VALIDATION_FRACTION, seed, train_rows)
+    parts = {"demo": Part.of("demo", demo, np.arange(len(demo))), "fit": Part.of("fit", ctr, fit_rows),
+             "val": Part.of("validation", ctr, val_rows)}
+    images = {"demo": [demo.image(i) for i in range(len(demo))], "fit": [ctr.image(int(i)) for i in fit_rows],
+              "val": [ctr.image(int(i)) for i in val_rows]}
+    return parts, images
+
+
 def type_figures(demo: Part, fit_part: Part, val: Part, spec: Any, colour_spec: dict) -> dict[str, Any]:
     """benchmarks/sources.py's CC0 type model (demo + fit photos) on validation photos: its accuracy, and P@K of the
     attribute method against the demo gallery, macro over types."""
@@ -124,12 +136,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     t0 = time.time()
     torch.set_num_threads(2)
     demo, ctr = Gallery.load(args.demo), Gallery.load(args.cc0_train)
-    train_rows, _ = split(ctr, TEST_FRACTIONS["cc0"], args.seed)
-    fit_rows, val_rows = split(ctr, VALIDATION_FRACTION, args.seed, train_rows)
-    parts = {"demo": Part.of("demo", demo, np.arange(len(demo))), "fit": Part.of("fit", ctr, fit_rows),
-             "val": Part.of("validation", ctr, val_rows)}
-    images = {"demo": [demo.image(i) for i in range(len(demo))], "fit": [ctr.image(int(i)) for i in fit_rows],
-              "val": [ctr.image(int(i)) for i in val_rows]}
+    parts, images = cc0_validation(demo, ctr, args.seed)
     classes = sorted(set(demo.types))
     labels = torch.tensor([classes.index(t) for t in np.concatenate([parts["demo"].types, parts["fit"].types])])
     _, transform, cfg = base_model("border")
@@ -146,7 +153,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"  {key}: {json.dumps({k: v for k, v in out[key].items() if 'per' not in k})}", flush=True)
         return out
 
-    print(f"{len(photos)} training photos, {len(val_rows)} validation photos; starting weights {args.init}:", flush=True)
+    print(f"{len(photos)} training photos, {len(parts['val'])} validation photos; starting weights {args.init}:", flush=True)
     before = figures(init())
     model, history = init(), []
 
@@ -159,7 +166,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print("fine-tuned:", flush=True)
     after = figures(model)
     report = {"command": "python benchmarks/finetune_full.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
-              "seconds": round(time.time() - t0), "training photos": len(photos), "validation photos": len(val_rows),
+              "seconds": round(time.time() - t0), "training photos": len(photos), "validation photos": len(parts["val"]),
               "history": history, "starting weights": before, "fine-tuned": after}
     Path(args.report).parent.mkdir(parents=True, exist_ok=True)
     Path(args.report).write_text(json.dumps(report, indent=2) + "\n")

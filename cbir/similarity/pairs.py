@@ -86,6 +86,17 @@ def split_images(
     return ImageSplit(np.sort(np.concatenate(train)), np.sort(np.concatenate(test)), n_dup, n_conf)
 
 
+def validation_split(
+    labels: np.ndarray, hashes: np.ndarray | None, train: np.ndarray, test_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) rows: the training rows `train` split again as split_images does (seed + 1), so settings
+    are chosen without the test rows."""
+    train = np.asarray(train)
+    inner = split_images(np.asarray(labels)[train], None if hashes is None else np.asarray(hashes)[train],
+                         test_fraction=test_fraction, seed=seed + 1)
+    return train[inner.train], train[inner.test]
+
+
 def available_pairs(keys: np.ndarray) -> tuple[int, int]:
     """How many distinct (positive, negative) unordered pairs a set of keys allows."""
     _, counts = np.unique(np.asarray(keys).astype(str), return_counts=True)
