@@ -111,15 +111,29 @@ SALIENT_WEIGHTINGS: dict[str, Weighting] = {
 }
 
 
-def salient_descriptor(image: Image.Image, saliency: np.ndarray, weighting: str, spec: ColourSpec,
-                       max_cover: float = 0.85) -> np.ndarray:
-    """The colour descriptor with pixels weighted by SALIENT_WEIGHTINGS[weighting]; the `border` weighting when the
-    map marks more than `max_cover` of the photo salient (a busy print everywhere)."""
+Prepared = tuple[Image.Image, np.ndarray, np.ndarray]  # (size x size photo, its border weights, 0-1 map)
+
+
+def prepared(image: Image.Image, saliency: np.ndarray, spec: ColourSpec) -> Prepared:
+    """What every weighting of one photo starts from, computed once: the photo and its map at the descriptor's size,
+    and the `border` weights."""
     small = load_image(image).resize((spec.size, spec.size), Image.BILINEAR)
     border = WEIGHTINGS["border"](np.asarray(small, dtype=np.float32), spec)
     s = normalised(np.asarray(Image.fromarray(saliency.astype(np.float32)).resize((spec.size, spec.size), Image.BILINEAR)))
+    return small, border, s
+
+
+def weighted_descriptor(photo: Prepared, weighting: str, spec: ColourSpec, max_cover: float = 0.85) -> np.ndarray:
+    """The colour descriptor with pixels weighted by SALIENT_WEIGHTINGS[weighting]; the `border` weighting when the
+    map marks more than `max_cover` of the photo salient (a busy print everywhere)."""
+    small, border, s = photo
     weights = border if (s > 0.5).mean() > max_cover else SALIENT_WEIGHTINGS[weighting](s, border, centre_prior(*s.shape))
     return weighted_histogram(small, weights, spec)
+
+
+def salient_descriptor(image: Image.Image, saliency: np.ndarray, weighting: str, spec: ColourSpec) -> np.ndarray:
+    """weighted_descriptor of one photo and its map."""
+    return weighted_descriptor(prepared(image, saliency, spec), weighting, spec)
 
 
 def paste_on(shot: Image.Image, background: Image.Image, side: int = 320, scale: float = 0.7,
@@ -206,8 +220,9 @@ def colour_probe(model: tuple[Any, list[str]], apparel: Gallery, catalogue: Gall
     busy_x = embed(create_model(apparel.spec.model)[0].eval(), base_model("border")[1], busy)
     spec = apparel.colour_spec
     out = {"fit photos": int(len(fit)), "validation photos": int(len(val)), "catalogue photos": len(catalogue)}
+    ready = [prepared(im, m, spec) for im, m in zip(photos + busy, maps)]
     for name in SALIENT_WEIGHTINGS:
-        d = np.stack([salient_descriptor(im, m, name, spec) for im, m in zip(photos + busy, maps)])
+        d = np.stack([weighted_descriptor(photo, name, spec) for photo in ready])
         da = np.zeros((len(apparel), spec.dim), np.float32)
         da[used] = d[:len(used)]
         clf = AttributeClassifier.fit("attribute", "colour", apparel.embeddings, colours, fit, apparel.spec, da,
