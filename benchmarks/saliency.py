@@ -31,11 +31,10 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.embed.colour import WEIGHTINGS, ColourSpec, centre_prior, weighted_histogram  # noqa: E402
+from cbir.embed.saliency import SIDE, normalised, pixels  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.images import load_image  # noqa: E402
 
-SIDE = 224  # the ONNX model's input side
-MEAN, STD = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
 HIDDEN = "backbone.layernorm.bias"  # the Add of the backbone's final LayerNorm: its last hidden state
 
 
@@ -53,12 +52,6 @@ def open_model(path: str) -> tuple[Any, list[str]]:
     return session, [model.graph.output[0].name, hidden[0]]
 
 
-def pixels(images: Sequence[Image.Image]) -> np.ndarray:
-    """(N, 3, SIDE, SIDE) float32: photos squeezed to the square (saliency maps stay in photo coordinates)."""
-    x = np.stack([np.asarray(im.convert("RGB").resize((SIDE, SIDE), Image.BILINEAR), np.float32) / 255 for im in images])
-    return ((x - MEAN) / STD).transpose(0, 3, 1, 2).astype(np.float32)
-
-
 def forward(model: tuple[Any, list[str]], images: Sequence[Image.Image], batch: int = 16,
             progress: str = "") -> tuple[np.ndarray, np.ndarray]:
     """(N, SIDE, SIDE) saliency maps and (N, 2D) backbone features (CLS token beside the mean patch token)."""
@@ -70,13 +63,6 @@ def forward(model: tuple[Any, list[str]], images: Sequence[Image.Image], batch: 
         m, h = session.run(outputs, {session.get_inputs()[0].name: pixels(images[s:s + batch])})
         maps.append(m[:, 0]), feats.append(np.concatenate([h[:, 0], h[:, 1:].mean(1)], 1))
     return np.concatenate(maps), np.concatenate(feats)
-
-
-def normalised(saliency: np.ndarray) -> np.ndarray:
-    """A map stretched to 0-1 (its own minimum and maximum): the model's background level varies by photo. A flat
-    map singles nothing out: every pixel 1."""
-    lo, hi = float(saliency.min()), float(saliency.max())
-    return (saliency - lo) / (hi - lo) if hi - lo > 1e-3 else np.ones_like(saliency)
 
 
 def salient_box(saliency: np.ndarray, threshold: float = 0.5, margin: float = 0.1,

@@ -14,6 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from cbir.embed.colour import WEIGHTINGS, ColourSpec  # noqa: E402
 from cbir.gallery.build import CHUNK, build_gallery_streaming, dataset_chunks, partial_dir  # noqa: E402
 from cbir.gallery.dataset import STORAGE_DTYPES, scan_image_folder  # noqa: E402
 from cbir.embed.extractor import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
@@ -79,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         help="also write the vectors to this store as they are embedded: " + STORE_HELP + " (env CBIR_STORE). "
         "numpy and faiss live in memory and are built from the gallery when the app starts",
     )
+    p.add_argument("--colour-weighting", default=ColourSpec.weighting, choices=list(WEIGHTINGS),
+                   help="how the colour descriptor weights pixels: border (default; plain and most photos) or salient "
+                   "(img-focus's salient-region map too, for photos on busy floors and carpets; pip install img-focus)")
     p.add_argument("--chunk", type=int, default=CHUNK, help="images per resumable shard (default: %(default)s)")
     p.add_argument("--engine", default="local", choices=sorted(ENGINES),
                    help="local: this process embeds; ray: Ray Data map_batches on a pool of actors, one extractor each "
@@ -121,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     bar = lambda it: tqdm(it, desc="chunks", unit="chunk")  # noqa: E731
     gallery, errors = build_gallery_streaming(
-        records, embedder, args.out, store, args.chunk, args.batch_size, args.workers, args.dtype, progress=bar
+        records, embedder, args.out, store, args.chunk, args.batch_size, args.workers, args.dtype, progress=bar,
+        colour=ColourSpec(weighting=args.colour_weighting),
     )
     elapsed = time.perf_counter() - t0
     out = Path(args.out)

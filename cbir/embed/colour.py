@@ -3,7 +3,8 @@
 ImageNet features barely encode garment colour, so a 576-bin histogram (16 hues x 6 saturations x 6 values;
 chosen on validation, docs/quality.md) is stored beside each embedding.
 Pixels are weighted by a foreground estimate (distance from the colours seen on the image border, times a
-centre prior), so a white catalogue background or a bed sheet does not dominate the histogram.
+centre prior), so a white catalogue background or a bed sheet does not dominate the histogram; the opt-in `salient`
+weighting multiplies that by a salient-region map (cbir.embed.saliency) for photos on busy floors and carpets.
 The recipe is a `ColourSpec`, saved beside the gallery, so queries compute it exactly the same way.
 """
 
@@ -24,12 +25,13 @@ from cbir.images import load_image
 COLOUR_SPEC_FILE = "colour_spec.json"
 COLOUR_COLUMN = "colour_hist"
 
-WeightFn = Callable[[np.ndarray, "ColourSpec"], np.ndarray]
+WeightFn = Callable[[np.ndarray, "ColourSpec", Image.Image], np.ndarray]
 WEIGHTINGS: dict[str, WeightFn] = {}
 
 
 def register_weighting(name: str) -> Callable[[WeightFn], WeightFn]:
-    """Decorator adding a pixel-weighting rule `f(rgb (H, W, 3) float, spec) -> (H, W) weights`."""
+    """Decorator adding a pixel-weighting rule `f(rgb (H, W, 3) float, spec, photo) -> (H, W) weights`: `rgb` is
+    the size x size copy the histogram counts, `photo` the image it came from (for a rule that needs detail)."""
 
     def wrap(fn: WeightFn) -> WeightFn:
         WEIGHTINGS[name] = fn
@@ -80,13 +82,13 @@ class ColourSpec:
 
 
 @register_weighting("none")
-def _uniform(rgb: np.ndarray, spec: ColourSpec) -> np.ndarray:
+def _uniform(rgb: np.ndarray, spec: ColourSpec, photo: Optional[Image.Image] = None) -> np.ndarray:
     """Every pixel of the central crop counts the same (the plain centre histogram)."""
     return np.ones(rgb.shape[:2], dtype=np.float32)
 
 
 @register_weighting("border")
-def _border_foreground(rgb: np.ndarray, spec: ColourSpec) -> np.ndarray:
+def _border_foreground(rgb: np.ndarray, spec: ColourSpec, photo: Optional[Image.Image] = None) -> np.ndarray:
     """Foreground = far (in RGB) from the median colour of every half-side of the border, times a centre prior.
 
     When almost nothing looks like foreground (garment and background alike), the centre prior alone is used.
@@ -113,6 +115,21 @@ def _border_foreground(rgb: np.ndarray, spec: ColourSpec) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+@register_weighting("salient")
+def _salient_border(rgb: np.ndarray, spec: ColourSpec, photo: Optional[Image.Image] = None,
+                    max_cover: float = 0.85) -> np.ndarray:
+    """The `border` weights times img-focus's salient-region map of the photo (cbir.embed.saliency): on a busy
+    floor or carpet the garment counts, not the background. A map salient almost everywhere (more than
+    `max_cover` of the pixels above 0.5) singles nothing out, and the `border` weights stand alone."""
+    from cbir.embed.saliency import salient_map
+
+    border = _border_foreground(rgb, spec)
+    s = salient_map(photo if photo is not None else Image.fromarray(rgb.astype(np.uint8)), rgb.shape[0])
+    if s.shape != border.shape or (s > 0.5).mean() > max_cover:
+        return border
+    return (s * border).astype(np.float32)
+
+
 @functools.lru_cache(maxsize=8)
 def centre_prior(h: int, w: int) -> np.ndarray:
     """A Gaussian centre prior over an h x w image (sigma 0.35 of each side), computed once per size."""
@@ -135,8 +152,9 @@ def _hsv_bins(image: Image.Image, spec: ColourSpec) -> np.ndarray:
 def colour_descriptor(image: Any, spec: Optional[ColourSpec] = None) -> np.ndarray:
     """(spec.dim,) float32 descriptor of one image (path, bytes, PIL or array): sqrt of the weighted histogram."""
     spec = spec or ColourSpec()
-    img = load_image(image).resize((spec.size, spec.size), Image.BILINEAR)
-    return weighted_histogram(img, WEIGHTINGS[spec.weighting](np.asarray(img, dtype=np.float32), spec), spec)
+    photo = load_image(image)
+    img = photo.resize((spec.size, spec.size), Image.BILINEAR)
+    return weighted_histogram(img, WEIGHTINGS[spec.weighting](np.asarray(img, dtype=np.float32), spec, photo), spec)
 
 
 def weighted_histogram(img: Image.Image, weights: np.ndarray, spec: ColourSpec) -> np.ndarray:

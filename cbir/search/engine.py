@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Optional
 
 import numpy as np
+from PIL import Image
 
 from cbir.similarity.classifiers import ClassifierSet
 from cbir.embed.colour import colour_descriptor
@@ -59,6 +60,8 @@ class SearchEngine(TextQueries):
         gallery.spec.check_compatible(extractor.spec, allow_weights_mismatch=allow_weights_mismatch)
         if classifiers is not None:
             classifiers.check_backbone(gallery.spec, gallery.colour_spec)
+        if gallery.colour_spec is not None:  # the recipe's needs (the `salient` model) fail here, not at a query
+            colour_descriptor(Image.new("RGB", (gallery.colour_spec.size,) * 2), gallery.colour_spec)
         self.gallery = gallery
         self.extractor = extractor
         self.classifiers = classifiers

