@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.cli import run  # noqa: E402
+from cbir.embed.colour import ColourSpec  # noqa: E402
 from cbir.embed.extractor import FeatureExtractor  # noqa: E402
 from cbir.gallery.dataset import Gallery, ImageRecord, build_gallery, scan_image_folder  # noqa: E402
 from cbir.gallery.demo import CC0_SOURCE, DEMO_DIR, DEMO_MODEL, HOLDOUT_FILE  # noqa: E402
@@ -85,7 +86,9 @@ def build_demo(
     kept = [r for r in records if r.relpath not in set(holdout)]
     extractor = FeatureExtractor(model, weights=weights, device="cpu", seed=seed)
     apparel = ClassifierSet.load(apparel_classifiers)
-    gallery, errors = build_gallery(kept, extractor, batch_size=16, progress=progress)
+    recipes = [c.card["colour"] for c in apparel.classifiers.values() if c.card.get("colour")]
+    colour = ColourSpec.from_dict(recipes[0]) if recipes else ColourSpec()  # the Apparel models' descriptor recipe
+    gallery, errors = build_gallery(kept, extractor, batch_size=16, progress=progress, colour=colour)
     if errors:
         raise RuntimeError(f"CC0 photos failed to load: {errors}")
     apparel.check_backbone(gallery.spec, gallery.colour_spec)  # same backbone and colour-descriptor recipe
