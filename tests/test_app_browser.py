@@ -250,7 +250,7 @@ def test_bad_input_answers_without_500s_or_tracebacks(page, gallery, tmp_path, c
         page.locator("#crop-panel").get_by_text("Crop the query").click()
         page.locator("#crop-box textarea, #crop-box input").first.fill("40, 40, 10, 10")
         page.get_by_role("button", name="Search", exact=True).click()
-        sync_api.expect(page.get_by_text("box must have x0 < x1 and y0 < y1").first).to_be_visible()
+        sync_api.expect(page.get_by_text("box must have x0 < x1 and y0 < y1").first).to_be_visible(timeout=TIMEOUT_MS)
         assert page.get_by_text("&lt;").count() == 0
         page.wait_for_timeout(500)  # the last responses
     finally:
