@@ -125,7 +125,7 @@ def _salient_border(rgb: np.ndarray, spec: ColourSpec, photo: Optional[Image.Ima
 
     border = _border_foreground(rgb, spec)
     s = salient_map(photo if photo is not None else Image.fromarray(rgb.astype(np.uint8)), rgb.shape[0])
-    if s.shape != border.shape or (s > 0.5).mean() > max_cover:
+    if (s > 0.5).mean() > max_cover:
         return border
     return (s * border).astype(np.float32)
 
