@@ -2,10 +2,11 @@
 """Issue 18: colour on busy backgrounds, test photos. The catalogue-dev test shots (benchmarks/sources.py's split;
 never used for training or choosing) pasted on floors, beds and carpets cut from demo photos, and the same shots as
 shot, through the attribute colour model of each classifier folder with its own colour-descriptor recipe (the
-`border` weighting before 2026-12-06 evening, `salient` since).
+demo's `border`; `salient`: the demo of commit 78d3d16, rebuilt with that recipe).
 
+    mkdir -p /tmp/demo-salient && git archive 78d3d16 demo | tar -x -C /tmp/demo-salient --strip-components=1
     python -m benchmarks.busy_backgrounds --catalogue /tmp/src/catalogue \
-        --classifiers border=/tmp/demo-border/classifiers salient=demo/classifiers --out results/busy-backgrounds.json
+        --classifiers border=demo/classifiers salient=/tmp/demo-salient/classifiers --out results/busy-backgrounds.json
 """
 
 from __future__ import annotations

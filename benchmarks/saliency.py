@@ -31,7 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.embed.colour import WEIGHTINGS, ColourSpec, centre_prior, weighted_histogram  # noqa: E402
-from cbir.embed.saliency import SIDE, normalised, pixels  # noqa: E402
+from cbir.embed.saliency import SIDE, at_size, normalised, pixels  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.images import load_image  # noqa: E402
 
@@ -105,8 +105,7 @@ def prepared(image: Image.Image, saliency: np.ndarray, spec: ColourSpec) -> Prep
     and the `border` weights."""
     small = load_image(image).resize((spec.size, spec.size), Image.BILINEAR)
     border = WEIGHTINGS["border"](np.asarray(small, dtype=np.float32), spec)
-    s = normalised(np.asarray(Image.fromarray(saliency.astype(np.float32)).resize((spec.size, spec.size), Image.BILINEAR)))
-    return small, border, s
+    return small, border, at_size(saliency, spec.size)
 
 
 def weighted_descriptor(photo: Prepared, weighting: str, spec: ColourSpec, max_cover: float = 0.85) -> np.ndarray:

@@ -3,8 +3,8 @@
 import onnx
 from onnx import TensorProto, helper
 
-HIDDEN = "backbone.layernorm.bias"  # benchmarks/saliency.py reads the backbone's last hidden state behind this Add
-SIDE = 224
+from benchmarks.saliency import HIDDEN  # the Add behind which benchmarks/saliency.py reads the last hidden state
+from cbir.embed.saliency import SIDE
 
 
 def tiny_model(path, bias=(1.0, 2.0, 3.0)) -> str:

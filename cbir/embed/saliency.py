@@ -81,7 +81,11 @@ def normalised(saliency: np.ndarray) -> np.ndarray:
     return (saliency - lo) / (hi - lo) if hi - lo > 1e-3 else np.ones_like(saliency)
 
 
+def at_size(saliency: np.ndarray, size: int) -> np.ndarray:
+    """A raw map resized to size x size (the colour descriptor's working size), then normalised."""
+    return normalised(np.asarray(Image.fromarray(saliency.astype(np.float32)).resize((size, size), Image.BILINEAR)))
+
+
 def salient_map(photo: Image.Image, size: int) -> np.ndarray:
-    """The photo's normalised map at size x size (the colour descriptor's working size)."""
-    m = saliency_maps([photo])[0].astype(np.float32)
-    return normalised(np.asarray(Image.fromarray(m).resize((size, size), Image.BILINEAR)))
+    """The photo's normalised map at size x size."""
+    return at_size(saliency_maps([photo])[0], size)
