@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from cbir.search.feedback import check_indices, rocchio
+from cbir.core.rows import check_indices
+from cbir.search.feedback import rocchio
 
 
 def test_no_feedback_keeps_the_query():
@@ -37,16 +38,3 @@ def test_batch_matches_single_queries():
     rows = rocchio_rows(q, np.stack([pos.mean(0), np.zeros(4)]), np.stack([neg.mean(0), neg.mean(0)]))
     np.testing.assert_allclose(rows[0], rocchio(q[0], pos, neg), rtol=1e-5)
     np.testing.assert_allclose(rows[1], rocchio(q[1], np.empty((0, 4)), neg), rtol=1e-5)
-
-
-def test_feedback_benchmark_runs_on_the_fixture_gallery(gallery):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
-    from feedback_gain import markdown, run
-
-    result = run(gallery, ["cosine"], k=5)
-    r = result["methods"]["cosine"]["both"]
-    assert result["queries"] > 0 and 0 <= r["map_before"] <= 1 and 0 <= r["map_after"] <= 1
-    assert "| Cosine similarity | both |" in markdown(result)
