@@ -96,7 +96,7 @@ def image_sources(image_sources: Optional[Sequence[Any]], n: int, seed: int, tmp
         rng = np.random.default_rng(seed)
         pick = np.sort(rng.choice(len(srcs), size=min(n, len(srcs)), replace=False))
         return [srcs[i] for i in pick], f"{len(pick)} of {len(srcs)} given image files (seeded sample)"
-    from scripts.synthetic import write_image_folder
+    from cbir.gallery.synthetic import write_image_folder
 
     per_class = max(1, -(-n // 24))
     write_image_folder(tmp / "images", per_class=per_class, size=256, seed=seed)

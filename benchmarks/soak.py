@@ -141,15 +141,11 @@ def start_server(app_args: list[str], log_path: Path, timeout: float) -> tuple[s
 
 def rss_mb(pid: int | None) -> float | None:
     """Resident set size of a process (and its children are not counted), from /proc."""
-    if not pid:
-        return None
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        status = Path(f"/proc/{pid}/status").read_text().splitlines() if pid else []
     except OSError:
         return None
-    return None
+    return next((int(line.split()[1]) / 1024 for line in status if line.startswith("VmRSS:")), None)
 
 
 def cpu_seconds(pid: int | None) -> float | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.synthetic import DATASET_CLASSES, write_image_folder  # noqa: E402
+from cbir.gallery.synthetic import DATASET_CLASSES, write_image_folder  # noqa: E402
 from cbir.cli import run  # noqa: E402
 
 

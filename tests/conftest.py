@@ -14,7 +14,7 @@ from ci_skips import pytest_configure, pytest_make_collect_report, pytest_runtes
 
 from cbir.gallery.dataset import Gallery, build_gallery, scan_image_folder  # noqa: E402
 from cbir.embed.extractor import FeatureExtractor  # noqa: E402
-from scripts.synthetic import write_image_folder  # noqa: E402
+from cbir.gallery.synthetic import write_image_folder  # noqa: E402
 from cbir.similarity.training import TrainingRun, train  # noqa: E402
 
 TINY_MODEL = "test_resnet.r160_in1k"  # timm's own test network: 96-d features, builds in milliseconds

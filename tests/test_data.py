@@ -3,7 +3,7 @@ import pytest
 
 from cbir.gallery.dataset import SPEC_FILE, Gallery, build_gallery, scan_image_folder
 from cbir.gallery.labels import LabelError
-from scripts.synthetic import garment_image, write_image_folder
+from cbir.gallery.synthetic import garment_image, write_image_folder
 from tests.conftest import PER_CLASS
 
 

@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from cbir.search.explain import colourise, explain_pair, location_similarity, pooled
-from scripts.synthetic import garment_image
+from cbir.gallery.synthetic import garment_image
 
 
 def test_location_similarity_is_cosine_per_location():

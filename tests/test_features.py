@@ -10,7 +10,7 @@ from cbir.embed.extractor import FeatureExtractor, WeightsUnavailableError, crea
 from cbir.embed.colour import colour_descriptor
 from cbir.embed.extractor import _prefetch
 from cbir.images import ImageError
-from scripts.synthetic import garment_image
+from cbir.gallery.synthetic import garment_image
 
 GOLDEN = Path(__file__).parent / "golden" / "test_resnet_r160_seed0.npy"
 TINY = "test_resnet.r160_in1k"

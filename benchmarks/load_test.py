@@ -7,26 +7,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import check_local_url, load_test, load_test_markdown, log_stderr  # noqa: E402
-from cbir.gallery.dataset import IMAGE_EXTENSIONS  # noqa: E402
+from benchmarks.benchmark import list_images  # noqa: E402
+from cbir.gallery.synthetic import garment_image  # noqa: E402
 
 
 def pick_images(paths: list[str], limit: int = 8) -> list[Path]:
     """Image files from the given files and folders (folders searched recursively), up to `limit`."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)[:limit]
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise SystemExit(f"not an image file or folder: {p}")
-    if not out:
-        raise SystemExit("no image files to upload")
+    out = [f for p in map(Path, paths) for f in (list_images(p)[:limit] if p.is_dir() else [p])]
+    missing = [str(f) for f in out if not f.is_file()]
+    if missing or not out:
+        raise SystemExit(f"not image files or folders: {missing}" if missing else "no image files to upload")
     return out[:limit]
 
 
@@ -53,27 +49,11 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.images:
         images = pick_images(args.images)
-    else:
-        import tempfile
-
-        from scripts.synthetic import garment_image
-
-        path = Path(tempfile.mkdtemp(prefix="cbir-load-")) / "query.png"
-        garment_image("blue", "shirt", size=256).save(path)
-        images = [path]
-    r = load_test(
-        args.url,
-        images,
-        args.requests,
-        args.concurrency,
-        args.time_limit,
-        args.request_timeout,
-        args.method,
-        args.task,
-        args.k,
-        args.api_name,
-        log=log_stderr,
-    )
+    else:  # one generated garment
+        images = [Path(tempfile.mkdtemp(prefix="cbir-load-")) / "query.png"]
+        garment_image("blue", "shirt", size=256).save(images[0])
+    r = load_test(args.url, images, args.requests, args.concurrency, args.time_limit, args.request_timeout,
+                  args.method, args.task, args.k, args.api_name, log=log_stderr)
     print(load_test_markdown(r))
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -54,14 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             p.error(str(e))
     overrides = {"seed": args.seed, "load_url": args.load_url}
-    for name, value in (
-        ("load_requests", args.load_requests),
-        ("repeats", args.repeats),
-        ("naive_budget_s", args.naive_budget),
-        ("embed_images", args.embed_images),
-    ):
-        if value is not None:
-            overrides[name] = value
+    overrides |= {k: v for k, v in (("load_requests", args.load_requests), ("repeats", args.repeats),
+                                    ("naive_budget_s", args.naive_budget), ("embed_images", args.embed_images)) if v is not None}
     cfg = (BenchmarkConfig.quick if args.quick else BenchmarkConfig.full)(**overrides)
 
     gallery = None
@@ -72,9 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         gallery = Gallery.load(args.gallery)
         _ = gallery.embeddings  # read once, before any timing
     images = list_images(Path(args.images)) if args.images else None
-    command = "python " + " ".join(
-        shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *(sys.argv[1:] if argv is None else argv)]
-    )
+    command = "python " + shlex.join([Path(sys.argv[0]).as_posix(), *(sys.argv[1:] if argv is None else argv)])
     report = run_benchmark(cfg, real_gallery=gallery, image_sources=images, command=command)
     md = render_markdown(report)
     print(md)

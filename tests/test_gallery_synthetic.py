@@ -11,7 +11,7 @@ from PIL import Image
 
 from cbir.images import load_image
 from cbir.gallery.labels import COLOURS, TYPES, LabelError, parse_label
-from scripts.synthetic import COLOUR_RGB, DATASET_CLASSES, garment_image, write_image_folder
+from cbir.gallery.synthetic import COLOUR_RGB, DATASET_CLASSES, garment_image, write_image_folder
 
 
 def _pixels(im: Image.Image) -> np.ndarray:
