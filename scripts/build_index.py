@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cbir.embed.colour import WEIGHTINGS, ColourSpec  # noqa: E402
 from cbir.gallery.build import CHUNK, build_gallery_streaming, dataset_chunks, partial_dir  # noqa: E402
 from cbir.gallery.dataset import STORAGE_DTYPES, scan_image_folder  # noqa: E402
+from cbir.gallery.demo import calibration_photos  # noqa: E402
 from cbir.embed.extractor import DEFAULT_MODEL, FeatureExtractor  # noqa: E402
 from cbir.embed.quantize import QUANTIZATION_CHOICES  # noqa: E402
 from cbir.embed.runtime import RUNTIME_CHOICES  # noqa: E402
@@ -35,7 +36,7 @@ def _ray(args: argparse.Namespace, extractor: FeatureExtractor) -> object:
     ray = init_ray(args.address, num_cpus=None)
     kwargs = dict(model_name=args.model, weights="random" if args.random_weights else args.weights, device=args.device,
                   seed=args.seed, runtime=args.runtime, threads=args.threads or max(1, int(args.ray_cpus)),
-                  revision=args.revision, quantization=args.quantize)
+                  revision=args.revision, quantization=args.quantize, calibration=calibration_photos)
     print(f"ray cluster: {ray.cluster_resources().get('CPU', 0):g} CPUs; {args.ray_workers} embedding actors")
     return RayEmbedder(kwargs, extractor.spec, args.ray_workers, args.ray_cpus)
 
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     weights = "random" if args.random_weights else args.weights
     extractor = FeatureExtractor(
         args.model, weights=weights, device=args.device, seed=args.seed, runtime=args.runtime, threads=args.threads,
-        revision=args.revision, quantization=args.quantize,
+        revision=args.revision, quantization=args.quantize, calibration=calibration_photos,
     )
     embedder = ENGINES[args.engine](args, extractor)
     if hasattr(embedder, "plan") and not streamed:  # one pipeline over the chunks still to embed

@@ -1,4 +1,6 @@
-"""The import graph of cbir/ (module-level and function-level imports) has no cycle, and every import resolves."""
+"""The import graph of cbir/ (module-level and function-level imports): no cycle, every import resolves, packages
+import only packages of lower layers (LAYERS, the picture in docs/architecture.md), no private name crosses a
+package, and nothing of the product imports benchmarks/ (nor benchmarks/ scripts/)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,18 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PKG = ROOT / "cbir"
+
+# The package order, lowest first: a package may import the packages of lower layers only (never a package of its
+# own layer or above). docs/architecture.md draws this picture.
+LAYERS: tuple[tuple[str, ...], ...] = (
+    ("cbir.images", "cbir.index", "cbir.hub", "cbir.core"),  # decoding, the in-memory index, the Hub, shared values
+    ("cbir.embed",),  # backbones, preprocessing, runtimes, colour descriptors
+    ("cbir.gallery",),  # galleries on disk, labels, live edits, the demo's location
+    ("cbir.similarity",),  # similarity methods, classifiers, pairs, evaluation
+    ("cbir.stores",),  # vector stores and the methods as store searches
+    ("cbir.search",),  # the engine: a query against a gallery
+    ("cbir.ui", "cbir.train", "cbir.cli"),  # the Gradio UI; training; command-line helpers
+)
 
 
 def module_name(path: Path) -> str:
@@ -102,3 +116,73 @@ def test_cbir_imports_resolve(path):
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cbir") and not node.level:
             assert node.module in modules, f"{path.name} imports {node.module}, which does not exist"
+
+
+def package_of(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def layer_of(package: str) -> int:
+    for i, layer in enumerate(LAYERS):
+        if package in layer:
+            return i
+    raise AssertionError(f"{package} is in no layer of LAYERS: add it where it belongs")
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from one package to another that is not strictly below it."""
+    bad = []
+    for module, deps in graph.items():
+        if module == "cbir":
+            continue
+        for dep in deps:
+            a, b = package_of(module), package_of(dep)
+            if a != b and b != "cbir" and layer_of(b) >= layer_of(a):
+                bad.append(f"{module} -> {dep}")
+    return sorted(bad)
+
+
+def test_upward_imports_are_found():
+    assert upward_imports({"cbir.embed.x": {"cbir.search.y"}, "cbir.search.y": {"cbir.embed.x"}}) == [
+        "cbir.embed.x -> cbir.search.y"]
+    assert upward_imports({"cbir.ui.a": {"cbir.train.b"}}) == ["cbir.ui.a -> cbir.train.b"]  # same layer: no
+
+
+def test_packages_import_only_lower_layers():
+    graph = import_graph()
+    assert {package_of(m) for m in graph} - {"cbir"} <= {p for layer in LAYERS for p in layer}
+    assert upward_imports(graph) == []
+
+
+def python_files(*roots: str) -> list[Path]:
+    return sorted(p for r in roots for p in ([ROOT / r] if r.endswith(".py") else (ROOT / r).rglob("*.py")))
+
+
+def top_imports(path: Path) -> list[tuple[str, list[str]]]:
+    """(module, imported names) of every absolute import in `path`."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(a.name, []) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            out.append((node.module, [a.name for a in node.names]))
+    return out
+
+
+def test_the_product_does_not_import_benchmarks_and_benchmarks_do_not_import_scripts():
+    bad = [f"{p.relative_to(ROOT)}: {m}" for p in python_files("cbir", "scripts", "app.py")
+           for m, _ in top_imports(p) if m.split(".")[0] == "benchmarks"]
+    bad += [f"{p.relative_to(ROOT)}: {m}" for p in python_files("benchmarks")
+            for m, _ in top_imports(p) if m.split(".")[0] == "scripts"]
+    assert bad == []
+
+
+def test_no_private_name_crosses_a_package():
+    bad = []
+    for p in python_files("cbir", "scripts", "app.py"):
+        here = package_of(module_name(p)) if p.is_relative_to(PKG) else str(p.relative_to(ROOT))
+        for m, names in top_imports(p):
+            private = [n for n in names if n.startswith("_") and not n.startswith("__")]
+            if m.startswith("cbir") and private and package_of(m) != here:
+                bad.append(f"{p.relative_to(ROOT)} imports {private} from {m}")
+    assert bad == []

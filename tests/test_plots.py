@@ -1,6 +1,6 @@
 import numpy as np
 
-from cbir.search.plots import QUERY, RESULT, gallery_map, pca_2d, score_histogram
+from cbir.ui.plots import QUERY, RESULT, gallery_map, pca_2d, score_histogram
 
 
 def test_histogram_counts_every_score_and_marks_the_cut():

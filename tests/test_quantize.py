@@ -13,6 +13,7 @@ from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
 from cbir.embed.preprocess import CentreCropTransform
 from cbir.embed.quantize import Quantization, quantized_path, quantized_runtime
+from cbir.gallery.demo import calibration_photos
 from cbir.embed.runtime import RuntimeMismatchError
 
 pytest.importorskip("nncf")
@@ -36,14 +37,15 @@ def tiny(cache, monkeypatch):
 
 
 def make(model, **kw):
-    return quantized_runtime(model, torch.device("cpu"), "tiny-abc", SIZE, CentreCropTransform(CFG), "int8", threads=1, **kw)
+    return quantized_runtime(model, torch.device("cpu"), "tiny-abc", SIZE, CentreCropTransform(CFG), "int8", threads=1,
+                             calibration=calibration_photos, **kw)
 
 
 def test_int8_model_is_made_once_checked_and_named_by_its_sha256(tiny):
     runtime, sha = make(tiny)
     path = quantized_path("tiny-abc", quantize.QUANTIZATIONS["int8"])
     assert path.is_file() and sha == file_sha256(path.with_suffix(".bin")) and runtime.name == "openvino (int8)"
-    x = torch.stack([CentreCropTransform(CFG)(im) for im in quantize.calibration_images(4)])
+    x = torch.stack([CentreCropTransform(CFG)(im) for im in calibration_photos(4)])
     with torch.inference_mode():
         expected = tiny(x).numpy()
     got = runtime(x)

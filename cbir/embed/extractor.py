@@ -19,7 +19,7 @@ from cbir.embed.hf_encoders import is_hf_model, load_hf_encoder, text_families
 from cbir.images import ImageError, load_image
 from cbir.embed.preprocess import eval_transform, stack
 from cbir.embed.runtime import make_runtime
-from cbir.embed.spec import BackboneMismatchError, EmbeddedFiles, EmbeddingSpec, _norm_cfg
+from cbir.embed.spec import BackboneMismatchError, EmbeddedFiles, EmbeddingSpec, norm_cfg
 
 __all__ = [
     "DEFAULT_MODEL", "DEFAULT_SEED", "WeightsUnavailableError", "BackboneMismatchError", "EmbeddingSpec",
@@ -59,9 +59,11 @@ class FeatureExtractor:
         threads: int | None = None,
         revision: str = "",
         quantization: str = "",
+        calibration: Optional[Callable[[int], Sequence[Any]]] = None,
     ) -> None:
         """`runtime`: a cbir.embed.runtime name or "auto" (the fastest installed CPU runtime for pretrained weights).
-        `quantization`: "" (float) or a cbir.embed.quantize recipe ("int8", OpenVINO only)."""
+        `quantization`: "" (float) or a cbir.embed.quantize recipe ("int8", OpenVINO only), calibrated on the photos
+        `calibration(n)` gives (cbir.gallery.demo.calibration_photos)."""
         import timm.data
 
         hf = is_hf_model(model_name)  # transformers encoders bring their own forward and preprocessing
@@ -70,6 +72,8 @@ class FeatureExtractor:
                 f"{quantization} quantization is for pretrained timm backbones on the openvino runtime "
                 f"(got {model_name}, weights {weights}, runtime {runtime})"
             )
+        if quantization and calibration is None:
+            raise ValueError(f"{quantization} quantization needs calibration photos (cbir.gallery.demo.calibration_photos)")
         self.model, resolved = load_hf_encoder(model_name, weights, seed, revision) if hf else create_model(
             model_name, weights, seed
         )
@@ -90,7 +94,7 @@ class FeatureExtractor:
             from cbir.embed.quantize import quantized_runtime
 
             self.runtime, quantized_sha256 = quantized_runtime(
-                self.model, self.device, key, input_size, self.transform, quantization, threads
+                self.model, self.device, key, input_size, self.transform, quantization, threads, calibration=calibration
             )
         else:
             self.runtime = make_runtime(runtime, self.model, self.device, key, input_size, threads)
@@ -100,7 +104,7 @@ class FeatureExtractor:
             model=model_name,
             weights=kind,
             dim=dim,
-            data_config=_norm_cfg(dict(cfg)),
+            data_config=norm_cfg(dict(cfg)),
             seed=seed if kind == "random" else None,
             weights_source=resolved.source,
             weights_sha256=resolved.sha256,

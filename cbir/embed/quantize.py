@@ -4,7 +4,8 @@ An int8 model embeds images a little differently from the float one (Lite2: mean
 embedding on Apparel photos), so it is a property of the gallery's `EmbeddingSpec` (`quantization` and the
 quantised file's sha256): a gallery built int8 is queried int8, and a float gallery refuses int8 queries.
 The model is made once per backbone, weights sha256 and recipe by NNCF (`pip install nncf`), calibrated on
-the committed CC0 demo photos, cached beside the ONNX export, and checked against torch when it loads.
+photos its caller gives (the committed CC0 demo photos: cbir.gallery.demo.calibration_photos), cached beside the
+ONNX export, and checked against torch when it loads.
 """
 
 from __future__ import annotations
@@ -57,31 +58,6 @@ def quantized_path(key: str, q: Quantization) -> Path:
     return cache_dir() / "openvino" / f"{key}-{q.tag()}.xml"
 
 
-def calibration_rows(n: int) -> np.ndarray:
-    """`n` rows spread evenly over the committed CC0 demo gallery (every machine calibrates on the same photos)."""
-    from cbir.gallery.dataset import Gallery
-    from cbir.gallery.demo import DEMO_GALLERY
-
-    size = len(Gallery.load(DEMO_GALLERY))
-    return np.linspace(0, size - 1, min(n, size)).round().astype(int)
-
-
-def demo_photos(rows: Sequence[int]) -> list[Any]:
-    """The demo gallery's photos at `rows`, decoded to RGB."""
-    from PIL import Image
-
-    from cbir.gallery.dataset import Gallery
-    from cbir.gallery.demo import DEMO_GALLERY
-
-    g = Gallery.load(DEMO_GALLERY)
-    return [Image.open(io.BytesIO(g.image_bytes(int(i))[0])).convert("RGB") for i in rows]
-
-
-def calibration_images(n: int) -> list[Any]:
-    """The `n` calibration photos (see calibration_rows)."""
-    return demo_photos(calibration_rows(n))
-
-
 def quantize_onnx(onnx: Path, out: Path, batches: list[np.ndarray], q: Quantization) -> Path:
     """NNCF int8 PTQ of an ONNX model calibrated on `batches` ((1, C, H, W) each); written atomically as IR."""
     try:
@@ -122,8 +98,11 @@ def quantized_runtime(
     transform: Callable[[Any], torch.Tensor],
     quantization: str,
     threads: Optional[int] = None,
+    *,
+    calibration: Callable[[int], Sequence[Any]],
 ) -> tuple[OpenVinoRuntime, str]:
-    """An OpenVINO runtime of the int8 model (made on first use) and the sha256 of its weights file.
+    """An OpenVINO runtime of the int8 model (made on first use) and the sha256 of its weights file;
+    `calibration(n)` gives n photos (the same ones on every machine, or the cached model would differ).
 
     Raises ValueError when it cannot be made here and RuntimeMismatchError when it strays from torch's embedding.
     """
@@ -132,13 +111,13 @@ def quantized_runtime(
         raise ValueError("int8 models run on OpenVINO: pip install openvino")
     onnx = checked_export("openvino", model, device, key, input_size)
     path = quantized_path(str(key), q)
-    rows = calibration_rows(q.calibration)
     if not path.is_file():  # decoding all calibration photos is for quantising only (seconds at every load)
-        log.warning("quantizing %s to int8 on %d demo photos (once; cached at %s)", key, len(rows), path)
-        quantize_onnx(onnx, path, [transform(im).numpy()[None] for im in demo_photos(rows)], q)
+        photos = calibration(q.calibration)
+        log.warning("quantizing %s to int8 on %d photos (once; cached at %s)", key, len(photos), path)
+        quantize_onnx(onnx, path, [transform(im).numpy()[None] for im in photos], q)
     runtime = OpenVinoRuntime(path, threads)
     runtime.name = f"openvino ({q.name})"
-    batch = torch.stack([transform(im) for im in demo_photos(rows[:: max(1, len(rows) // 16)][:16])])
+    batch = torch.stack([transform(im) for im in calibration(min(16, q.calibration))])
     with torch.inference_mode():
         expected = model.eval()(batch).float().numpy()
     cos = mean_cosine(runtime(batch), expected)

@@ -86,7 +86,7 @@ class EmbeddingSpec:
             problems.append(f"model {self.model!r} vs {other.model!r}")
         if self.dim != other.dim:
             problems.append(f"dimension {self.dim} vs {other.dim}")
-        if _norm_cfg(self.data_config) != _norm_cfg(other.data_config):
+        if norm_cfg(self.data_config) != norm_cfg(other.data_config):
             problems.append(f"preprocessing {self.data_config} vs {other.data_config}")
         if not allow_weights_mismatch and (self.weights, self.seed) != (other.weights, other.seed):
             problems.append(f"weights {self.describe()} vs {other.describe()}")
@@ -111,5 +111,5 @@ class EmbeddingSpec:
             )
 
 
-def _norm_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
+def norm_cfg(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}

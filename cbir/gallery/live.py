@@ -22,7 +22,7 @@ import numpy as np
 
 from cbir.embed.colour import COLOUR_COLUMN, colour_descriptor
 from cbir.gallery.dataset import ID_COLUMN, SPEC_FILE, Gallery, unique_ids
-from cbir.search.feedback import check_indices
+from cbir.core.rows import check_indices
 from cbir.images import load_image
 
 ADMIN_TOKEN_ENV = "CBIR_ADMIN_TOKEN"

@@ -12,14 +12,16 @@ from PIL import Image
 from cbir.similarity.classifiers import ClassifierSet
 from cbir.embed.colour import colour_descriptor
 from cbir.gallery.dataset import Gallery
+from cbir.gallery.demo import calibration_photos
 from cbir.search.dedup import DEFAULT_THRESHOLD
 from cbir.search.ranking import rank
 from cbir.search.text import TEXT_CACHE_SIZE, TEXT_WEIGHT, MAX_TEXT_CHARS, TextQueries  # noqa: F401 (re-exported)
 from cbir.search.explain import Explanation, explain_pair
-from cbir.search.feedback import check_indices, rocchio
+from cbir.core.rows import check_indices
+from cbir.search.feedback import rocchio
 from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
-from cbir.search.filters import Filters, check_values, label_mask
+from cbir.core.filters import Filters, check_values, label_mask
 from cbir.search.prediction import Prediction, needs_descriptor, predict_attributes
 from cbir.images import load_image
 from cbir.index import EmbeddingIndex, l2_normalize, top_k
@@ -401,7 +403,8 @@ def extractor_for(
     if random_weights:
         return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), True
     return FeatureExtractor(
-        spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision, quantization=spec.quantization
+        spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision, quantization=spec.quantization,
+        calibration=calibration_photos,
     ), False
 
 

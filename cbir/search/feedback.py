@@ -48,17 +48,3 @@ def rocchio_rows(
     norm = np.linalg.norm(out, axis=1, keepdims=True)
     scale = np.where(norm > 0, np.linalg.norm(q, axis=1, keepdims=True) / np.maximum(norm, 1e-12), 1.0)
     return np.where(norm > 0, out * scale, q).astype(np.float32)
-
-
-def check_indices(indices: Sequence[int] | None, n: int, name: str) -> np.ndarray:
-    """Gallery indices as an int array; anything outside 0..n-1 or not whole is a clear ValueError naming `name`."""
-    out = []
-    for v in indices or ():
-        try:
-            f = float(v)
-        except (TypeError, ValueError):
-            f = float("nan")
-        if f != f or f != int(f) or not 0 <= int(f) < n:
-            raise ValueError(f"{name} must be gallery indices 0..{n - 1}; got {v!r}")
-        out.append(int(f))
-    return np.asarray(out, dtype=np.int64)

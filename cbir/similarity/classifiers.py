@@ -174,7 +174,7 @@ class PairClassifier(CardedClassifier):
         out[np.all(np.asarray(a, np.float32) == np.asarray(b, np.float32), axis=1)] = 1.0
         return out
 
-    def _linear_terms(self) -> tuple[float, np.ndarray, np.ndarray] | None:
+    def linear_terms(self) -> tuple[float, np.ndarray, np.ndarray] | None:
         """(c, v1, v2) with logit = c + v1.(a-b)^2 + v2.(a*b), when the estimator is scaler + logistic."""
         est = self.estimator
         if not (
@@ -209,7 +209,7 @@ class PairClassifier(CardedClassifier):
     def _score(self, queries: np.ndarray, index: EmbeddingIndex) -> np.ndarray:
         gallery = index.vectors if self.projection is None else index.derived((self._key, "projected"), self.project)
         q = self.project(queries)
-        terms = self._linear_terms()
+        terms = self.linear_terms()
         if terms is not None:
             c, v1, v2 = terms
             g_term = index.derived((self._key, "g2v1"), lambda _: np.square(gallery) @ v1)

@@ -12,7 +12,7 @@ from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
-from cbir.search.filters import Filters, label_mask, normalise_filters
+from cbir.core.filters import Filters, label_mask, normalise_filters
 
 METRICS = ("cosine", "l2", "ip")
 LABEL_COLUMNS = ("label", "colour", "type")

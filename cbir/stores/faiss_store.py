@@ -14,7 +14,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from cbir.search.filters import Filters
+from cbir.core.filters import Filters
 from cbir.index import as_queries, l2_normalize
 from cbir.stores.base import (
     LABEL_COLUMNS,

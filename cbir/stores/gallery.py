@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 import numpy as np
 
 from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet
-from cbir.search.filters import Filters
+from cbir.core.filters import Filters
 from cbir.stores.base import LABEL_COLUMNS, Labels, VectorStore
 from cbir.stores.methods import RAW_SPACE, SPACES, plan, spaces_for
 from cbir.stores.uri import StoreURI, open_store, parse_store_uri

@@ -136,7 +136,7 @@ def _same_query(q: np.ndarray, _task: str, _clf: Optional[ClassifierSet]) -> np.
 def _lr_terms(clf: Optional[ClassifierSet], task: str) -> tuple[float, np.ndarray, np.ndarray]:
     if clf is None:
         raise ValueError("method 'logreg' is a learned classifier: load classifiers first")
-    terms = clf.get("logreg", task)._linear_terms()
+    terms = clf.get("logreg", task).linear_terms()
     if terms is None:
         raise ValueError("the logistic-regression classifier is not a scaler + logistic pipeline")
     return terms

@@ -13,7 +13,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from cbir.search.filters import Filters, normalise_filters
+from cbir.core.filters import Filters, normalise_filters
 from cbir.index import as_queries
 from cbir.stores.base import (
     LABEL_COLUMNS,

@@ -6,7 +6,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from cbir.search.filters import Filters
+from cbir.core.filters import Filters
 from cbir.index import as_queries, l2_normalize, top_k
 from cbir.stores.base import LABEL_COLUMNS, Labels, VectorStore, cached_mask, check_batch, check_metric, empty_result, l2_to_score, pad
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import gradio as gr
 
-from cbir.search.crop import box_from_corners, draw_box
+from cbir.ui.crop import box_from_corners, draw_box
 from cbir.ui.api import ENGINE_CONCURRENCY
 from cbir.ui.errors import decode, toast_only
 from cbir.ui.handlers import NO_MARKS, Handlers, marks_text, similarity_text

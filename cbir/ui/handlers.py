@@ -20,9 +20,9 @@ from PIL import Image
 
 from cbir.gallery.live import AdminTokenError, LiveGallery, check_token
 from cbir.images import load_image
-from cbir.search.crop import crop_to_box, parse_box
+from cbir.ui.crop import crop_to_box, parse_box
 from cbir.search.engine import MAX_BATCH, Hit, SearchEngine
-from cbir.search.plots import gallery_map, pca_2d, score_histogram
+from cbir.ui.plots import gallery_map, pca_2d, score_histogram
 from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
 from cbir.ui.errors import decode, internal_error, upload_path, user_error
 

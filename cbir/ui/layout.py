@@ -13,8 +13,8 @@ from typing import Optional
 import gradio as gr
 
 from cbir.search.engine import SearchEngine
-from cbir.search.filters import available_values
-from cbir.search.plots import QUERY, RESULT
+from cbir.core.filters import available_values
+from cbir.ui.plots import QUERY, RESULT
 from cbir.similarity.registry import TASK_CHOICES, get_method
 from cbir.ui.handlers import K_DEFAULT, K_MAX_UI, NO_MARKS, marks_text
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbir.search.filters import label_mask
+from cbir.core.filters import label_mask
 from cbir.stores import open_store
 
 N, DIM = 300, 16

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cbir.search.filters import label_mask, normalise_filters
+from cbir.core.filters import label_mask, normalise_filters
 
 COLUMNS = {"type": np.array(["shoes", "dress", "shoes", "pants"], dtype=object),
            "colour": np.array(["red", "red", "blue", "blue"], dtype=object)}
@@ -28,7 +28,7 @@ def test_normalise_sorts_and_dedups():
 
 
 def test_available_values_skip_empty_columns_and_values():
-    from cbir.search.filters import available_values
+    from cbir.core.filters import available_values
 
     cols = {**COLUMNS, "colour": np.array(["", "", None, ""], dtype=object)}
     assert available_values(cols) == {"type": ["dress", "pants", "shoes"]}
@@ -36,7 +36,7 @@ def test_available_values_skip_empty_columns_and_values():
 
 
 def test_check_values_names_what_the_gallery_has():
-    from cbir.search.filters import check_values
+    from cbir.core.filters import check_values
 
     check_values(COLUMNS, {"type": ["shoes"], "colour": []})
     with pytest.raises(ValueError, match="no type 'hat' in this gallery; it has: dress, pants, shoes"):
