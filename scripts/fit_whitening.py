@@ -10,18 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.cli import run  # noqa: E402
-from cbir.gallery.dataset import Gallery  # noqa: E402
-from cbir.hub import fetch_file  # noqa: E402
-from cbir.embed.spec import EmbeddingSpec  # noqa: E402
-from cbir.similarity.classifiers import MANIFEST, PAIRS_FILE, ClassifierSet  # noqa: E402
-from cbir.similarity.pairs import load_pairs  # noqa: E402
-from cbir.similarity.training import fit_gallery_whitening  # noqa: E402
-from cbir.similarity.whitening import DEFAULT_DIM, WHITENING_FILE  # noqa: E402
+from cbir.similarity.whitening import DEFAULT_DIM  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,27 +24,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=DEFAULT_DIM)
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
+    from cbir.train.whitening import fit_whitening_into
 
-    gallery = Gallery.load(args.gallery)
-    rows = np.arange(len(gallery))
-    if args.split_from:
-        _, split, meta = load_pairs(fetch_file(args.split_from, PAIRS_FILE))
-        if meta.get("gallery_size") != len(gallery):
-            raise SystemExit(f"{args.split_from}'s split is of a gallery of {meta.get('gallery_size')} images, "
-                             f"{args.gallery} has {len(gallery)}")
-        rows = np.asarray(split.train)
-    for clf in ClassifierSet.load(args.into).classifiers.values():  # the whitening must fit the classifiers' backbone
-        EmbeddingSpec.from_dict(clf.card["backbone"]).check_compatible(gallery.spec)
-    from cbir.search.engine import extractor_for
-
-    extractor, _ = extractor_for(gallery.spec, device=args.device)
-    whitening = fit_gallery_whitening(gallery, rows, extractor, args.dim)
-    whitening.card["source"] = str(args.gallery) + (" (training split)" if args.split_from else "")
-    manifest_path = Path(args.into) / MANIFEST
-    manifest = json.loads(manifest_path.read_text())
-    print(f"wrote {whitening.save(args.into)}")
-    manifest_path.write_text(json.dumps({**manifest, "whitening": WHITENING_FILE}, indent=2) + "\n")
-    print(f"wrote {manifest_path}\nlearned whitening: {json.dumps(whitening.card)}")
+    try:
+        card = fit_whitening_into(args.gallery, args.into, split_from=args.split_from, dim=args.dim, device=args.device)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    print(f"wrote {Path(args.into)}/whitening.npz\nlearned whitening: {json.dumps(card)}")
     return 0
 
 

@@ -1,155 +1,208 @@
 #!/usr/bin/env python
-"""Rebuild the embedded demo (`demo/`): CC0 clothing photos, real EfficientNet-Lite2 embeddings, classifiers.
+"""Rebuild the embedded demo (`demo/`) from photo folders: the whole recipe, step by step.
 
-Needs the Apparel Images Dataset's classifiers for the same backbone (colour, and the Apparel candidate for
-type), as written by: build_index.py <apparel-images> --out G && train_classifiers.py --gallery G --out C.
+Steps (each skippable with --skip-STEP; a skipped step's outputs must already be in --work):
+  cache               frozen maps of every training photo (Lite2's trunk, photo and mirror, whole photo)
+  backbone            fine-tune the last two stages on the sources' fit photos; export the tail; register it
+  galleries           embed every source with the new backbone (type/colour labels from the folder names)
+  apparel-classifiers pair classifiers (logreg, forest) and attribute models on the Apparel gallery's split
+  demo                the demo gallery (CC0 photos minus demo/holdout.json's) and its pair classifiers
+  whitening           the hybrid's learned whitening of the Apparel training split, into the demo's classifiers
+  attributes          the type and colour models chosen on validation across sources (cbir.train.attributes)
+  hybrid-weights      the hybrid's per-task weights chosen on validation, written into the classifiers' manifest
 
-The demo's labels give a type and no colour: colour classifiers come from the Apparel Images Dataset (same
-backbone); for type, each classifier kind is trained on the CC0 training split and on the Apparel dataset, and
-the one with the higher ROC-AUC on the demo's held-out type pairs is kept. A few photos per type are held out
-of the gallery (`demo/holdout.json`), among them the three in tests/data/cc0/.
+Test photos stay test photos: every step uses the splits of cbir.train.splits (the demo's held-out photos, 30 % of
+clothing-cc0-train and of clothing-cc0-more, 40 % of catalogue-dev, Apparel's test split are never trained on).
+Your own photos: point --cc0 (the gallery's photos, one folder per type), --cc0-train, --apparel (colour_type
+folders) and --catalogue at your folders; --cc0-more is optional. A backbone named other than the shipped one is
+registered for this run only: serving it needs an entry in cbir/embed/backbones.py (see docs/demo.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
+import time
 from pathlib import Path
-from typing import Sequence
-
-import numpy as np
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cbir.cli import run  # noqa: E402
-from cbir.embed.colour import ColourSpec  # noqa: E402
-from cbir.embed.extractor import FeatureExtractor  # noqa: E402
-from cbir.gallery.dataset import Gallery, ImageRecord, build_gallery, scan_image_folder  # noqa: E402
-from cbir.gallery.demo import CC0_SOURCE, DEMO_DIR, DEMO_MODEL, HOLDOUT_FILE  # noqa: E402
-from cbir.similarity.classifiers import CLASSIFIER_KINDS, ClassifierSet  # noqa: E402
-from cbir.similarity.evaluation import correlations  # noqa: E402
+from cbir.gallery.demo import DEMO_DIR, HOLDOUT_FILE  # noqa: E402
 from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK  # noqa: E402
-from cbir.similarity.training import train  # noqa: E402
 
-APPAREL_SOURCE = "Apparel Images Dataset (trolukovich/apparel-images-dataset on Kaggle)"
-# Photos that tests use as queries not in the demo (tests/data/cc0/); always held out.
-ALWAYS_HELD_OUT = (
-    "dress/0b5f7f85-fa44-4406-91ed-6b730e4b6fa1.jpg",
-    "shoes/132e5fa5-ed38-4293-8dff-20727b6b5ac2.jpg",
-    "tshirt/0af4203f-8998-4719-92fe-65c14a6b6093.jpg",
-)
+DATA = Path("../shared/data")
+STEPS = ("cache", "backbone", "galleries", "apparel-classifiers", "demo", "whitening", "attributes", "hybrid-weights")
+SOURCES = {"cc0": "clothing-cc0", "cc0-train": "clothing-cc0-train", "cc0-more": "clothing-cc0-more",
+           "apparel": "apparel-images", "catalogue": "catalogue-dev"}
+BACKBONE = "tf_efficientnet_lite2_clothing_v3"
 
 
-def choose_holdout(records: Sequence[ImageRecord], per_type: int = 2, seed: int = 0) -> list[str]:
-    """`per_type` photos of each class left out of the gallery (seeded), including ALWAYS_HELD_OUT."""
-    rng = np.random.default_rng(seed)
-    out: list[str] = []
-    for label in sorted({r.label.name for r in records}):
-        paths = [r.relpath for r in records if r.label.name == label]
-        forced = [p for p in paths if p in ALWAYS_HELD_OUT]
-        rest = [p for p in paths if p not in forced]
-        n = max(0, min(per_type - len(forced), len(rest)))
-        out += forced + [rest[i] for i in sorted(rng.choice(len(rest), size=n, replace=False))]
-    return sorted(out)
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for key, folder in SOURCES.items():
+        p.add_argument(f"--{key}", default=str(DATA / folder), help=f"photo folder (default: %(default)s)")
+    p.add_argument("--no-cc0-more", action="store_true", help="leave clothing-cc0-more out of every step")
+    p.add_argument("--work", default="build/demo-recipe", help="intermediate files (default: %(default)s)")
+    p.add_argument("--out", default=str(DEMO_DIR), help="the demo folder written (default: %(default)s)")
+    p.add_argument("--backbone", default=BACKBONE, help="name of the adapted backbone (default: %(default)s); with "
+                   "--skip-cache --skip-backbone and no trained tail in --work, a registered backbone to use as is")
+    p.add_argument("--holdout", default=str(DEMO_DIR / HOLDOUT_FILE),
+                   help="the demo photos kept out of the gallery (kept as is when the file exists)")
+    p.add_argument("--steps", type=int, default=600, help="training steps of the backbone's tail")
+    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK, help="pairs per task of the pair classifiers")
+    p.add_argument("--seed", type=int, default=0)
+    for step in STEPS:
+        p.add_argument(f"--skip-{step}", action="store_true", help=f"skip the {step} step")
+    return p
 
 
-def _type_auc(classifiers: ClassifierSet, kind: str, gallery: Gallery, pairs) -> dict[str, float]:
-    x, d = gallery.embeddings, gallery.descriptors
-    desc = None if d is None else (d[pairs.left], d[pairs.right])
-    proba = classifiers.score_pairs(kind, "type", x[pairs.left], x[pairs.right], descriptors=desc)
-    metrics = {k: v for k, v in correlations(proba, pairs.label).items() if k != "n"}
-    return {"test_pairs": len(pairs), "accuracy": float(((proba > 0.5) == pairs.label.astype(bool)).mean()), **metrics}
+class Recipe:
+    """The steps, their inputs and outputs under `work`; each step returns a line that says what it checked."""
 
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.a = args
+        self.work = Path(args.work)
+        self.sources = {k: Path(getattr(args, k.replace("-", "_"))) for k in SOURCES
+                        if not (k == "cc0-more" and args.no_cc0_more)}
+        self.tail = self.work / "backbone" / "tail.pth"
+        self.tensors = self.work / "backbone" / f"{args.backbone}.safetensors"
 
-def build_demo(
-    cc0_dir: str | os.PathLike,
-    apparel_classifiers: str | os.PathLike,
-    out_dir: str | os.PathLike = DEMO_DIR,
-    model: str = DEMO_MODEL,
-    weights: str = "pretrained",
-    per_type_holdout: int = 2,
-    n_pairs: int = DEFAULT_PAIRS_PER_TASK,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[Gallery, dict, list[Path]]:
-    """Embed the CC0 photos (minus the held-out ones), pick each type classifier's source, write `out_dir`.
+    def gallery_dir(self, key: str) -> Path:
+        return self.work / "galleries" / key
 
-    `apparel_classifiers` is what `scripts/train_classifiers.py` wrote for the Apparel dataset embedded with
-    the same backbone. Returns the gallery, a report (holdout, type-source comparison) and the files written.
-    """
-    out_dir = Path(out_dir)
-    records = scan_image_folder(cc0_dir)
-    holdout = choose_holdout(records, per_type_holdout, seed)
-    kept = [r for r in records if r.relpath not in set(holdout)]
-    extractor = FeatureExtractor(model, weights=weights, device="cpu", seed=seed)
-    apparel = ClassifierSet.load(apparel_classifiers)
-    recipes = [c.card["colour"] for c in apparel.classifiers.values() if c.card.get("colour")]
-    colour = ColourSpec.from_dict(recipes[0]) if recipes else ColourSpec()  # the Apparel models' descriptor recipe
-    gallery, errors = build_gallery(kept, extractor, batch_size=16, progress=progress, colour=colour)
-    if errors:
-        raise RuntimeError(f"CC0 photos failed to load: {errors}")
-    apparel.check_backbone(gallery.spec, gallery.colour_spec)  # same backbone and colour-descriptor recipe
+    def photo_sets(self) -> dict:
+        """The backbone's training sources: the demo's gallery photos and every other source's photos."""
+        from cbir.train.photos import PhotoSet
 
-    run = train(gallery, tasks=("type",), n_pairs=n_pairs, seed=seed, progress=progress)  # CC0 training split, type only
-    test_pairs = run.pairs["type"]["test"]
-    chosen = {}
-    comparison = {}
-    for kind in CLASSIFIER_KINDS:
-        if (kind, "type") not in apparel:
-            continue
-        cc0_m = _type_auc(run.classifiers, kind, gallery, test_pairs)
-        app_m = _type_auc(apparel, kind, gallery, test_pairs)
-        source = "clothing-cc0" if cc0_m["roc_auc"] >= app_m["roc_auc"] else "apparel-images"
-        clf = (run.classifiers if source == "clothing-cc0" else apparel).get(kind, "type")
-        clf.card = {
-            **clf.card,
-            "train_source": CC0_SOURCE + " (demo training split)" if source == "clothing-cc0" else APPAREL_SOURCE,
-            "metrics_source": "demo (CC0) held-out type pairs",
-            "metrics": cc0_m if source == "clothing-cc0" else app_m,
-            "source_comparison": {"clothing-cc0": cc0_m, "apparel-images": app_m, "chosen": source,
-                                  "criterion": "ROC-AUC on the demo's held-out type pairs"},
-        }
-        chosen[(kind, "type")] = clf
-        comparison[kind] = clf.card["source_comparison"]
-        colour = apparel.get(kind, "colour")
-        colour.card = {**colour.card, "train_source": APPAREL_SOURCE,
-                       "metrics_source": f"{APPAREL_SOURCE} held-out colour pairs"}
-        chosen[(kind, "colour")] = colour
+        cc0 = PhotoSet.scan(self.sources["cc0"])
+        held = set(self.holdout(cc0.records))
+        sets = {"demo": PhotoSet(tuple(r for r in cc0.records if r.relpath not in held)),
+                "cc0": PhotoSet.scan(self.sources["cc0-train"]), "apparel": PhotoSet.scan(self.sources["apparel"]),
+                "catalogue": PhotoSet.scan(self.sources["catalogue"])}
+        if "cc0-more" in self.sources:
+            sets["more"] = PhotoSet.scan(self.sources["cc0-more"])
+        return sets
 
-    for sub in ("gallery", "classifiers"):  # no stale files of an older demo
-        shutil.rmtree(out_dir / sub, ignore_errors=True)
-    gallery.save(out_dir / "gallery")
-    (out_dir / HOLDOUT_FILE).write_text(json.dumps({"source": CC0_SOURCE, "held_out": holdout}, indent=2) + "\n")
-    run.classifiers = ClassifierSet(chosen)
-    run.meta = {**run.meta, "note": "pairs and split of the demo gallery (type only); colour classifiers were "
-                "trained on the Apparel Images Dataset"}
-    written = run.save(out_dir / "classifiers")
-    report = {"images": len(gallery), "held_out": holdout, "type_source": comparison}
-    return gallery, report, written + [out_dir / HOLDOUT_FILE]
+    def holdout(self, records) -> list[str]:
+        from cbir.train.demo import choose_holdout
+
+        path = Path(self.a.holdout)
+        return json.loads(path.read_text())["held_out"] if path.is_file() else choose_holdout(records, 2, self.a.seed)
+
+    def cache(self) -> str:
+        from cbir.train.backbone import cache_maps
+
+        sets = self.photo_sets()
+        for key, photos in sets.items():
+            cache_maps(photos, self.work / "cache" / key)
+        return ", ".join(f"{k} {len(v)} photos" for k, v in sets.items()) + " cached"
+
+    def backbone(self) -> str:
+        from cbir.train.backbone import TailOptions, export_tail, train_tail
+
+        sets = self.photo_sets()
+        card = train_tail(sets, {k: self.work / "cache" / k for k in sets}, self.tail,
+                          TailOptions(steps=self.a.steps, seed=self.a.seed))
+        info = export_tail(self.tail, self.tensors)
+        self.register()
+        return f"{info['tensors']} tensors, sha256 {info['sha256'][:12]}; heads at the end: {card['history'][-1]}"
+
+    def register(self) -> str:
+        """The backbone the galleries are embedded with: the trained tail in `work`, or a registered one."""
+        from cbir.embed.backbones import list_backbones, register_adapted
+
+        if self.tensors.is_file() and self.a.backbone not in list_backbones():
+            register_adapted(self.a.backbone, self.tensors, "EfficientNet-Lite2 adapted by scripts/make_demo.py")
+        if self.a.backbone not in list_backbones():
+            raise SystemExit(f"no trained tail {self.tensors} and no registered backbone {self.a.backbone!r}")
+        return self.a.backbone
+
+    def galleries(self) -> str:
+        from cbir.embed.extractor import FeatureExtractor
+        from cbir.gallery.dataset import build_gallery, scan_image_folder
+
+        extractor = FeatureExtractor(self.register(), device="cpu", seed=self.a.seed)
+        sizes = {}
+        for key, folder in self.sources.items():
+            gallery, errors = build_gallery(scan_image_folder(folder), extractor, batch_size=16)
+            if errors:
+                print(f"{key}: {len(errors)} photos could not be read and were left out: {list(errors)[:3]}")
+            shutil.rmtree(self.gallery_dir(key), ignore_errors=True)
+            gallery.save(self.gallery_dir(key))
+            sizes[key] = len(gallery)
+        return ", ".join(f"{k} {n}" for k, n in sizes.items()) + f" photos embedded with {self.a.backbone}"
+
+    def apparel_classifiers(self) -> str:
+        from cbir.gallery.dataset import Gallery
+        from cbir.similarity.training import train
+
+        out = self.work / "apparel-classifiers"
+        shutil.rmtree(out, ignore_errors=True)
+        run_ = train(Gallery.load(self.gallery_dir("apparel")), n_pairs=self.a.pairs, seed=self.a.seed, whitening_dim=0)
+        return f"{len(run_.save(out))} files in {out}"
+
+    def demo(self) -> str:
+        from cbir.train.demo import build_demo
+
+        self.register()
+        gallery, report, written = build_demo(self.sources["cc0"], self.work / "apparel-classifiers",
+                                              out_dir=self.a.out, model=self.a.backbone, n_pairs=self.a.pairs,
+                                              seed=self.a.seed)
+        kept = {k: v["chosen"] for k, v in report["type_source"].items()}
+        return f"{len(gallery)} photos, {len(report['held_out'])} held out, type pair classifiers from {kept}"
+
+    def whitening(self) -> str:
+        from cbir.train.whitening import fit_whitening_into
+
+        self.register()
+        card = fit_whitening_into(self.gallery_dir("apparel"), Path(self.a.out) / "classifiers",
+                                  split_from=self.work / "apparel-classifiers")
+        return f"whitening {json.dumps(card)}"
+
+    def attributes(self) -> str:
+        from cbir.train.attributes import main as attributes
+
+        g = self.gallery_dir
+        more = ["--cc0-more", str(g("cc0-more"))] if "cc0-more" in self.sources else []
+        report = self.work / "attributes.json"
+        attributes(["--demo", str(Path(self.a.out) / "gallery"), "--demo-classifiers", str(Path(self.a.out) / "classifiers"),
+                    "--holdout", str(Path(self.a.out) / HOLDOUT_FILE), "--apparel", str(g("apparel")),
+                    "--cc0", str(g("cc0")), "--cc0-train", str(g("cc0-train")), "--catalogue", str(g("catalogue")),
+                    *more, "--seed", str(self.a.seed), "--out", str(report), "--write", str(Path(self.a.out) / "classifiers")])
+        return f"chosen on validation: {json.loads(report.read_text())['chosen on validation']} (report {report})"
+
+    def hybrid_weights(self) -> str:
+        from cbir.train.hybrid import tune_into
+
+        self.register()
+        weights = tune_into(self.gallery_dir("apparel"), self.work / "apparel-classifiers", Path(self.a.out) / "classifiers")
+        return f"hybrid weights {json.dumps(weights)}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--images", required=True, help="the CC0 clothing photos, one folder per type (e.g. ../shared/data/clothing-cc0)")
-    p.add_argument("--apparel-classifiers", required=True, help="classifiers trained on the Apparel Images Dataset, same backbone")
-    p.add_argument("--out", default=str(DEMO_DIR), help="output folder (default: %(default)s)")
-    p.add_argument("--model", default=DEMO_MODEL, help="the backbone (default: the demo's, %(default)s)")
-    p.add_argument("--holdout-per-type", type=int, default=2, help="photos per type left out of the gallery")
-    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK, help="type pairs on the demo photos, train+test")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    gallery, report, written = build_demo(
-        args.images, args.apparel_classifiers, args.out, args.model, "pretrained", args.holdout_per_type, args.pairs, args.seed
-    )
-    print(f"demo gallery: {len(gallery)} images, {gallery.spec.describe()} -> {Path(args.out) / 'gallery'}")
-    print(f"held out of the gallery: {len(report['held_out'])} photos")
-    print("type classifier source (ROC-AUC on the demo's held-out type pairs):")
-    print(json.dumps(report["type_source"], indent=2))
-    for path in written:
-        print(f"wrote {path}")
+    args = parser().parse_args(argv)
+    recipe = Recipe(args)
+    missing = [str(f) for f in recipe.sources.values() if not f.is_dir()]
+    if missing:
+        raise SystemExit(f"photo folders not found: {missing}")
+    times = {}
+    for step in STEPS:
+        if getattr(args, f"skip_{step.replace('-', '_')}"):
+            print(f"== {step}: skipped", flush=True)
+            continue
+        print(f"== {step}", flush=True)
+        t0 = time.time()
+        do: Callable[[], str] = getattr(recipe, step.replace("-", "_"))
+        said = do()
+        times[step] = round(time.time() - t0)
+        print(f"== {step}: {said} ({times[step] / 60:.1f} min)", flush=True)
+    print("minutes per step: " + json.dumps({k: round(v / 60, 1) for k, v in times.items()}))
+    recipe.work.mkdir(parents=True, exist_ok=True)
+    (recipe.work / "times.json").write_text(json.dumps(times, indent=2) + "\n")
     return 0
 
 

@@ -9,11 +9,11 @@ import pytest
 
 from cbir.similarity.classifiers import PAIRS_FILE, ClassifierSet
 from cbir.gallery.dataset import Gallery, scan_image_folder
-from scripts.make_demo import ALWAYS_HELD_OUT, build_demo, choose_holdout
+from cbir.train.demo import ALWAYS_HELD_OUT, build_demo, choose_holdout
 from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_DIR, DEMO_GALLERY, DEMO_MODEL, HOLDOUT_FILE
 from cbir.similarity.evaluation import evaluate
 from cbir.similarity.pairs import load_pairs
-from scripts.synthetic import garment_image
+from cbir.gallery.synthetic import garment_image
 from tests.conftest import TINY_MODEL
 
 TYPES = ("dress", "pants", "shoes")
@@ -40,7 +40,7 @@ def test_holdout_is_seeded_per_type_and_keeps_the_test_photos(type_folder):
 
 def test_build_demo_picks_a_type_source_and_takes_colour_from_the_apparel_classifiers(type_folder, classifier_dir, tmp_path):
     gallery, report, written = build_demo(
-        type_folder, classifier_dir, tmp_path, TINY_MODEL, weights="random", per_type_holdout=2, n_pairs=100,
+        type_folder, classifier_dir, out_dir=tmp_path, model=TINY_MODEL, weights="random", per_type_holdout=2, n_pairs=100,
         progress=False,
     )
     assert len(gallery) == 3 * 18 and gallery.tasks == ("type",)

@@ -12,6 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["generate_images", "build_index", "train_classifiers", "evaluate", "push_to_hub", "make_demo", "fit_whitening",
+           "train_attributes",
            "tune_hybrid"]
 
 
@@ -87,7 +88,7 @@ def test_fit_whitening_adds_one_to_a_classifier_folder(gallery_dir, classifier_d
 
 
 def test_build_index_reports_a_bad_folder_name(tmp_path):
-    from scripts.synthetic import write_image_folder
+    from cbir.gallery.synthetic import write_image_folder
 
     write_image_folder(tmp_path / "imgs", classes=["red_dress"], per_class=1)
     (tmp_path / "imgs" / "__").mkdir()

@@ -226,15 +226,16 @@ class AdaptedWeights:
 
     base: WeightSource
     base_model: str  # the registered backbone whose weights are the starting point
-    filename: str  # inside cbir/weights/
+    filename: str  # inside cbir/embed/weights/ (or `folder`)
     sha256: str
+    folder: Optional[Path] = None  # a freshly trained tail outside the package (the demo recipe's)
 
     @property
     def name(self) -> str:
         return f"{self.base.name}+file:{self.filename}"
 
     def fetch(self, model_name: str, reference: dict[str, torch.Tensor]) -> Weights:
-        path = WEIGHTS_DIR / self.filename
+        path = (self.folder or WEIGHTS_DIR) / self.filename
         if not path.is_file():
             raise WeightsUnavailableError(f"the adapted weights file {self.filename} is missing from {WEIGHTS_DIR}")
         digest = file_sha256(path)
@@ -330,6 +331,16 @@ for _name, _sha, _summary, _cfg in (  # the Lite2 pip weights with a fine-tuned 
             data_config=_cfg,
         )
     )
+
+
+def register_adapted(name: str, path: str | os.PathLike, summary: str, crop_mode: str = "border") -> Backbone:
+    """Register a Lite2 whose tail tensors are the safetensors file at `path` (cbir.train.backbone.export_tail's)."""
+    path = Path(path)
+    weights = AdaptedWeights(_BACKBONES[DEFAULT_MODEL].weights, DEFAULT_MODEL, path.name, file_sha256(path), path.parent)
+    cfg = {**WHOLE_PHOTO, "crop_mode": crop_mode} if crop_mode != "center" else {}
+    return register_backbone(Backbone(name, weights, summary, architecture=DEFAULT_MODEL, data_config=cfg))
+
+
 register_backbone(Backbone("vgg16.tv_in1k", HubWeights(), "VGG16 (torchvision ImageNet weights via the Hub); 4096-d, the reference study's"))
 
 

@@ -1,10 +1,10 @@
-"""benchmarks/finetune_sources.py: partial type labels (another source's shirt is any top) and their loss."""
+"""cbir.train.backbone: partial type labels (another source's shirt is any top) and their loss."""
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmarks.finetune_sources import partial_label_loss, type_targets, view_table
+from cbir.train.backbone import partial_label_loss, type_targets, view_table
 
 CLASSES = ["dress", "longsleeve", "shirt", "shoes", "tshirt"]
 

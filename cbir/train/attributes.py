@@ -1,6 +1,5 @@
-#!/usr/bin/env python
-"""Multi-source training (issue 18, item 3): which training sources make the demo's type and colour models
-better on photos none of them saw, including a photo source left out of training entirely.
+"""The attribute models (type and colour probabilities) trained on several photo sources: candidates are fitted on
+the fit part of each source, chosen on validation, refitted on every training photo and scored once on test photos.
 
 Inputs are galleries built with scripts/build_index.py (same backbone and colour descriptor as the demo gallery;
 the committed demo's backbone is tf_efficientnet_lite2_clothing_v2):
@@ -8,7 +7,7 @@ the committed demo's backbone is tf_efficientnet_lite2_clothing_v2):
     for s in apparel-images:apparel clothing-cc0:cc0 clothing-cc0-train:cc0-train catalogue-dev:catalogue; do
         python scripts/build_index.py ../shared/data/${s%%:*} --model tf_efficientnet_lite2_clothing_v2 --out /tmp/src/${s##*:}
     done
-    python -m benchmarks.sources --apparel /tmp/src/apparel --cc0 /tmp/src/cc0 --cc0-train /tmp/src/cc0-train \
+    python scripts/train_attributes.py --apparel /tmp/src/apparel --cc0 /tmp/src/cc0 --cc0-train /tmp/src/cc0-train \
         --catalogue /tmp/src/catalogue --out results/sources.json
 
 Held-out photos, never used for training or for choosing a setting: 30 % of clothing-cc0-train and the
@@ -18,6 +17,8 @@ method); P@K is the share of the top K with the query's type, macro over types. 
 classifier's top class against the label. Apparel and catalogue `shirt` folders hold T-shirts and long sleeves
 as well (CC0 tells shirt, tshirt and longsleeve apart): such a query is right when a top (any of the three)
 comes back, and one candidate trains on them with the top-wear class the CC0-only model finds likeliest.
+With --cc0-more, clothing-cc0-more's photos of the ten demo types are one more type candidate (its 30 % test cut
+never trains); its seven other labels are not used.
 """
 
 from __future__ import annotations
@@ -33,17 +34,13 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from cbir.gallery.dataset import Gallery
+from cbir.index import EmbeddingIndex, top_k
+from cbir.similarity.attributes import AttributeClassifier
+from cbir.similarity.classifiers import ClassifierSet
+from cbir.similarity.hybrid import hybrid_scores
+from cbir.train.splits import SHARED_TYPES, TOPS, fit_validation_splits, source_splits
 
-from cbir.gallery.dataset import Gallery  # noqa: E402
-from cbir.index import EmbeddingIndex, top_k  # noqa: E402
-from cbir.similarity.attributes import AttributeClassifier  # noqa: E402
-from cbir.similarity.classifiers import ClassifierSet  # noqa: E402
-from cbir.similarity.hybrid import hybrid_scores  # noqa: E402
-from cbir.similarity.pairs import split_images  # noqa: E402
-
-SHARED_TYPES = ("dress", "pants", "shoes", "shorts")  # types Apparel/catalogue name as CC0 does
-TOPS = ("longsleeve", "shirt", "tshirt")  # what an Apparel/catalogue `shirt` may be in CC0's types
 TOP = "top (shirt, tshirt or longsleeve)"
 PSEUDO = "CC0 + Apparel + catalogue, their shirts labelled by the CC0 model"
 
@@ -84,29 +81,6 @@ class Part:
 ARRAYS = ("rows", "x", "d", "types", "colours")
 
 
-def split(gallery: Gallery, test_fraction: float, seed: int = 0,
-          rows: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
-    """The de-duplicated stratified split train_classifiers.py makes, of `rows` (default: the whole gallery)."""
-    rows = np.arange(len(gallery)) if rows is None else rows
-    s = split_images(gallery.labels[rows], gallery.hashes[rows], test_fraction=test_fraction, seed=seed)
-    return rows[s.train], rows[s.test]
-
-
-TEST_FRACTIONS = {"cc0": 0.3, "catalogue": 0.4, "apparel": 0.3}  # held-out share of clothing-cc0-train, catalogue, Apparel
-VALIDATION_FRACTION = 0.2  # of each training part, for choosing
-
-
-def source_splits(galleries: dict[str, Gallery], seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(train, test) rows of each source; Apparel's is train_classifiers.py's split (seed 0), the shipped colour model's."""
-    return {k: split(galleries[k], f, seed if k != "apparel" else 0) for k, f in TEST_FRACTIONS.items()}
-
-
-def fit_validation_splits(galleries: dict[str, Gallery], train: dict[str, np.ndarray],
-                          seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """(fit, validation) rows: each source's training rows split again; the test photos are not touched."""
-    return {k: split(galleries[k], VALIDATION_FRACTION, seed, rows) for k, rows in train.items()}
-
-
 def shared(part: Part) -> Part:
     """The rows whose type CC0 names the same way (see SHARED_TYPES)."""
     return part.of_types(SHARED_TYPES)
@@ -117,13 +91,19 @@ def shared_or_shirt(part: Part) -> Part:
     return part.of_types(SHARED_TYPES + ("shirt",))
 
 
+MORE = "CC0 + clothing-cc0-more (its photos of the demo's ten types)"
+
+
 def type_candidates(train: dict[str, Part]) -> dict[str, list[Part]]:
     """Training sources tried for the type model (the demo gallery's photos are always added)."""
-    return {
+    out = {
         "CC0 (demo 580 + cc0-train)": [train["cc0"]],
         "CC0 + Apparel + catalogue (dress, pants, shoes, shorts)":
             [train["cc0"], shared(train["apparel"]), shared(train["catalogue"])],
     }
+    if "more" in train:  # clothing-cc0-more's seven other labels have no demo type: left out
+        out[MORE] = [train["cc0"], train["more"].where(np.asarray([t is not None for t in train["more"].types]))]
+    return out
 
 
 def colour_candidates(train: dict[str, Part]) -> dict[str, list[Part]]:
@@ -152,8 +132,8 @@ def write_models(folder: str, models: dict[str, AttributeClassifier], chosen: di
     for task, clf in models.items():
         rows = [{k: v for k, v in r.items() if "per " not in k and k != "model"}
                 for r in test[task] if r["model"] == chosen[task]]
-        clf.card = {**clf.card, "train_source": f"benchmarks/sources.py: {chosen[task]}", "command": command,
-                    "metrics_source": "held-out photos of each source (benchmarks/sources.py, test stage)",
+        clf.card = {**clf.card, "train_source": f"cbir/train/attributes.py: {chosen[task]}", "command": command,
+                    "metrics_source": "held-out photos of each source (cbir/train/attributes.py, test stage)",
                     "metrics": {"held_out": rows}}
         for path in clf.save(folder):
             print(f"wrote {path}")
@@ -226,6 +206,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--cc0", required=True, help="gallery of all of clothing-cc0 (for the held-out photos)")
     p.add_argument("--cc0-train", required=True)
     p.add_argument("--catalogue", required=True)
+    p.add_argument("--cc0-more", help="gallery of clothing-cc0-more: a type candidate (its held-out 30 %% never trains)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.add_argument("--write", help="save the chosen attribute-type/-colour models here (e.g. demo/classifiers)")
@@ -239,13 +220,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     demo, apparel = Gallery.load(args.demo), Gallery.load(args.apparel)
     cc0, cc0_train, catalogue = Gallery.load(args.cc0), Gallery.load(args.cc0_train), Gallery.load(args.catalogue)
     colour_spec = demo.colour_spec.to_dict()
-    for g in (apparel, cc0, cc0_train, catalogue):
+    for g in (apparel, cc0, cc0_train, catalogue, *([Gallery.load(args.cc0_more)] if args.cc0_more else [])):
         if g.spec.to_dict() != demo.spec.to_dict() or g.colour_spec.to_dict() != colour_spec:
             raise SystemExit("every gallery must be built with the demo's backbone and colour descriptor")
 
     held = {Path(h).stem for h in json.loads(Path(args.holdout).read_text())["held_out"]}
     demo_hold = Part.of("demo held-out", cc0, np.flatnonzero([i in held for i in cc0.ids]))
     gal = {"cc0": cc0_train, "catalogue": catalogue, "apparel": apparel}
+    if args.cc0_more:
+        gal["more"] = Gallery.load(args.cc0_more)
     splits = source_splits(gal, args.seed)
     (cc0_tr, cc0_te), (cat_tr, cat_te), (app_tr, app_te) = (splits[k] for k in ("cc0", "catalogue", "apparel"))
     shipped = ClassifierSet.load(args.demo_classifiers)
@@ -297,7 +280,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
     fit_rows = fit_validation_splits(gal, {k: train for k, (train, _) in splits.items()}, args.seed)
     val = stage("validation", {k: Part.of(f"{k} fit", gal[k], f) for k, (f, _) in fit_rows.items()},
-                {k: Part.of(f"{k} validation", gal[k], v) for k, (_, v) in fit_rows.items()})
+                {k: Part.of(f"{k} validation", gal[k], v) for k, (_, v) in fit_rows.items() if k != "more"})
     chosen = {task: choose(val[task], task) for task in ("type", "colour")}
     print(f"chosen on validation: {chosen}", flush=True)
     stages = {"validation": val}
@@ -305,10 +288,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         test_cc0 = Part.of("cc0 test", cc0_train, cc0_te).plus(demo_hold, "CC0 held-out (cc0-train 30 % + demo 20)")
         stages["test"] = stage(
             "test", {"cc0": Part.of("cc0 train", cc0_train, cc0_tr), "catalogue": Part.of("catalogue train", catalogue, cat_tr),
-                     "apparel": Part.of("apparel train", apparel, app_tr)},
+                     "apparel": Part.of("apparel train", apparel, app_tr),
+                     **({"more": Part.of("cc0-more train", gal["more"], splits["more"][0])} if "more" in gal else {})},
             {"cc0": test_cc0, "catalogue": Part.of("catalogue held-out 40 %", catalogue, cat_te),
              "apparel": Part.of("Apparel test split", apparel, app_te)})
-    command = "python -m benchmarks.sources " + shlex.join(argv if argv is not None else sys.argv[1:])
+    command = "python scripts/train_attributes.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     if args.write:
         test = stages["test"]
         write_models(args.write, {t: test["models"][t][chosen[t]] for t in chosen}, chosen, test, command)

@@ -1,8 +1,8 @@
-"""benchmarks/sources.py: type P@K (macro and per query), the validation choice, the shared-type filter."""
+"""cbir.train.attributes: type P@K (macro and per query), the validation choice, the shared-type filter."""
 
 import numpy as np
 
-from benchmarks.sources import Part, choose, shared, type_precision
+from cbir.train.attributes import Part, choose, shared, type_precision
 
 
 def test_type_precision_is_macro_over_types_and_micro_over_queries():

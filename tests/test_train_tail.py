@@ -1,12 +1,12 @@
-"""benchmarks/finetune.py: the cached-trunk + trainable-tail split reproduces the real backbone; export ships only the tail."""
+"""cbir.train.tail and export: the cached-trunk + trainable-tail split reproduces the real backbone; export ships only the tail."""
 
 import json
 
 import numpy as np
 import torch
 
-from benchmarks.finetune import main
-from benchmarks.finetune_model import CACHED_BLOCKS, CUT_BLOCKS, Tail, base_model, training_view, trunk
+from cbir.train.backbone import export_tail
+from cbir.train.tail import CACHED_BLOCKS, CUT_BLOCKS, Tail, base_model, training_view, trunk
 
 
 def test_trunk_maps_through_the_tail_give_the_backbones_embedding():
@@ -21,15 +21,14 @@ def test_trunk_maps_through_the_tail_give_the_backbones_embedding():
             assert torch.allclose(got, want, atol=1e-5), b
 
 
-def test_export_writes_only_the_adapted_tensors(tmp_path, capsys):
+def test_export_writes_only_the_adapted_tensors(tmp_path):
     from safetensors.torch import load_file
 
     model, _, _ = base_model()
     state = {k: v for k, v in model.state_dict().items() if not k.startswith("classifier.")}
     torch.save(state, tmp_path / "w.pth")
     (tmp_path / "w.json").write_text(json.dumps({"from_block": 6}))
-    main(["export", "--weights", str(tmp_path / "w.pth"), "--out", str(tmp_path / "tail.safetensors")])
-    out = json.loads(capsys.readouterr().out)
+    out = export_tail(tmp_path / "w.pth", tmp_path / "tail.safetensors", dtype="float32")
     delta = load_file(str(tmp_path / "tail.safetensors"))
     assert {k.split(".")[0] if not k.startswith("blocks.") else k[:8] for k in delta} == {"blocks.6", "conv_head", "bn2"}
     assert out["params"] == sum(v.numel() for v in delta.values()) and len(out["sha256"]) == 64
