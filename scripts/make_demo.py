@@ -54,6 +54,8 @@ def parser() -> argparse.ArgumentParser:
                    help="the demo photos kept out of the gallery (kept as is when the file exists)")
     p.add_argument("--steps", type=int, default=600, help="training steps of the backbone's tail")
     p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK, help="pairs per task of the pair classifiers")
+    p.add_argument("--tune-pairs", type=int, default=4000, help="validation pairs per task judging the hybrid's weights")
+    p.add_argument("--tune-instance", type=int, default=300, help="validation photos queried by edited copies (weights)")
     p.add_argument("--seed", type=int, default=0)
     for step in STEPS:
         p.add_argument(f"--skip-{step}", action="store_true", help=f"skip the {step} step")
@@ -176,10 +178,12 @@ class Recipe:
         return f"chosen on validation: {json.loads(report.read_text())['chosen on validation']} (report {report})"
 
     def hybrid_weights(self) -> str:
-        from cbir.train.hybrid import tune_into
+        from cbir.train.hybrid import TuneOptions, tune_into
 
         self.register()
-        weights = tune_into(self.gallery_dir("apparel"), self.work / "apparel-classifiers", Path(self.a.out) / "classifiers")
+        options = TuneOptions(pairs=self.a.tune_pairs, instance=self.a.tune_instance, seed=self.a.seed)
+        weights = tune_into(self.gallery_dir("apparel"), self.work / "apparel-classifiers", Path(self.a.out) / "classifiers",
+                            options)
         return f"hybrid weights {json.dumps(weights)}"
 
 

@@ -64,3 +64,24 @@ def test_the_gallery_is_whitened_once_and_counted_in_the_index_size(gallery, tra
     assert after - empty >= len(gallery) * clf.whitening.dim * 4  # the whitened gallery is counted
     hybrid_scores(gallery.embeddings[[2]], index, "type", clf, gallery.descriptors[[2]])
     assert index.nbytes == after  # and made once
+
+
+def test_weights_tuned_into_the_classifier_folder_are_read_from_it_and_old_folders_keep_the_defaults(
+        gallery, training_run, tmp_path):
+    from cbir.similarity.classifiers import ClassifierSet
+    from cbir.train.hybrid import write_weights
+
+    training_run.classifiers.save(tmp_path)
+    old = ClassifierSet.load(tmp_path)
+    assert weights_for("type", classifiers=old) == DEFAULT_WEIGHTS["type"]  # no setting: the built-in weights
+    tuned = {"w_class": 0.9, "w_cosine": 0.1, "w_colour": 0.0, "w_instance": 0.0, "p@10": 0.5}
+    assert write_weights(tmp_path, {"type": tuned})["type"] == {k: v for k, v in tuned.items() if k != "p@10"}
+    clf = ClassifierSet.load(tmp_path)
+    assert weights_for("type", classifiers=clf) == HybridWeights(0.9, 0.1, 0.0, 0.0)
+    assert weights_for("colour", classifiers=clf) == DEFAULT_WEIGHTS["colour"]  # a task not tuned keeps its default
+    index = EmbeddingIndex(gallery.embeddings, gallery.descriptors)
+    q, qd = gallery.embeddings[[2]], gallery.descriptors[[2]]
+    want = hybrid_scores(q, index, "type", clf, qd, weights=HybridWeights(0.9, 0.1, 0.0, 0.0))
+    np.testing.assert_allclose(hybrid_scores(q, index, "type", clf, qd), want, rtol=1e-6)
+    clf.save(tmp_path / "again")  # saving keeps the setting
+    assert ClassifierSet.load(tmp_path / "again").settings == clf.settings

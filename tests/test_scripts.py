@@ -143,7 +143,7 @@ def test_build_index_with_a_transformers_folder_builds_a_gallery_the_app_serves(
 
 
 def test_tune_hybrid_prefers_the_most_alike_within_class_among_near_best_instance_recall():
-    choose = _load("tune_hybrid").choose
+    from cbir.train.hybrid import choose
 
     def row(w, pearson, r1, within, p10=0.98):
         return {"w_class": w, "pearson": pearson, "p@10": p10, "instance_r@1": r1, "instance_r@5": 0.99,

@@ -239,9 +239,11 @@ def _descriptor_kw(clf: Any, name: str, value: Any) -> dict[str, Any]:
 class ClassifierSet:
     """The fitted classifiers by (kind, task); task "both" multiplies P(same type) and P(same colour)."""
 
-    def __init__(self, classifiers: dict[tuple[str, str], PairClassifier], whitening: Optional[Whitening] = None) -> None:
+    def __init__(self, classifiers: dict[tuple[str, str], PairClassifier], whitening: Optional[Whitening] = None,
+                 settings: Optional[dict[str, Any]] = None) -> None:
         self.classifiers = dict(classifiers)
         self.whitening = whitening  # the hybrid's instance term (cbir.similarity.whitening); None = plain cosine
+        self.settings = dict(settings or {})  # tuned settings the search reads (the manifest's "settings")
 
     def __contains__(self, key: tuple[str, str]) -> bool:
         return key in self.classifiers
@@ -338,6 +340,8 @@ class ClassifierSet:
         if self.whitening is not None:
             written.append(self.whitening.save(folder))
             body["whitening"] = WHITENING_FILE
+        if self.settings:
+            body["settings"] = self.settings
         manifest = folder / MANIFEST
         manifest.write_text(json.dumps(body, indent=2) + "\n")
         return written + [manifest]
@@ -355,7 +359,8 @@ class ClassifierSet:
             loader = _CLASSES.get(e["kind"], PairClassifier)
             out[(e["kind"], e["task"])] = loader.load(model_path, card_path)
         whitening = manifest.get("whitening")
-        return cls(out, Whitening.load(fetch_file(source, whitening, revision=revision)) if whitening else None)
+        return cls(out, Whitening.load(fetch_file(source, whitening, revision=revision)) if whitening else None,
+                   manifest.get("settings"))
 
 
 def classifier_class(kind: str) -> type:

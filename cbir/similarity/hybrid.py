@@ -42,7 +42,8 @@ class HybridWeights:
 
 
 # Per task, chosen on the Apparel validation split (scripts/tune_hybrid.py; results/hybrid-tuning.json): near the
-# best instance recall, the weights that put a class's look-alikes (same colour for type) first.
+# best instance recall, the weights that put a class's look-alikes (same colour for type) first. The fallback for a
+# classifier folder whose manifest has no tuned "hybrid_weights" setting (folders written before it existed).
 DEFAULT_WEIGHTS: dict[str, HybridWeights] = {
     "type": HybridWeights(0.7, 0.0, 0.1, 0.2),
     "colour": HybridWeights(0.6, 0.1, 0.05, 0.25),
@@ -50,10 +51,17 @@ DEFAULT_WEIGHTS: dict[str, HybridWeights] = {
 }
 
 
-def weights_for(task: str, weights: Optional[HybridWeights] = None) -> HybridWeights:
-    """The given weights, else the task's defaults."""
+SETTING = "hybrid_weights"  # the classifier manifest's setting: {task: {w_class, w_cosine, w_colour, w_instance}}
+
+
+def weights_for(task: str, weights: Optional[HybridWeights] = None,
+                classifiers: Optional[ClassifierSet] = None) -> HybridWeights:
+    """The given weights, else those tuned for the classifiers (their manifest's setting), else the task's defaults."""
     if weights is not None:
         return weights
+    tuned = (classifiers.settings.get(SETTING, {}) if classifiers is not None else {}).get(task)
+    if tuned:
+        return HybridWeights(**tuned)
     try:
         return DEFAULT_WEIGHTS[task]
     except KeyError:
@@ -76,7 +84,7 @@ def hybrid_scores(
 ) -> np.ndarray:
     """(Q, N) hybrid scores of query embeddings (+ colour descriptors) against the whole gallery."""
     q = np.asarray(queries, dtype=np.float32)
-    weights = weights_for(task, weights)
+    weights = weights_for(task, weights, classifiers)
     out = weights.w_class * classifiers.score("attribute", task, q, index, query_descriptors)
     out += weights.w_cosine * ((l2_normalize(q) @ index.vectors.T) * index.inv_norms[None, :])
     if weights.w_colour and index.descriptors is not None and query_descriptors is not None:
@@ -96,7 +104,7 @@ def hybrid_pairs(
 ) -> np.ndarray:
     """(P,) hybrid scores of row-aligned pairs (the same formula as hybrid_scores)."""
     a, b = np.asarray(a, np.float32), np.asarray(b, np.float32)
-    weights = weights_for(task, weights)
+    weights = weights_for(task, weights, classifiers)
     out = weights.w_class * classifiers.score_pairs("attribute", task, a, b, descriptors)
     out += weights.w_cosine * np.einsum("ij,ij->i", l2_normalize(a), l2_normalize(b))
     if weights.w_colour and descriptors is not None:

@@ -273,7 +273,7 @@ def hybrid_query_vectors(
 ) -> np.ndarray:
     """The query's blocks (its task's attribute vector, unit embedding, descriptor, whitened vector), each times
     the task's hybrid weight: the inner product with a stored row is the hybrid score."""
-    w = weights_for(task)
+    w = weights_for(task, classifiers=clf)
     weights = (w.w_class, w.w_cosine, w.w_colour, w.w_instance)
     return _hybrid_vectors(attribute_query_vectors(q, task, clf, descriptors), q, clf, descriptors, weights)
 
