@@ -202,8 +202,6 @@ def test_adapted_weights_refuse_a_wrong_file(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("name, sha, tail", [
-    ("tf_efficientnet_lite2_apparel", "21d2cd25", {"blocks.6"}),
-    ("tf_efficientnet_lite2_clothing", "312ea79c", {"blocks.6"}),
     ("tf_efficientnet_lite2_clothing_v2", "5533f9d3", {"blocks.5", "blocks.6"}),
 ])
 def test_adapted_backbone_loads_offline_and_changes_only_its_tail(name, sha, tail):
@@ -226,7 +224,7 @@ def test_whole_photo_backbone_pads_instead_of_cropping():
     from cbir.embed.preprocess import BorderTransform, CentreCropTransform
 
     v2 = FeatureExtractor("tf_efficientnet_lite2_clothing_v2", runtime="torch")
-    v1 = FeatureExtractor("tf_efficientnet_lite2_clothing", runtime="torch")
+    v1 = FeatureExtractor("tf_efficientnet_lite2", runtime="torch")  # the same architecture, centre-cropped
     assert isinstance(v2.transform, BorderTransform) and type(v1.transform) is CentreCropTransform
     assert v2.spec.data_config["crop_mode"] == "border" and v2.spec.data_config["crop_pct"] == 1.0
     assert v1.spec.data_config.get("crop_mode", "center") == "center"

@@ -311,16 +311,10 @@ for _v, _sha, _summary in (
         )
     )
 WHOLE_PHOTO = {"crop_mode": "border", "crop_pct": 1.0}  # timm's: the longer side scaled to 260 px, padded, nothing cut
-for _name, _sha, _summary, _cfg in (  # the Lite2 pip weights with a fine-tuned tail + conv_head (benchmarks/)
-    ("tf_efficientnet_lite2_apparel", "21d2cd2547c8e32f590540fac8fb78a443acaec32e73f361450e92ccac528bb8",
-     "last stage + conv_head fine-tuned on the Apparel training split (type and colour heads, "
-     "benchmarks/finetune.py)", {}),
-    ("tf_efficientnet_lite2_clothing", "312ea79caef075425b400836fdffe59b0f4998996756e5c0e9657aaacee5f7db",
-     "last stage + conv_head fine-tuned on CC0, Apparel and catalogue training photos (ten garment types, six "
-     "colours; benchmarks/finetune_sources.py)", {}),
+for _name, _sha, _summary, _cfg in (  # the Lite2 pip weights with a fine-tuned tail + conv_head (cbir/train/)
     ("tf_efficientnet_lite2_clothing_v2", "5533f9d3a092c7e4259f5f5e41363b2c076536b4ff4bbce548f7641aff257005",
-     "last two stages + conv_head fine-tuned like _clothing, on the whole photo (padded to a square, not "
-     "centre-cropped); the demo's backbone", WHOLE_PHOTO),
+     "last two stages + conv_head fine-tuned on CC0, Apparel and catalogue training photos seen whole (padded to a "
+     "square, not centre-cropped; cbir/train/backbone.py); the demo's backbone", WHOLE_PHOTO),
 ):
     register_backbone(
         Backbone(

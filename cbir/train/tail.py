@@ -1,4 +1,4 @@
-"""The pieces of benchmarks/finetune.py that touch the network: the frozen trunk (torch and ONNX), the trainable
+"""The pieces of the backbone's adaptation (cbir/train/backbone.py) that touch the network: the frozen trunk (torch and ONNX), the trainable
 tail (blocks[k:] + conv_head + bn2 + pooling), cached maps and the adapted model."""
 
 from __future__ import annotations
