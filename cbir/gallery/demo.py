@@ -11,3 +11,6 @@ DEMO_CLASSIFIERS = DEMO_DIR / "classifiers"
 HOLDOUT_FILE = "holdout.json"
 DEMO_MODEL = "tf_efficientnet_lite2_clothing_v2"  # Lite2, last two stages fine-tuned on whole clothing photos (docs/quality.md)
 CC0_SOURCE = "clothing dataset by Alexey Grigorev (github.com/alexeygrigorev/clothing-dataset), CC0 1.0"
+# The attribute models (type, colour) and hybrid whitening that come with a backbone: a gallery embedded with it is
+# served with them when no --classifiers is given (cbir.similarity.predicted.shipped_classifiers).
+SHIPPED_CLASSIFIERS = {DEMO_MODEL: DEMO_CLASSIFIERS}
