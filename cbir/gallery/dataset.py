@@ -327,7 +327,13 @@ class Gallery:
                 )
             except FileNotFoundError:  # local or Hub (HubNotFoundError): a column without its recipe is unused
                 colour_spec = None
-        return cls(ds, spec, colour_spec)
+        gallery = cls(ds, spec, colour_spec)
+        if is_local(source):  # live edits not yet compacted (cbir.gallery.edits), replayed in order
+            from cbir.gallery.edits import read_journal, replay
+
+            if read_journal(source):
+                gallery = cls(replay(ds, source, gallery.ids), spec, colour_spec)
+        return gallery
 
 
 def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
