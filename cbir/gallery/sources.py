@@ -264,5 +264,5 @@ def holdout_examples(gallery: str | os.PathLike, limit: int = 6) -> list[Path]:
         return []
     if listed.get("gallery") not in (None, Path(gallery).resolve().name):
         return []
-    files = [path.parent / f for f in listed.get("held_out", [])]
+    files = [(path.parent / f).resolve() for f in listed.get("held_out", [])]
     return [f for f in files if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS][:limit]
