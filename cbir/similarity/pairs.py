@@ -108,7 +108,7 @@ def check_class_sizes(labels: np.ndarray, hashes: np.ndarray | None = None,
         raise ValueError("training needs a label for every image, and this gallery has items without one (a flat "
                          "folder, or a manifest without type/colour/label): the attribute models shipped with the "
                          "backbone serve it without training; to train, build from class folders or a labelled manifest")
-    small = [f"{n!r} ({c})" for n, c in zip(names, counts) if c < minimum]
+    small = [f"{str(n)!r} ({c})" for n, c in zip(names, counts) if c < minimum]
     if len(names) < 2:
         raise ValueError(f"training needs at least two classes; the gallery has {len(names)} ({', '.join(names)})")
     if small:
