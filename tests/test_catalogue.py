@@ -9,7 +9,7 @@ import pytest
 
 from cbir.gallery.build import build_gallery_streaming
 from cbir.gallery.dataset import Gallery
-from cbir.gallery.edits import EDITS_DIR, journal_path, read_journal
+from cbir.gallery.journal import EDITS_DIR, journal_path, read_journal
 from cbir.gallery.live import LiveGallery
 from cbir.gallery.sources import read_manifest
 from cbir.search.engine import SearchEngine, load_engine

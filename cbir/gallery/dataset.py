@@ -24,7 +24,7 @@ from cbir.gallery.labels import TASKS, Label, LabelError, parse_label
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 SPEC_FILE = "embedding_spec.json"
-ID_COLUMN = "id"
+from cbir.gallery.journal import ID_COLUMN  # noqa: E402 (the id column, defined beside the edits that keep ids)
 METADATA_COLUMN = "metadata"  # the item's manifest columns as one JSON object (any columns, any shard)
 PROBABILITY_SUFFIX = "_probability"  # `type_probability`: the predicted value's probability; None where labelled
 STORAGE_DTYPES = ("float32", "float16")
@@ -329,7 +329,7 @@ class Gallery:
                 colour_spec = None
         gallery = cls(ds, spec, colour_spec)
         if is_local(source):  # live edits not yet compacted (cbir.gallery.edits), replayed in order
-            from cbir.gallery.edits import read_journal, replay
+            from cbir.gallery.journal import read_journal, replay
 
             if read_journal(source):
                 gallery = cls(replay(ds, source, gallery.ids), spec, colour_spec)

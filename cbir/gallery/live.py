@@ -25,7 +25,8 @@ import numpy as np
 
 from cbir.embed.colour import COLOUR_COLUMN, colour_descriptor
 from cbir.gallery.dataset import ID_COLUMN, METADATA_COLUMN, SPEC_FILE, Gallery, unique_ids
-from cbir.gallery.edits import append_gallery, compact, record_add, record_remove, select_gallery
+from cbir.gallery.edits import append_gallery, select_gallery
+from cbir.gallery.journal import EDITS_DIR, read_journal, record_add, record_remove
 from cbir.search.feedback import check_indices
 from cbir.images import load_image
 
@@ -113,6 +114,21 @@ def save_atomically(gallery: Gallery, folder: str | os.PathLike) -> Path:
         os.rename(new, folder)
         shutil.rmtree(old, ignore_errors=True)
     return folder
+
+
+def compact(folder: str | os.PathLike) -> bool:
+    """Fold the journal into the gallery (one atomic rewrite: cbir.gallery.live.save_atomically) and drop shards no
+    line commits; True when there was something to fold."""
+    folder = Path(folder)
+    edits = folder / EDITS_DIR
+    if not edits.exists():
+        return False
+    if not read_journal(folder):
+        shutil.rmtree(edits, ignore_errors=True)  # only uncommitted leftovers of a crash
+        return False
+    g = Gallery.load(folder)
+    save_atomically(Gallery(g.dataset.flatten_indices(), g.spec, g.colour_spec), folder)
+    return True
 
 
 def with_id_column(gallery: Gallery) -> datasets.Dataset:
