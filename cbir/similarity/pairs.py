@@ -11,7 +11,7 @@ import numpy as np
 
 DEFAULT_PAIRS_PER_TASK = 5692  # the reference study: 5,692 pairs per task, 11,384 in all
 DEFAULT_TEST_FRACTION = 0.3
-MIN_IMAGES_PER_CLASS = 5  # the fewest distinct images of a class that give it training and held-out pairs of its own
+MIN_IMAGES_PER_CLASS = 4  # the fewest distinct images of a class that give it pairs on both sides of the split
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def check_class_sizes(labels: np.ndarray, hashes: np.ndarray | None = None,
         raise ValueError(f"training needs at least two classes; the gallery has {len(names)} ({', '.join(names)})")
     if small:
         raise ValueError(f"too few images to train on in class {', '.join(small)}: each class needs at least "
-                         f"{minimum} distinct images (a few for training, two held out); add photos or leave the class out")
+                         f"{minimum} distinct images (some to train on, one held out); add photos or leave the class out")
 
 
 def affordable_pairs(keys: np.ndarray, pool: np.ndarray, n_pairs: int) -> int:
