@@ -23,6 +23,7 @@ from cbir.embed.runtime import limit_threads
 from cbir.embed.spec import BackboneMismatchError
 from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
 from cbir.gallery.live import LiveGallery, admin_token
+from cbir.gallery.sources import holdout_examples
 from cbir.hub import is_local
 from cbir.search.engine import SearchEngine, load_engine
 from cbir.ui.api import name_outputs, register_api
@@ -50,10 +51,12 @@ def _is_demo(gallery_arg: Optional[str]) -> bool:
 def build_engine(args: argparse.Namespace) -> SearchEngine:
     """Load gallery, backbone and classifiers once (weights policy: `cbir.search.engine.extractor_for`).
 
-    The demo gallery comes with the demo classifiers; any other gallery has none unless `--classifiers` is given.
+    The demo gallery comes with the demo classifiers; any other gallery gets the attribute models shipped with its
+    backbone (the demo's, for a gallery of the demo's backbone) unless `--classifiers` names others or 'none'.
     """
     gallery = args.gallery or str(DEMO_GALLERY)
     classifiers = args.classifiers
+    shipped = classifiers is None
     if classifiers is None and _is_demo(args.gallery):
         classifiers = str(DEMO_CLASSIFIERS)
     if classifiers and classifiers.lower() == "none":
@@ -62,7 +65,7 @@ def build_engine(args: argparse.Namespace) -> SearchEngine:
     engine = load_engine(
         gallery, classifiers, args.weights, args.random_weights, args.device, runtime=args.runtime,
         gallery_revision=args.gallery_revision, classifiers_revision=args.classifiers_revision if classifiers else None,
-        store=args.store,
+        store=args.store, shipped=shipped,
     )
     log.info(
         "ready: %d gallery images, backbone %s on %s (runtime %s), methods %s",
@@ -90,12 +93,14 @@ def create_app(
     if banner is None:
         banner = weights_banner(engine)
     live = LiveGallery(engine, gallery_dir) if gallery_dir is not None and admin_token else None
+    # examples: the demo's for the demo (or a gallery of unknown folder), else the gallery's own held-out photos
     h = _Handlers(engine, live, admin_token)
     with warnings.catch_warnings():  # Gradio 6 prefers launch(css=...); here every launcher (tests too) gets it
         warnings.filterwarnings("ignore", message="The parameters have been moved", category=UserWarning)
         demo = gr.Blocks(title="Apparel image search", css=CSS, theme=theme())
+    examples = None if gallery_dir is None or _is_demo(str(gallery_dir)) else holdout_examples(gallery_dir)
     with demo:
-        view = build_layout(engine, h.methods, banner, admin=live is not None)
+        view = build_layout(engine, h.methods, banner, admin=live is not None, examples=examples)
         wire_events(view, h)
         endpoints = register_api(h)
     name_outputs(demo, endpoints)

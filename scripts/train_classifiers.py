@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cbir.similarity.classifiers import CLASSIFIER_KINDS  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.gallery.labels import TASKS  # noqa: E402
-from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION  # noqa: E402
-from cbir.similarity.training import train  # noqa: E402
+from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, MIN_IMAGES_PER_CLASS  # noqa: E402
+from cbir.similarity.training import pair_counts, train  # noqa: E402
 from cbir.similarity.whitening import DEFAULT_DIM  # noqa: E402
 from cbir.cli import run  # noqa: E402
 
@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--gallery-revision", default=os.environ.get("CBIR_GALLERY_REVISION") or None,
                    help="pin a Hub gallery to a branch, tag or commit (env CBIR_GALLERY_REVISION)")
     p.add_argument("--out", required=True, help="output folder for classifiers, cards and pairs")
-    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK, help="pairs per task, train+test")
+    p.add_argument("--pairs", type=int, default=DEFAULT_PAIRS_PER_TASK,
+                   help="pairs per task, train+test (default: %(default)s; a small gallery gets all the distinct "
+                   f"balanced pairs it allows; every class needs at least {MIN_IMAGES_PER_CLASS} images)")
     p.add_argument("--test-fraction", type=float, default=DEFAULT_TEST_FRACTION, help="held-out share of images")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--kinds", nargs="+", default=list(CLASSIFIER_KINDS), choices=list(CLASSIFIER_KINDS))
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     if run.classifiers.whitening is not None:
         print(f"learned whitening: {json.dumps(run.classifiers.whitening.card)}")
     print("image split:", json.dumps(run.split.summary()))
+    drawn = pair_counts(run.pairs)
+    if any(n < args.pairs for n in drawn.values()):
+        print(f"pairs: asked for {args.pairs} per task; this gallery allows "
+              + ", ".join(f"{n} for {task}" for task, n in drawn.items()) + ": drew those")
     for task, parts in run.pairs.items():
         sizes = ", ".join(f"{part} {len(p)} ({p.n_positive} positive)" for part, p in parts.items())
         print(f"pairs for {task}: {sizes}")

@@ -16,11 +16,17 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import datasets
 import numpy as np
 
-from cbir.embed.colour import ColourSpec
-from cbir.gallery.dataset import Embedder, Gallery, ImageRecord, embed_records, pack_gallery
+from cbir.embed.colour import COLOUR_COLUMN, ColourSpec
+from cbir.gallery.labels import TASKS
+from cbir.gallery.dataset import (ID_COLUMN, METADATA_COLUMN, PROBABILITY_SUFFIX, Embedder, Gallery, ImageRecord, embed_records,
+                                  pack_gallery, record_layout)
 from cbir.embed.spec import EmbeddingSpec
-from cbir.gallery.labels import parse_label
+from cbir.gallery.sources import IMAGE_COLUMN, LABEL_FIELDS, row_label
 
+# A source's columns that are not the item's metadata: its image and labels, and a gallery's own columns (a saved
+# gallery streamed as a source keeps its labels, not its embeddings).
+NOT_METADATA = frozenset({IMAGE_COLUMN, *LABEL_FIELDS, "sha1", "path", "embedding", COLOUR_COLUMN, METADATA_COLUMN,
+                          *(t + PROBABILITY_SUFFIX for t in TASKS)})
 CHUNK = 512  # images per shard: a crash loses at most this much embedding work
 PARTIAL_SUFFIX = ".partial"
 
@@ -44,48 +50,65 @@ def folder_chunks(records: Sequence[ImageRecord], chunk: int) -> RecordChunks:
     return chunks
 
 
-def dataset_chunks(source: str | os.PathLike, chunk: int, scratch: Path) -> RecordChunks:
-    """Chunks of a `datasets` source streamed row by row (a Hub id through `load_dataset(streaming=True)`,
-    a local `save_to_disk` folder as an iterable dataset): each chunk's images are written to `scratch`
-    as files of a `colour_type` folder, so the folder pipeline embeds them. Needs an `image` column and
-    a `label` column (`colour_type`, a string or a ClassLabel)."""
-    from cbir.hub import is_local
+class StreamedChunks:
+    """Chunks of a `datasets` source streamed row by row (a Hub id through `load_dataset(streaming=True)`, a local
+    `save_to_disk` folder as an iterable dataset): each chunk's images are written to `scratch` as files, so the
+    folder pipeline embeds them. Needs an `image` column; `id`, `label` (a string or a ClassLabel), `type` and
+    `colour` are read as in a manifest (cbir.gallery.sources) and every other column is the item's metadata."""
 
-    if is_local(source):
-        ds = datasets.load_from_disk(str(source)).to_iterable_dataset()
-    else:
-        ds = datasets.load_dataset(str(source), split="train", streaming=True)
-    missing = {"image", "label"} - set(ds.column_names or ())
-    if missing:
-        raise ValueError(f"dataset {source} lacks columns {sorted(missing)} (needs image and a colour_type label)")
-    names = getattr(ds.features.get("label"), "names", None) if ds.features else None
-    ds = ds.cast_column("image", datasets.Image(decode=False))
+    def __init__(self, source: str | os.PathLike, chunk: int, scratch: Path) -> None:
+        from cbir.hub import is_local
 
-    def chunks(done_below: int) -> Iterator[tuple[int, Optional[list[ImageRecord]]]]:
-        rows = iter(ds.skip(done_below * chunk))
+        if is_local(source):
+            ds = datasets.load_from_disk(str(source)).to_iterable_dataset()
+        else:
+            ds = datasets.load_dataset(str(source), split="train", streaming=True)
+        columns = list(ds.column_names or ())
+        if IMAGE_COLUMN not in columns:
+            raise ValueError(f"dataset {source} has no {IMAGE_COLUMN!r} column (its columns: {', '.join(columns)})")
+        self.names = getattr(ds.features.get("label"), "names", None) if ds.features else None
+        self.ds = ds.cast_column(IMAGE_COLUMN, datasets.Image(decode=False))
+        self.source, self.chunk, self.scratch = source, int(chunk), scratch
+        extra = [c for c in columns if c not in NOT_METADATA]
+        self.layout = frozenset({t for t in ("type", "colour") if t in columns or "label" in columns}
+                                | ({ID_COLUMN} if "id" in columns else set())
+                                | ({METADATA_COLUMN} if extra else set()))
+        self.summary = (f"streaming dataset {source}: labels from {', '.join(c for c in ('label', 'type', 'colour') if c in columns) or 'none'}, "
+                        f"metadata {', '.join(extra) or 'none'}")
+
+    def _record(self, folder: Path, n: int, row: dict[str, Any]) -> ImageRecord:
+        data = row[IMAGE_COLUMN]["bytes"] or Path(row[IMAGE_COLUMN]["path"]).read_bytes()
+        if self.names is not None and row.get("label") is not None:
+            row = {**row, "label": self.names[row["label"]]}
+        label = row_label({k: row.get(k) for k in ("label", "type", "colour")})
+        name = f"{n:08d}{Path(row[IMAGE_COLUMN].get('path') or '.jpg').suffix or '.jpg'}"
+        relpath = f"{label.name}/{name}" if label.name else name
+        path = folder / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        meta = {k: v for k, v in row.items() if k not in NOT_METADATA}
+        item_id = None if row.get("id") in (None, "") else str(row["id"])
+        return ImageRecord(path, relpath, label, hashlib.sha1(data).hexdigest(), id=item_id, metadata=meta or None)
+
+    def __call__(self, done_below: int) -> Iterator[tuple[int, Optional[list[ImageRecord]]]]:
+        rows = iter(self.ds.skip(done_below * self.chunk))
         for c in range(done_below):
             yield c, None
         c = done_below
         while True:
-            batch = [row for _, row in zip(range(chunk), rows)]
+            batch = [row for _, row in zip(range(self.chunk), rows)]
             if not batch:
                 return
-            folder = scratch / f"images-{c:05d}"
+            folder = self.scratch / f"images-{c:05d}"
             shutil.rmtree(folder, ignore_errors=True)
-            recs = []
-            for i, row in enumerate(batch):
-                label = parse_label(names[row["label"]] if names else str(row["label"]))
-                data = row["image"]["bytes"] or Path(row["image"]["path"]).read_bytes()
-                name = f"{c * chunk + i:08d}{Path(row['image'].get('path') or '.jpg').suffix or '.jpg'}"
-                path = folder / label.name / name
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
-                recs.append(ImageRecord(path, f"{label.name}/{name}", label, hashlib.sha1(data).hexdigest()))
-            yield c, recs
+            yield c, [self._record(folder, c * self.chunk + i, row) for i, row in enumerate(batch)]
             shutil.rmtree(folder, ignore_errors=True)
             c += 1
 
-    return chunks
+
+def dataset_chunks(source: str | os.PathLike, chunk: int, scratch: Path) -> StreamedChunks:
+    """The chunks of a streamed `datasets` source (StreamedChunks)."""
+    return StreamedChunks(source, chunk, scratch)
 
 
 def build_gallery_streaming(
@@ -100,10 +123,12 @@ def build_gallery_streaming(
     progress: Optional[Callable] = None,
     log: Callable[[str], None] = print,
     colour: Optional[ColourSpec] = ColourSpec(),
+    annotate: Optional[Callable[[Gallery], Gallery]] = None,
 ) -> tuple[Gallery, dict[str, str]]:
     """Embed `records` (a folder scan, or `dataset_chunks(...)`) chunk by chunk into shards under
     `partial_dir(out)` and, when `store` (a cbir.stores.GalleryStore) is given, upsert each chunk's
-    rows there with the gallery row as id.
+    rows there with the gallery row as id. `annotate` adds columns to each shard before it is written (the
+    predicted type and colour: cbir.similarity.predicted; its `tag` is part of the build's settings).
 
     Resumes: a shard already on disk is not embedded again and store rows already present are not
     rewritten. Each shard carries the colour descriptors of `colour` (None: none), saved with its recipe.
@@ -113,8 +138,10 @@ def build_gallery_streaming(
     tmp.mkdir(parents=True, exist_ok=True)
     meta_path = tmp / "build.json"
     n_records = len(records) if isinstance(records, Sequence) else None
+    layout = record_layout(records) if isinstance(records, Sequence) else getattr(records, "layout", None)
     meta = {"n_records": n_records, "chunk": int(chunk), "model": embedder.spec.to_dict(), "dtype": dtype,
-            "colour": None if colour is None else colour.to_dict()}
+            "colour": None if colour is None else colour.to_dict(),
+            "layout": None if layout is None else sorted(layout), "annotate": getattr(annotate, "tag", None)}
     if meta_path.exists() and json.loads(meta_path.read_text()) != meta:
         raise ValueError(f"{tmp} holds an unfinished build with other settings; delete it to start over")
     meta_path.write_text(json.dumps(meta, indent=2) + "\n")
@@ -134,7 +161,9 @@ def build_gallery_streaming(
         shard_dir = tmp / f"shard-{c:05d}"
         if recs is None:
             return datasets.load_from_disk(str(shard_dir)), json.loads((shard_dir / "skipped.json").read_text())
-        part, errs = pack_gallery(recs, embedded, embedder.spec, dtype, colour, blobs)
+        part, errs = pack_gallery(recs, embedded, embedder.spec, dtype, colour, blobs, layout)
+        if annotate is not None:
+            part = annotate(part)
         part.dataset.save_to_disk(str(shard_dir))
         (shard_dir / "skipped.json").write_text(json.dumps(errs) + "\n")
         (shard_dir / "done").write_text("")

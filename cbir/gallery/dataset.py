@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Collection, Optional, Protocol, Sequence
+from typing import Any, Collection, Mapping, Optional, Protocol, Sequence
 
 import datasets
 import numpy as np
@@ -23,18 +24,23 @@ from cbir.gallery.labels import TASKS, Label, LabelError, parse_label
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 SPEC_FILE = "embedding_spec.json"
-ID_COLUMN = "id"
+from cbir.gallery.journal import ID_COLUMN  # noqa: E402 (the id column, defined beside the edits that keep ids)
+METADATA_COLUMN = "metadata"  # the item's manifest columns as one JSON object (any columns, any shard)
+PROBABILITY_SUFFIX = "_probability"  # `type_probability`: the predicted value's probability; None where labelled
 STORAGE_DTYPES = ("float32", "float16")
 
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image file of a class folder tree, with its content hash for de-duplication."""
+    """One image file of a catalogue, with its content hash for de-duplication; `id` and `metadata` (the manifest's
+    other columns) when the source gives them."""
 
     path: Path
     relpath: str
     label: Label
     sha1: str
+    id: Optional[str] = None
+    metadata: Optional[Mapping[str, Any]] = None
 
 
 class Embedder(Protocol):
@@ -90,12 +96,22 @@ def scan_image_folder(root: str | os.PathLike) -> list[ImageRecord]:
     return records
 
 
-def gallery_features(dim: int, dtype: str = "float32", tasks: Sequence[str] = TASKS) -> datasets.Features:
-    """The gallery's schema: image bytes, labels (a column per task the labels give), hash, path, embedding."""
+def record_layout(records: Sequence[ImageRecord]) -> frozenset[str]:
+    """The optional columns records fill: the tasks their labels give, `id`, `metadata`; every shard of a build
+    carries the same ones (decided once, over every record), so the shards join."""
+    tasks = {t for t in TASKS if any(r.label.attribute(t) for r in records)}
+    return frozenset(tasks | ({ID_COLUMN} if any(r.id for r in records) else set())
+                     | ({METADATA_COLUMN} if any(r.metadata for r in records) else set()))
+
+
+def gallery_features(dim: int, dtype: str = "float32", tasks: Collection[str] = TASKS) -> datasets.Features:
+    """The gallery's schema: image bytes, labels (a column per task the labels give), hash, path, embedding, and the
+    `id` / `metadata` columns when `tasks` names them."""
     if dtype not in STORAGE_DTYPES:
         raise ValueError(f"embedding storage dtype must be one of {STORAGE_DTYPES}, not {dtype!r}")
     columns = {"image": datasets.Image(), "label": datasets.Value("string")}
     columns.update({task: datasets.Value("string") for task in ("colour", "type") if task in tasks})
+    columns.update({c: datasets.Value("string") for c in (ID_COLUMN, METADATA_COLUMN) if c in tasks})
     columns.update(
         {
             "sha1": datasets.Value("string"),
@@ -225,6 +241,26 @@ class Gallery:
             return self._column("sha1")
         return np.arange(len(self)).astype(str).astype(object)
 
+    @cached_property
+    def _metadata_json(self) -> np.ndarray:
+        return self._column(METADATA_COLUMN)
+
+    def metadata(self, i: int) -> dict[str, Any]:
+        """Row i's manifest columns ({} when it has none)."""
+        raw = self._metadata_json[int(i)]
+        return json.loads(raw) if raw else {}
+
+    @cached_property
+    def probabilities(self) -> dict[str, np.ndarray]:
+        """{task: (N,) probability of the predicted value, NaN where the value is a label} for the predicted tasks."""
+        cols = self.dataset.column_names
+        return {t: np.asarray(self._column(t + PROBABILITY_SUFFIX), dtype=np.float64) for t in TASKS
+                if t + PROBABILITY_SUFFIX in cols}
+
+    def predicted(self, i: int) -> dict[str, float]:
+        """{task: probability} of row i's predicted values; tasks it has a label for are not in it."""
+        return {t: round(float(p[int(i)]), 4) for t, p in self.probabilities.items() if np.isfinite(p[int(i)])}
+
     def attribute(self, task: str) -> np.ndarray:
         """Per-image value of a task: garment type or colour (None where the label does not give it)."""
         return {"type": self.types, "colour": self.colours}[task]
@@ -291,7 +327,13 @@ class Gallery:
                 )
             except FileNotFoundError:  # local or Hub (HubNotFoundError): a column without its recipe is unused
                 colour_spec = None
-        return cls(ds, spec, colour_spec)
+        gallery = cls(ds, spec, colour_spec)
+        if is_local(source):  # live edits not yet compacted (cbir.gallery.edits), replayed in order
+            from cbir.gallery.journal import read_journal, replay
+
+            if read_journal(source):
+                gallery = cls(replay(ds, source, gallery.ids), spec, colour_spec)
+        return gallery
 
 
 def push_gallery(gallery_dir: str | os.PathLike, repo_id: str, private: bool = False, token: str | None = None) -> str:
@@ -341,18 +383,23 @@ def pack_gallery(
     dtype: str = "float32",
     colour: Optional[ColourSpec] = ColourSpec(),
     blobs: Optional[Sequence[bytes]] = None,
+    layout: Optional[Collection[str]] = None,
 ) -> tuple[Gallery, dict[str, str]]:
     """The packing half of build_gallery: images, labels, embeddings and descriptors as one dataset.
 
-    `blobs`: the records' file bytes, read earlier (the files may be gone by now); None reads them here."""
+    `blobs`: the records' file bytes, read earlier (the files may be gone by now); None reads them here.
+    `layout`: the optional columns (record_layout; None: those these records fill)."""
     vecs, kept, errors, described = embedded
     keep = [records[i] for i in kept]
     data_of = (lambda i: blobs[i]) if blobs is not None else (lambda i: records[i].path.read_bytes())  # noqa: E731
-    tasks = [t for t in TASKS if any(r.label.attribute(t) for r in keep)]  # a column only if some label gives it
+    tasks = record_layout(records) if layout is None else frozenset(layout)  # a column only if some label gives it
     data = {
         "image": [{"bytes": data_of(i), "path": records[i].path.name} for i in kept],
         "label": [r.label.name for r in keep],
         **{t: [r.label.attribute(t) for r in keep] for t in ("colour", "type") if t in tasks},
+        **({ID_COLUMN: [r.id for r in keep]} if ID_COLUMN in tasks else {}),
+        **({METADATA_COLUMN: [json.dumps(dict(r.metadata or {}), ensure_ascii=False, default=str) for r in keep]}
+           if METADATA_COLUMN in tasks else {}),
         "sha1": [r.sha1 for r in keep],
         "path": [r.relpath for r in keep],
         "embedding": vecs.astype(dtype),

@@ -27,3 +27,7 @@ def calibration_photos(n: int) -> list[Any]:
     g = Gallery.load(DEMO_GALLERY)
     rows = np.linspace(0, len(g) - 1, min(n, len(g))).round().astype(int)
     return [Image.open(io.BytesIO(g.image_bytes(int(i))[0])).convert("RGB") for i in rows]
+
+# The attribute models (type, colour) and hybrid whitening that come with a backbone: a gallery embedded with it is
+# served with them when no --classifiers is given (cbir.similarity.predicted.shipped_classifiers).
+SHIPPED_CLASSIFIERS = {DEMO_MODEL: DEMO_CLASSIFIERS}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -43,6 +43,8 @@ class Hit:
     type: Optional[str]
     copies: int = 1  # gallery items this result stands for when duplicates are collapsed
     id: str = ""  # stable item id: kept through rebuilds, add and remove, whichever store serves the search
+    metadata: dict[str, Any] = field(default_factory=dict)  # the item's manifest columns ({} when none)
+    predicted: dict[str, float] = field(default_factory=dict)  # {task: probability} where type/colour is predicted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -251,7 +253,8 @@ class SearchEngine(TextQueries):
             self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold, min_score,
         )
         return [
-            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c), str(ids[i]))
+            Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c), str(ids[i]),
+                **item_details(g, int(i)))
             for r, (i, s, c) in enumerate(zip(idx, sc, copies))
         ]
 
@@ -379,6 +382,20 @@ class SearchEngine(TextQueries):
         return explain_pair(self.extractor, image, other), float(score)
 
 
+def item_details(gallery: Gallery, i: int) -> dict[str, Any]:
+    """A hit's catalogue details from the gallery row it stands for (so every store answers them alike): the item's
+    manifest columns and which of its type / colour are predicted, with their probabilities."""
+    return {"metadata": gallery.metadata(i), "predicted": gallery.predicted(i)}
+
+
+def shipped_fallback(gallery: Gallery) -> Optional[ClassifierSet]:
+    """The attribute models that come with the gallery's backbone (cbir.similarity.predicted), or None: what a
+    gallery is served with when no classifiers are named."""
+    from cbir.similarity.predicted import shipped_classifiers
+
+    return shipped_classifiers(gallery.spec, gallery.colour_spec)
+
+
 def extractor_for(
     spec: EmbeddingSpec,
     weights: Optional[str] = None,
@@ -418,15 +435,19 @@ def load_engine(
     gallery_revision: Optional[str] = None,
     classifiers_revision: Optional[str] = None,
     store: Optional[str] = None,
+    shipped: bool = False,
 ) -> SearchEngine:
     """Load a gallery and classifiers (local folders or Hub ids, optionally pinned to revisions) and the backbone.
 
     `store` (a cbir.stores URI such as `faiss` or `milvus:./gallery.db`) serves searches from a vector
     store, filled from the gallery where it lacks rows; None or `numpy` keeps the in-process exact search.
+    `shipped`: with no `classifiers`, use the attribute models that come with the gallery's backbone, if any.
     """
     g = Gallery.load(gallery, revision=gallery_revision)
     extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device, runtime)
     clf = ClassifierSet.load(classifiers, revision=classifiers_revision) if classifiers else None
+    if clf is None and shipped and not allow_mismatch:
+        clf = shipped_fallback(g)
     engine = SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
     if store:
         from cbir.stores import open_gallery_store, parse_store_uri

@@ -11,6 +11,7 @@ import numpy as np
 
 DEFAULT_PAIRS_PER_TASK = 5692  # the reference study: 5,692 pairs per task, 11,384 in all
 DEFAULT_TEST_FRACTION = 0.3
+MIN_IMAGES_PER_CLASS = 4  # the fewest distinct images of a class that give it pairs on both sides of the split
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,30 @@ def validation_split(
     return train[inner.train], train[inner.test]
 
 
+def check_class_sizes(labels: np.ndarray, hashes: np.ndarray | None = None,
+                      minimum: int = MIN_IMAGES_PER_CLASS) -> None:
+    """Refuse a gallery with a class too small to train on (fewer than `minimum` distinct images), naming it."""
+    labels = np.asarray(labels).astype(str)
+    keep = np.arange(len(labels)) if hashes is None else dedupe(labels, hashes)[0]
+    names, counts = np.unique(labels[keep], return_counts=True)
+    if "" in names:
+        raise ValueError("training needs a label for every image, and this gallery has items without one (a flat "
+                         "folder, or a manifest without type/colour/label): the attribute models shipped with the "
+                         "backbone serve it without training; to train, build from class folders or a labelled manifest")
+    small = [f"{str(n)!r} ({c})" for n, c in zip(names, counts) if c < minimum]
+    if len(names) < 2:
+        raise ValueError(f"training needs at least two classes; the gallery has {len(names)} ({', '.join(names)})")
+    if small:
+        raise ValueError(f"too few images to train on in class {', '.join(small)}: each class needs at least "
+                         f"{minimum} distinct images (some to train on, one held out); add photos or leave the class out")
+
+
+def affordable_pairs(keys: np.ndarray, pool: np.ndarray, n_pairs: int) -> int:
+    """`n_pairs`, or fewer (an even number, half positive) when the pool's keys allow fewer distinct pairs."""
+    max_pos, max_neg = available_pairs(np.asarray(keys).astype(str)[np.asarray(pool, dtype=np.int64)])
+    return int(min(n_pairs, 2 * min(max_pos, max_neg)))
+
+
 def available_pairs(keys: np.ndarray) -> tuple[int, int]:
     """How many distinct (positive, negative) unordered pairs a set of keys allows."""
     _, counts = np.unique(np.asarray(keys).astype(str), return_counts=True)
@@ -149,7 +174,8 @@ def build_task_pairs(
 ) -> dict[str, dict[str, Pairs]]:
     """For each task, train and test pairs drawn only within the train and test images respectively.
 
-    `n_pairs` per task is shared between train and test in proportion to the image split.
+    `n_pairs` per task is shared between train and test in proportion to the image split; a part whose images allow
+    fewer distinct balanced pairs gets all it allows (cbir.similarity.training reports it).
     """
     n_total = len(split.train) + len(split.test)
     n_test = int(round(n_pairs * len(split.test) / n_total))
@@ -157,9 +183,9 @@ def build_task_pairs(
     out: dict[str, dict[str, Pairs]] = {}
     for i, (task, keys) in enumerate(sorted(attributes.items())):
         rng = np.random.default_rng([seed, i])
-        out[task] = {
-            "train": sample_pairs(keys, split.train, n_pairs - n_test, rng),
-            "test": sample_pairs(keys, split.test, n_test, rng),
+        out[task] = {  # as many as asked, or as many as the images allow (balanced)
+            "train": sample_pairs(keys, split.train, affordable_pairs(keys, split.train, n_pairs - n_test), rng),
+            "test": sample_pairs(keys, split.test, affordable_pairs(keys, split.test, n_test), rng),
         }
     return out
 

@@ -18,7 +18,7 @@ from cbir.similarity.evaluation import correlations
 from cbir.gallery.labels import TASKS
 from cbir.similarity.instance import instance_queries
 from cbir.similarity.whitening import COPY_SEED, DEFAULT_DIM, Whitening, fit_whitening
-from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
+from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK, check_class_sizes, DEFAULT_TEST_FRACTION, ImageSplit, Pairs, build_task_pairs, save_pairs, split_images
 
 
 @dataclass
@@ -45,9 +45,23 @@ def split_and_pair(
     test_fraction: float = DEFAULT_TEST_FRACTION,
     seed: int = 0,
 ) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
-    """De-duplicated stratified image split, then train/test pairs per task inside each side."""
+    """De-duplicated stratified image split, then train/test pairs per task inside each side (refused, naming it,
+    when a class is too small to train on: cbir.similarity.pairs.check_class_sizes)."""
+    check_class_sizes(labels, hashes)
     split = split_images(labels, hashes, test_fraction=test_fraction, seed=seed)
     return split, build_task_pairs(attributes, split, n_pairs=n_pairs, seed=seed)
+
+
+def labelled_tasks(gallery: Gallery) -> tuple[str, ...]:
+    """The tasks every image has a label for; a task predicted for some images (cbir.similarity.predicted) is not one:
+    training on predictions would learn the shipped models back."""
+    return tuple(t for t in gallery.tasks if t not in gallery.probabilities
+                 or not np.isfinite(gallery.probabilities[t]).any())
+
+
+def pair_counts(pairs: dict[str, dict[str, Pairs]]) -> dict[str, int]:
+    """Pairs drawn per task (train + test): fewer than asked when the gallery allows fewer."""
+    return {task: sum(len(p) for p in parts.values()) for task, parts in pairs.items()}
 
 
 def make_pairs(
@@ -58,7 +72,7 @@ def make_pairs(
     tasks: Optional[Sequence[str]] = None,
 ) -> tuple[ImageSplit, dict[str, dict[str, Pairs]]]:
     """split_and_pair on a gallery's labels, hashes and task attributes (default: every task its labels give)."""
-    tasks = gallery.tasks if tasks is None else tasks
+    tasks = labelled_tasks(gallery) if tasks is None else tasks
     gallery.require_tasks(tasks)
     attributes = {t: gallery.attribute(t) for t in tasks}
     return split_and_pair(gallery.labels, gallery.hashes, attributes, n_pairs, test_fraction, seed)
@@ -120,7 +134,7 @@ def train(
 ) -> TrainingRun:
     """Fit every requested classifier kind for every task (default: those the labels give) on the training split;
     with the gallery's `extractor` and the attribute kind, also the hybrid's learned whitening (0 dims = none)."""
-    tasks = gallery.tasks if tasks is None else tuple(tasks)
+    tasks = labelled_tasks(gallery) if tasks is None else tuple(tasks)
     split, pairs = make_pairs(gallery, n_pairs, test_fraction, seed, tasks)
     attributes = {t: gallery.attribute(t) for t in tasks}
     colour_spec = None if gallery.colour_spec is None else gallery.colour_spec.to_dict()

@@ -179,15 +179,17 @@ def _image_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_method
 
 
 def _admin_endpoints(h: Handlers) -> dict[str, Callable]:
-    def add(images: list[FileData], labels: Optional[list[str]] = None, token: str = "") -> list[int]:
+    def add(images: list[FileData], labels: Optional[list[str]] = None, token: str = "",
+            metadata: Optional[list[dict]] = None) -> list[int]:
         """Add images to the gallery (needs the admin token, CBIR_ADMIN_TOKEN); returns their new indices.
 
         Args:
             images: one or more image files (handle_file)
             labels: one label for all, or one per image: "colour_type" or a type; empty = unlabelled
             token: the value of CBIR_ADMIN_TOKEN on the server
+            metadata: one object for all, or one per image: the item's catalogue columns (title, price, ...)
         """
-        return h.add(images, labels, token)
+        return h.add(images, labels, token, metadata)
 
     def remove(indices: list[int], token: str = "") -> int:
         """Remove gallery images by index (later images move up; needs CBIR_ADMIN_TOKEN); returns how many.

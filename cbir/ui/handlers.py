@@ -53,7 +53,11 @@ def similarity_text(score: float) -> str:
 
 
 def caption(h: Hit) -> str:
-    return f"{h.label or 'unlabelled'} · {similarity_text(h.score)}" + (f" · ×{h.copies}" if h.copies > 1 else "")
+    """A result's caption: its manifest `title` when it has one, its label (else its predicted type), the score."""
+    title = h.metadata.get("title")
+    name = h.label or " ".join(v for v in (h.colour, h.type) if v) or "unlabelled"
+    head = f"{title} · {name}" if title not in (None, "") else name
+    return f"{head} · {similarity_text(h.score)}" + (f" · ×{h.copies}" if h.copies > 1 else "")
 
 
 def marks_text(marks: dict) -> str:
@@ -319,15 +323,19 @@ class Handlers:
                          "needs --gallery pointing at a folder).")
         return self.live
 
-    def add(self, images: Any, labels: Any, token: Any) -> list[int]:
+    def add(self, images: Any, labels: Any, token: Any, metadata: Any = None) -> list[int]:
         live = self._live(token)
+        if isinstance(metadata, dict):
+            metadata = [metadata]
+        if metadata is not None and not isinstance(metadata, (list, tuple)):
+            raise user_error(f"metadata must be an object, or a list of one object per image; got {metadata!r}.")
         if isinstance(images, (dict, FileData)) or images is None:
             images = [images] if images is not None else []
         paths = [upload_path(im) for im in images]
         if not paths:
             raise user_error("No images to add: send one or more files with handle_file().")
         try:
-            out = live.add(paths, self.values(labels, "labels"))
+            out = live.add(paths, self.values(labels, "labels"), list(metadata or []))
         except ValueError as e:
             raise user_error(e) from None
         return out

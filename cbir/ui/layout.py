@@ -57,14 +57,15 @@ _BANNER_STYLE = (
 )
 
 
+def intro_text(engine: SearchEngine) -> str:
+    """The header, with the gallery's item count as it is now (it follows /add and /remove)."""
+    return ("# Apparel image search\n"
+            f"Upload a photo of a garment, or click an example, to find the {len(engine.gallery)}-image gallery's most "
+            "similar clothes.")
+
+
 def _header(v: SimpleNamespace, engine: SearchEngine, banner: Optional[str]) -> None:
-    g = engine.gallery
-    gr.Markdown(
-        "# Apparel image search\n"
-        f"Upload a photo of a garment, or click an example, to find the {len(g)}-image gallery's most similar "
-        "clothes.",
-        elem_id="intro",
-    )
+    gr.Markdown(lambda: intro_text(engine), elem_id="intro")  # a callable: read again at every page load
     if banner:
         gr.HTML(f'<div role="alert" id="weights-banner" style="{_BANNER_STYLE}">⚠ {html.escape(banner)}</div>')
 
@@ -86,7 +87,8 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
         visible=engine.supports_text,  # CLIP/SigLIP backbones only
         elem_id="query-text",
     )
-    v.examples = gr.Examples([[str(p)] for p in EXAMPLES if p.is_file()], inputs=[v.query],
+    files = [str(p) for p in (EXAMPLES if v.example_files is None else v.example_files) if Path(p).is_file()]
+    v.examples = gr.Examples([[f] for f in files], inputs=[v.query], visible=bool(files),
                              label="Try an example (photos not in the gallery)", elem_id="examples")
     v.random_btn = gr.Button("Random gallery image", elem_id="random-btn")
     v.query_info = gr.Markdown("", elem_id="query-info")
@@ -187,9 +189,11 @@ def servable_tasks(engine: SearchEngine) -> list[str]:
     return [t for t in TASK_CHOICES if (t in have) or (t == "both" and {"type", "colour"} <= have)]
 
 
-def build_layout(engine: SearchEngine, methods: list[str], banner: Optional[str], admin: bool) -> SimpleNamespace:
-    """Create every component inside the open Blocks; returns them by name (and the per-session states)."""
-    v = SimpleNamespace(methods=methods, learned=[m for m in methods if get_method(m).learned],
+def build_layout(engine: SearchEngine, methods: list[str], banner: Optional[str], admin: bool,
+                 examples: Optional[list] = None) -> SimpleNamespace:
+    """Create every component inside the open Blocks; returns them by name (and the per-session states).
+    `examples`: the example photos (None: the demo's; []: none, hidden)."""
+    v = SimpleNamespace(methods=methods, example_files=examples, learned=[m for m in methods if get_method(m).learned],
                         method_choices=[(get_method(m).label, m) for m in methods],
                         values=available_values(engine.label_columns()), tasks=servable_tasks(engine))
     _header(v, engine, banner)

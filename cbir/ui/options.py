@@ -22,8 +22,9 @@ def _add_sources(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--classifiers",
         default=env("CBIR_CLASSIFIERS") or None,
-        help="classifiers: local folder or Hub model id, or 'none' (env CBIR_CLASSIFIERS; default: the demo "
-        "classifiers for the demo gallery, else none, which hides the learned methods)",
+        help="classifiers: local folder or Hub model id, or 'none' (env CBIR_CLASSIFIERS; default: the attribute "
+        "models shipped with the gallery's backbone (the demo's type and colour models and whitening for a gallery "
+        "of the demo's backbone, the build_index.py default), else none, which hides the learned methods)",
     )
     p.add_argument(
         "--gallery-revision",
