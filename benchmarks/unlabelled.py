@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -24,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from cbir.search.engine import load_engine  # noqa: E402
-from scripts.build_index import main as build_index  # noqa: E402
 
 
 def split(source: Path, per_type: int, queries: int, seed: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -66,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             link.symlink_to(Path(path).resolve())
     out = work / "gallery"
     if not out.exists():
-        build_index([str(flat), "--out", str(out)])  # the defaults: the demo's backbone, shipped models' predictions
+        # the defaults, as a user runs it: the demo's backbone, the shipped models' predictions
+        subprocess.run([sys.executable, str(ROOT / "scripts" / "build_index.py"), str(flat), "--out", str(out)], check=True)
     engine = load_engine(str(out), shipped=True)  # what `python app.py --gallery OUT` serves
     truth = {Path(p).stem: t for p, t in in_gallery.items()}
     types = np.array([truth[str(i)] for i in engine.gallery.ids])
