@@ -154,3 +154,20 @@ def test_tune_hybrid_prefers_the_most_alike_within_class_among_near_best_instanc
     assert choose(rows, 0.955, 0.97, 0.01)["w_class"] == 0.6  # 0.5 is under the Pearson floor, 0.7 too far under R@1
     assert choose(rows, 0.955, 0.97, 0.0)["w_class"] == 0.55  # no slack: the best instance R@1 decides
     assert choose(rows, 0.955, 0.99, 0.01)["w_class"] == 0.6  # nothing within the P@10 floor: every row competes
+
+
+def test_make_demo_lists_every_step_checks_its_folders_and_skips_what_it_is_told(tmp_path, capsys):
+    make_demo = _load("make_demo")
+    with pytest.raises(SystemExit):
+        make_demo.main(["--help"])
+    helptext = capsys.readouterr().out
+    assert all(f"--skip-{step}" in helptext for step in make_demo.STEPS) and "backbone" in make_demo.STEPS
+    folders = {k: tmp_path / k for k in make_demo.SOURCES}
+    with pytest.raises(SystemExit, match="photo folders not found"):
+        make_demo.main([f"--{k}={v}" for k, v in folders.items()] + ["--work", str(tmp_path / "w")])
+    for f in folders.values():
+        f.mkdir()
+    skip = [f"--skip-{step}" for step in make_demo.STEPS]
+    assert make_demo.main([f"--{k}={v}" for k, v in folders.items()] + ["--work", str(tmp_path / "w"), *skip]) == 0
+    assert capsys.readouterr().out.count(": skipped") == len(make_demo.STEPS)
+    assert json.loads((tmp_path / "w" / "times.json").read_text()) == {}
