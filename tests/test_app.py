@@ -330,7 +330,7 @@ def test_an_unexpected_server_error_is_logged_and_the_user_told_what_to_do(clien
     def broken(*args, **kwargs):
         raise RuntimeError("model exploded")
 
-    monkeypatch.setattr(engine, "search_vector", broken)
+    monkeypatch.setattr(engine, "search_vectors", broken)
     with caplog.at_level("INFO", logger="cbir.app"):
         with pytest.raises(AppError) as err:
             _search(client, files["query"])
@@ -651,6 +651,6 @@ def test_a_gallery_without_colours_offers_no_colour_filter(engine, files):
     assert [c[0] for c in boxes["filter-types"]["choices"]] == sorted(set(g.types))
     h = app._Handlers(typed)
     with pytest.raises(Exception, match="this gallery has no colour labels"):
-        h.search(load_image(files["query"]), "cosine", "type", 3, -1, colours=["red"])
-    hits, result, _ = h.search(load_image(files["query"]), "cosine", "type", 3, -1, types=["shoes"])
+        h.search(load_image(files["query"]), h.options("cosine", "type", 3, colours=["red"]))
+    hits, result, _ = h.search(load_image(files["query"]), h.options("cosine", "type", 3, types=["shoes"]))
     assert [r["type"] for r in result["results"]] == ["shoes"] * 3

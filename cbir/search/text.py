@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -46,6 +46,8 @@ class TextQueries:
         q = l2_normalize(img) + np.float32(weight) * l2_normalize(self.text_vector(text))
         return l2_normalize(q) * np.linalg.norm(img, axis=-1, keepdims=True)
 
-    def search_text(self, text: str, k: int = 10, **options: Any) -> list:
-        """Search by words: the gallery images most cosine-similar to the text's embedding (`options` go to search_vector)."""
-        return self.search_vector(self.text_vector(text), "cosine", "type", k, **options)
+    def search_text(self, text: str, k: Optional[int] = None, **fields: Any) -> list:
+        """Search by words: the gallery images most cosine-similar to the text's embedding (`k` and `fields`:
+        SearchOptions for search_vector)."""
+        sized = {} if k is None else {"k": k}
+        return self.search_vector(self.text_vector(text), "cosine", "type", **sized, **fields)

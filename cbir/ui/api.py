@@ -13,7 +13,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from cbir.similarity.registry import TASK_CHOICES, get_method
-from cbir.ui.errors import decode, user_error
+from cbir.ui.errors import decode
 from cbir.ui.handlers import K_DEFAULT, Handlers
 
 ENGINE_CONCURRENCY = "engine"  # every event that runs the model shares one concurrency group
@@ -66,10 +66,8 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.engine.TEXT_WEIGHT)
             min_score: leave out results scoring below this (on the method's scale; none = keep all k)
         """
-        _, result, _ = h.search(
-            decode(image), method, task, k, h.integer(exclude, "exclude"), types, colours, positives, negatives,
-            box, dedup, text, min_score,
-        )
+        options = h.options(method, task, k, types, colours, dedup, min_score, exclude)
+        _, result, _ = h.search(decode(image), options, box=box, positives=positives, negatives=negatives, text=text)
         return result
 
     def search_batch(
@@ -107,9 +105,8 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             text: optional words nudging every photo's query, e.g. "but in red"
             min_score: leave out results scoring below this (on the method's scale; none = keep all k)
         """
-        return h.search_batch(
-            images, method, task, k, exclude, types, colours, positives, negatives, boxes, dedup, text, min_score
-        )
+        options = h.options(method, task, k, types, colours, dedup, min_score, exclude or [])
+        return h.search_batch(images, options, boxes=boxes, positives=positives, negatives=negatives, text=text)
 
     def search_text(
         text: str,
@@ -132,10 +129,7 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             dedup: show identical and near-identical results once, with their number of copies
             min_score: leave out results scoring below this (cosine, -1 to 1; none = keep all k)
         """
-        if not isinstance(dedup, bool):
-            raise user_error(f"dedup must be true or false; got {dedup!r}.")
-        filters = {"type": h.values(types, "types"), "colour": h.values(colours, "colours")}
-        return h.search_text(text, k, filters=filters, dedup=dedup, min_score=h.number(min_score, "min_score"))[1]
+        return h.search_text(text, h.options(None, "type", k, types, colours, dedup, min_score))[1]
 
     return {"search": search, "search_batch": search_batch, "search_text": search_text}
 
