@@ -239,13 +239,15 @@ class SearchEngine(TextQueries, QueryBuilder):
         ]
 
     def _rank(
-        self, vector: np.ndarray, o: SearchOptions, exclude: int, threshold: Optional[float],
-        descriptor: Optional[np.ndarray], row: Optional[np.ndarray],
+        self, vector: Optional[np.ndarray], o: SearchOptions, exclude: int, threshold: Optional[float],
+        descriptor: Optional[np.ndarray], row: Optional[np.ndarray], in_process: bool = False,
     ) -> list[Hit]:
-        """One query's hits: top-k of its score row (or the store's), dedup and min_score applied."""
+        """One query's hits: top-k of its score row (or the store's; `in_process` = always the row), dedup and
+        min_score applied."""
         g, ids = self.gallery, self.gallery.ids
         idx, sc, copies = rank(
-            lambda fetch: self._candidates(vector, o.method, o.task, fetch, exclude, o.filters, descriptor, row),
+            lambda fetch: self._candidates(vector, o.method, o.task, fetch, exclude, o.filters, descriptor, row,
+                                           in_process),
             o.k, len(g) - int(0 <= exclude < len(g)), o.dedup, g.hashes, _UnitRows(self.index), threshold, o.min_score,
         )
         return [
@@ -255,11 +257,11 @@ class SearchEngine(TextQueries, QueryBuilder):
 
     def _candidates(
         self, vector: np.ndarray, method: str, task: str, fetch: int, exclude: int, filters: Optional[Filters],
-        descriptor: Optional[np.ndarray] = None, row: Optional[np.ndarray] = None,
+        descriptor: Optional[np.ndarray] = None, row: Optional[np.ndarray] = None, in_process: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The best `fetch` (index, score) that pass the filters: from the store if there is one, else in-process
-        (from `row`, the query's precomputed scores, when given)."""
-        if self.store is not None:
+        """The best `fetch` (index, score) that pass the filters: from the store if there is one (and not
+        `in_process`), else in-process (from `row`, the query's precomputed scores, when given)."""
+        if self.store is not None and not in_process:
             idx, sc = self.store.search(
                 method, vector, fetch, task=task, filters=filters, exclude=[exclude], descriptors=descriptor
             )
