@@ -183,11 +183,11 @@ def _admin_endpoints(h: Handlers) -> dict[str, Callable]:
         """
         return h.add(images, labels, token)
 
-    def remove(indices: list[int], token: str = "") -> int:
-        """Remove gallery images by index (later images move up; needs CBIR_ADMIN_TOKEN); returns how many.
+    def remove(indices: list[int | str], token: str = "") -> int:
+        """Remove gallery images by index or stable id (later images move up; needs CBIR_ADMIN_TOKEN); returns how many.
 
         Args:
-            indices: gallery indices
+            indices: gallery indices (a result's `index`, or "#17") or ids (a result's `id`)
             token: the value of CBIR_ADMIN_TOKEN on the server
         """
         return h.remove(indices, token)

@@ -24,12 +24,15 @@ from cbir.search.answer import answer_json
 from cbir.search.engine import MAX_BATCH, Hit, SearchEngine
 from cbir.search.options import SearchOptions
 from cbir.search.query import Query
+from cbir.search.words import display
 from cbir.search.plots import gallery_map, pca_2d, score_histogram
 from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
 from cbir.ui.errors import decode, internal_error, upload_path, user_error
 
 K_MAX_UI = 50
 K_DEFAULT = 10
+MAX_ALTERNATIVES = 3  # runner-up types the guess line offers as one-click filters
+MIN_ALTERNATIVE = 0.01  # a runner-up below this probability is not offered
 TASK_ALIASES = {"color": "colour"}
 BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})  # served as stored; others become PNG
 
@@ -43,8 +46,24 @@ def similarity_text(score: float) -> str:
     return f"{score:.1%} similar" if 0.0 <= score <= 1.0 else f"score {score:.3f}"
 
 
-def caption(h: Hit) -> str:
-    return f"{h.label or 'unlabelled'} · {similarity_text(h.score)}" + (f" · ×{h.copies}" if h.copies > 1 else "")
+def caption(h: Hit, with_id: bool = False) -> str:
+    """`label · score` (`· ×n` for collapsed copies; with `with_id` the stable id and the row, which removal takes)."""
+    text = f"{h.label or 'unlabelled'} · {similarity_text(h.score)}" + (f" · ×{h.copies}" if h.copies > 1 else "")
+    return text + (f" · {h.id} #{h.index}" if with_id else "")
+
+
+def guess(query: dict) -> tuple[str, list[str]]:
+    """The guess line for an answer's `query` (the photo's predicted type and colour) and the runner-up types to
+    offer as filters: ("Looks like **a skirt** (62 %), blue (80 %). Not a skirt?", ["dress", "longsleeve"])."""
+    t, c = query.get("type"), query.get("colour")
+    if not t:
+        return "", []
+    text = f"Looks like **{display(t['value'])}** ({t['probability']:.0%})"
+    if c:
+        text += f", **{c['value']}** ({c['probability']:.0%})"
+    ranked = sorted(t.get("probabilities", {}).items(), key=lambda kv: -kv[1])
+    alternatives = [v for v, p in ranked if v != t["value"] and p >= MIN_ALTERNATIVE][:MAX_ALTERNATIVES]
+    return text + (f". Not {display(t['value'])}?" if alternatives else "."), alternatives
 
 
 def marks_text(marks: dict) -> str:
@@ -235,14 +254,13 @@ class Handlers:
         return self._save(e.overlay_a, "explain-query-"), self._save(e.overlay_b, "explain-result-"), round(score, 6)
 
     def search_text(self, text: Any, options: SearchOptions) -> tuple[list[Hit], dict]:
-        """Search by words (cosine against the text embedding; CLIP/SigLIP galleries), in /search's answer shape plus
-        the normalised `text` (`query` is {}: no photo, nothing predicted)."""
-        o = options.replace(method="cosine", task="type")
+        """Search by words (a CLIP/SigLIP text embedding, else the attribute models' vocabulary), in /search's answer
+        shape plus the normalised `text` (`query` is {}: no photo, nothing predicted)."""
         try:
-            hits = self.engine.search_text(str(text or ""), options=o)
+            result = self.engine.text_answer(str(text or ""), options)
         except ValueError as e:
             raise user_error(e) from None
-        return hits, answer_json(hits, o, query={}, text=" ".join(str(text).split()))
+        return [Hit(**r) for r in result["results"]], result
 
     def compare(self, image_a: Any, image_b: Any, method: Any, task: Any) -> float:
         a, b = decode(image_a), decode(image_b)
@@ -293,13 +311,34 @@ class Handlers:
         return out
 
     def remove(self, indices: Any, token: Any) -> int:
+        """Remove gallery rows given by index (a number, "17" or "#17") or by stable id ("red_dress/003")."""
         live = self._live(token)
         if isinstance(indices, (int, float, str)):
             indices = [v for v in str(indices).replace(",", " ").split()]
         try:
-            return live.remove(list(indices or []))
+            return live.remove(self.rows(list(indices or [])))
         except ValueError as e:
             raise user_error(e) from None
+
+    def rows(self, values: list[Any]) -> list[Any]:
+        """Gallery rows for indices or ids: a number or "#17" is a row, a string an id (digits that are no id are a
+        row); an unknown id is a clear error. Other values are left for the index check."""
+        ids = {str(i): r for r, i in enumerate(self.engine.gallery.ids)}
+        out = []
+        for v in values:
+            text = str(v).strip() if isinstance(v, str) else None
+            if text is None:
+                out.append(v)
+            elif text.startswith("#") and text[1:].isdigit():
+                out.append(int(text[1:]))
+            elif text in ids:
+                out.append(ids[text])
+            elif text.lstrip("-").isdigit():
+                out.append(int(text))
+            else:
+                raise ValueError(f"no gallery image has the id {text!r}: give ids as the result captions show them "
+                                 "(e.g. red_dress/003) or indices (#17)")
+        return out
 
     # -- UI events (private) ----------------------------------------------------------------
     def ui_random(self):
@@ -316,20 +355,22 @@ class Handlers:
     ):
         marks = marks or NO_MARKS
         exclude = -1
-        if image is None and str(text or "").strip():  # words only (the box is shown for CLIP/SigLIP galleries)
-            hits, result = self.search_text(text, self.options(None, "type", k, types, colours, bool(dedup)))
-            vec = (self.engine.text_vector(text), None)
+        words = str(text or "").strip()
+        if image is None and words:  # words only: a CLIP/SigLIP text embedding, or the attribute models' vocabulary
+            hits, result = self.search_text(words, self.options(None, "type", k, types, colours, bool(dedup)))
+            vec = (self.engine.text_vector(words), None) if self.engine.supports_text else None
         else:
             img = decode(image)
             if picked and picked.get("fingerprint") == fingerprint(img):
                 exclude = int(picked["index"])
             options = self.options(method, task, k, types, colours, bool(dedup), exclude=exclude)
             hits, result, vec = self.search(img, options, box=box, positives=marks["positives"],
-                                            negatives=marks["negatives"], text=text, with_scores=True)
+                                            negatives=marks["negatives"],
+                                            text=text if self.engine.supports_text else None, with_scores=True)
         g = self.engine.gallery
         if exclude >= 0:
             result["query"] = {**result["query"], "index": exclude, "label": str(g.labels[exclude])}
-        items = [(self.image_file(h.index), caption(h)) for h in hits]
+        items = [(self.image_file(h.index), caption(h, with_id=self.live is not None)) for h in hits]
         rows = []
         for h in hits:
             row = {"rank": h.rank, "label": h.label, "score": round(h.score, 4), "copies": h.copies}
@@ -337,5 +378,5 @@ class Handlers:
                 if g.attribute(task)[exclude]:
                     row[f"{task} match"] = "✓" if getattr(h, task) == g.attribute(task)[exclude] else "✗"
             rows.append(row)
-        hist, pca = self.plots(vec, result["method"], result["task"], hits)
+        hist, pca = self.plots(vec, result["method"], result["task"], hits) if vec is not None else (None, None)
         return items, pd.DataFrame(rows, columns=list(rows[0]) if rows else TABLE_COLUMNS), result, hist, pca
