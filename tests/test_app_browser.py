@@ -10,6 +10,7 @@ column. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -287,15 +288,28 @@ def test_an_upload_over_the_size_limit_names_the_limit_in_mb(page, gallery, tmp_
     _no_error_badges(page)
 
 
-def test_on_a_phone_the_results_come_before_the_options_two_a_row(browser, app_url, gallery, tmp_path):
-    """At 390 px the columns stack as a shopper needs them: photo, Search, results, then method and filters."""
-    pg = browser.new_page(viewport={"width": 390, "height": 844})
+@contextlib.contextmanager
+def _window(browser, url: str, width: int, height: int):
+    """A fresh page of the app in a window of this size, closed afterwards."""
+    pg = browser.new_page(viewport={"width": width, "height": height})
     try:
         pg.set_default_timeout(TIMEOUT_MS)
-        pg.goto(app_url, wait_until="domcontentloaded")
-        path = tmp_path / "q.png"
-        gallery.image(5).save(path)
-        pg.locator("#query-image input[type=file]").set_input_files(str(path))
+        pg.goto(url, wait_until="domcontentloaded")
+        yield pg
+    finally:
+        pg.close()
+
+
+def _upload(page, gallery, index: int, tmp_path) -> None:
+    path = tmp_path / f"upload-{index}.png"
+    gallery.image(index).save(path)
+    page.locator("#query-image input[type=file]").set_input_files(str(path))
+
+
+def test_on_a_phone_the_results_come_before_the_options_two_a_row(browser, app_url, gallery, tmp_path):
+    """At 390 px the columns stack as a shopper needs them: photo, Search, results, then method and filters."""
+    with _window(browser, app_url, 390, 844) as pg:
+        _upload(pg, gallery, 5, tmp_path)
         pg.locator("#query-image img").first.wait_for()
         thumbs = _search_and_wait(pg, 10)
         top = {name: pg.locator(sel).first.bounding_box()["y"] for name, sel in
@@ -305,8 +319,6 @@ def test_on_a_phone_the_results_come_before_the_options_two_a_row(browser, app_u
         assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"]  # two a row
         assert boxes[0]["width"] > 120
         _shot(pg, "14-phone")
-    finally:
-        pg.close()
 
 
 def test_filters_select_explain_feedback_and_plots(page, gallery, tmp_path):
@@ -424,13 +436,8 @@ def test_demo_finds_shoes_for_a_cc0_shoe_photo_not_in_the_demo(demo_page):
 
 def test_an_upload_alone_shows_results_in_view_at_1280_by_800(browser, app_url, gallery, tmp_path):
     """No Search click: the upload searches, and the photo and the first results are on screen without scrolling."""
-    pg = browser.new_page(viewport={"width": 1280, "height": 800})
-    try:
-        pg.set_default_timeout(TIMEOUT_MS)
-        pg.goto(app_url, wait_until="domcontentloaded")
-        path = tmp_path / "alone.png"
-        gallery.image(11).save(path)
-        pg.locator("#query-image input[type=file]").set_input_files(str(path))
+    with _window(browser, app_url, 1280, 800) as pg:
+        _upload(pg, gallery, 11, tmp_path)
         thumbs = pg.locator("#results-gallery img")
         sync_api.expect(thumbs).to_have_count(10, timeout=TIMEOUT_MS)  # the default k
         assert pg.evaluate("window.scrollY") == 0
@@ -438,8 +445,6 @@ def test_an_upload_alone_shows_results_in_view_at_1280_by_800(browser, app_url, 
         for box in (photo, first):
             assert box["y"] >= 0 and box["y"] + box["height"] <= 800, (photo, first)
         _shot(pg, "15-upload-alone-1280x800")
-    finally:
-        pg.close()
 
 
 def test_the_guess_and_a_runner_up_type_in_one_click(demo_page):

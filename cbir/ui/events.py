@@ -85,12 +85,13 @@ def _wire_search(v: SimpleNamespace, h: Handlers) -> None:
     # a changed setting or filter searches again (when there is a query)
     gr.on([v.method.input, v.task.input, v.k.release, v.types.input, v.colours.input, v.dedup.input], auto_search,
           search_inputs, outputs, api_name="_ui_search_settings", **model)
-    # words: Enter searches; without a text encoder words replace the photo (they search by type and colour)
+    # words: Enter searches; without a text encoder words replace the photo and the filters (they name the type and
+    # colour themselves)
     words = v.query_text.submit
     if not h.engine.supports_text:
-        words = v.query_text.submit(lambda: (None,) + (None, "") + reset, None,
-                                    [v.query, v.picked, v.query_info] + reset_outputs, api_name="_ui_words_forget",
-                                    queue=False, **UI).then
+        words = v.query_text.submit(lambda: (None, [], []) + (None, "") + reset, None,
+                                    [v.query, v.types, v.colours, v.picked, v.query_info] + reset_outputs,
+                                    api_name="_ui_words_forget", queue=False, **UI).then
     words(search, search_inputs, outputs, api_name="_ui_search_words", **MODEL)
     # an example photo searches at once (it is not a gallery image: nothing to leave out)
     v.examples.load_input_event.then(*forget, api_name="_ui_example_forget", queue=False, **UI).then(
