@@ -35,8 +35,9 @@ WORDS: dict[str, dict[str, tuple[str, ...]]] = {
 }
 # words a description may hold that name neither a type nor a colour
 FILLER = frozenset("a an the in on of with and some pair pairs for my me i want show find looking light dark".split())
-# how a class reads in a sentence ("not a longsleeve?" reads badly)
+# how a class reads in a sentence ("not a longsleeve?" reads badly), and those read without "a" (plural or mass)
 DISPLAY = {"longsleeve": "long-sleeve top", "tshirt": "T-shirt", "outwear": "outerwear", "pants": "trousers"}
+NO_ARTICLE = frozenset({"pants", "shoes", "shorts", "outwear"})
 
 
 class UnknownWords(ValueError):
@@ -46,6 +47,12 @@ class UnknownWords(ValueError):
 def display(value: str) -> str:
     """A class as a person reads it: "longsleeve" -> "long-sleeve top"."""
     return DISPLAY.get(value, value)
+
+
+def phrase(value: str) -> str:
+    """A class with its article: "a dress", "a T-shirt", "shoes", "outerwear"."""
+    name = display(value)
+    return name if value in NO_ARTICLE else f"{'an' if name[0].lower() in 'aeiou' else 'a'} {name}"
 
 
 def vocabulary(known: Mapping[str, Sequence[str]]) -> dict[str, dict[str, tuple[str, ...]]]:

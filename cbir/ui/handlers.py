@@ -24,7 +24,7 @@ from cbir.search.answer import answer_json
 from cbir.search.engine import MAX_BATCH, Hit, SearchEngine
 from cbir.search.options import SearchOptions
 from cbir.search.query import Query
-from cbir.search.words import display
+from cbir.search.words import phrase
 from cbir.search.plots import gallery_map, pca_2d, score_histogram
 from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
 from cbir.ui.errors import decode, internal_error, upload_path, user_error
@@ -58,12 +58,12 @@ def guess(query: dict) -> tuple[str, list[str]]:
     t, c = query.get("type"), query.get("colour")
     if not t:
         return "", []
-    text = f"Looks like **{display(t['value'])}** ({t['probability']:.0%})"
+    text = f"Looks like **{phrase(t['value'])}** ({t['probability']:.0%})"
     if c:
         text += f", **{c['value']}** ({c['probability']:.0%})"
     ranked = sorted(t.get("probabilities", {}).items(), key=lambda kv: -kv[1])
     alternatives = [v for v, p in ranked if v != t["value"] and p >= MIN_ALTERNATIVE][:MAX_ALTERNATIVES]
-    return text + (f". Not {display(t['value'])}?" if alternatives else "."), alternatives
+    return text + (f". Not {phrase(t['value'])}?" if alternatives else "."), alternatives
 
 
 def marks_text(marks: dict) -> str:

@@ -40,7 +40,7 @@ CSS = """
 @media (max-width: 640px) {
   #query-column { display: contents; }
   #query-column > * { order: 2; flex: 1 1 100%; min-width: 100%; }
-  #query-column > #query-image, #query-column > #query-text, #query-column > #examples,
+  #query-column > #query-image, #query-column > #query-words, #query-column > #examples,
   #query-column > #query-buttons, #query-column > #query-info { order: 0; }
   #results-column { order: 1; flex: 1 1 100%; min-width: 100%; }
   #results-gallery .grid-wrap .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
@@ -84,14 +84,15 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
     """The photo, words, examples and Search first; filters; then what a shopper rarely opens, collapsed."""
     v.query = gr.Image(label="Query image", sources=SOURCES, type="filepath", format="png", height=280,
                        elem_id="query-image")
-    v.query_text = gr.Textbox(
-        label="Describe the garment",
-        placeholder="red summer dress; or, with an image: but in red" if engine.supports_text else "black sneakers",
-        info="Words alone search by description; with an image they nudge it." if engine.supports_text else
-        "Words name a garment type and colour (e.g. jeans, navy coat); press Enter to search.",
-        visible=engine.supports_words,  # CLIP/SigLIP backbones, or attribute models that know types and colours
-        elem_id="query-text",
-    )
+    with gr.Group(elem_id="query-words", visible=engine.supports_words):  # a direct child, for the phone order
+        v.query_text = gr.Textbox(
+            label="Describe the garment",
+            placeholder="red summer dress; or, with an image: but in red" if engine.supports_text else "black sneakers",
+            info="Words alone search by description; with an image they nudge it." if engine.supports_text else
+            "Words name a garment type and colour (e.g. jeans, navy coat); press Enter to search.",
+            visible=engine.supports_words,  # CLIP/SigLIP backbones, or attribute models that know types and colours
+            elem_id="query-text",
+        )
     v.examples = gr.Examples([[str(p)] for p in EXAMPLES if p.is_file()], inputs=[v.query],
                              label="Try an example (photos not in the gallery)", elem_id="examples")
     with gr.Row(elem_id="query-buttons"):
