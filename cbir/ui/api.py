@@ -116,10 +116,12 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
         dedup: bool = True,
         min_score: Optional[float] = None,
     ) -> dict:
-        """Search by words, e.g. "red summer dress": galleries embedded with a CLIP or SigLIP backbone (hf:...).
+        """Search by words, e.g. "red summer dress" (CLIP/SigLIP galleries) or "black sneakers" (any gallery with attribute models).
 
-        Returns /search's shape (method "cosine"), plus the normalised `text`; `min_score` leaves out results scoring
-        below it (none = keep all k).
+        Returns /search's shape plus the normalised `text`: method "cosine" against the text embedding on a CLIP or
+        SigLIP gallery; elsewhere method "attribute", ranked by the probabilities of the type and colour the words
+        name, plus `words` ({"type": "shoes", "colour": "black"}); an unknown word is refused with the words it
+        knows. `min_score` leaves out results scoring below it (none = keep all k).
 
         Args:
             text: a description of the garment
@@ -127,7 +129,7 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             types: only these garment types (empty = all)
             colours: only these colours (empty = all)
             dedup: show identical and near-identical results once, with their number of copies
-            min_score: leave out results scoring below this (cosine, -1 to 1; none = keep all k)
+            min_score: leave out results scoring below this (cosine -1 to 1, or a probability; none = keep all k)
         """
         return h.search_text(text, h.options(None, "type", k, types, colours, dedup, min_score))[1]
 
