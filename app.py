@@ -27,9 +27,9 @@ from cbir.gallery.sources import holdout_examples
 from cbir.hub import is_local
 from cbir.search.engine import SearchEngine, load_engine
 from cbir.ui.api import name_outputs, register_api
-from cbir.ui.events import wire_events
+from cbir.ui.events import UI, wire_events
 from cbir.ui.handlers import Handlers as _Handlers
-from cbir.ui.layout import CSS, build_layout, theme
+from cbir.ui.layout import CSS, build_layout, intro_text, theme
 from cbir.ui.options import DEFAULT_CONCURRENCY, MAX_FILE_SIZE, parse_args
 
 __all__ = ["parse_args", "build_engine", "weights_banner", "create_app", "main", "MAX_FILE_SIZE",
@@ -102,6 +102,7 @@ def create_app(
     with demo:
         view = build_layout(engine, h.methods, banner, admin=live is not None, examples=examples)
         wire_events(view, h)
+        demo.load(lambda: intro_text(engine), None, view.intro, **UI)  # a new page shows the count as it is now
         endpoints = register_api(h)
     name_outputs(demo, endpoints)
     return demo

@@ -330,7 +330,7 @@ def test_an_unexpected_server_error_is_logged_and_the_user_told_what_to_do(clien
     def broken(*args, **kwargs):
         raise RuntimeError("model exploded")
 
-    monkeypatch.setattr(engine, "search_vector", broken)
+    monkeypatch.setattr(engine, "search_vectors", broken)
     with caplog.at_level("INFO", logger="cbir.app"):
         with pytest.raises(AppError) as err:
             _search(client, files["query"])
@@ -627,13 +627,32 @@ def test_help_runs():
     assert "--share" in out.stdout
 
 
-# --- words: a timm gallery refuses them clearly (the CLIP gallery is in test_app_text.py) ------------------
+# --- words without a text encoder: the attribute models' vocabulary (the CLIP gallery is in test_app_text.py) ------
 
 
-def test_search_text_on_a_timm_gallery_names_the_backbones_that_can(client, engine, files):
-    with pytest.raises(AppError, match="text tower.*clip or siglip.*hf:patrickjohncyh/fashion-clip"):
-        client.predict("red dress", 5, api_name="/search_text")
-    with pytest.raises(AppError, match="text tower"):
+def test_search_text_without_a_text_encoder_ranks_by_the_named_type_and_colour(client, engine, files):
+    res = client.predict("Red dresses", 6, dedup=False, api_name="/search_text")
+    like = _search(client, files["query"], k=6)
+    assert set(like) <= set(res) and set(res["results"][0]) == set(like["results"][0])
+    assert res["words"] == {"type": "dress", "colour": "red"} and res["method"] == "attribute"
+    assert res["text"] == "Red dresses" and res["query"] == {}
+    clf = {t: engine.classifiers.get("attribute", t) for t in ("type", "colour")}
+    g = engine.gallery
+    p = np.ones(len(g))
+    for task, value in res["words"].items():
+        p = p * clf[task].probabilities(g.embeddings, g.descriptors)[:, list(clf[task].classes).index(value)]
+    assert [r["index"] for r in res["results"]] == list(np.argsort(-p, kind="stable")[:6])
+    assert [r["score"] for r in res["results"]] == pytest.approx(np.sort(p)[::-1][:6], abs=1e-5)
+    jeans = client.predict("jeans", 3, types=["pants"], api_name="/search_text")  # filters apply as in /search
+    assert jeans["words"] == {"type": "pants"} and all(r["type"] == "pants" for r in jeans["results"])
+
+
+def test_unknown_words_and_image_plus_words_on_a_timm_gallery_are_clear(client, engine, files):
+    with pytest.raises(AppError, match="does not know 'tuxedo'.*Types: .*dress.*Colours: .*red"):
+        client.predict("black tuxedo", 5, api_name="/search_text")
+    with pytest.raises(AppError, match="Give one colour, not blue and red"):
+        client.predict("red and blue shoes", 5, api_name="/search_text")
+    with pytest.raises(AppError, match="text tower"):  # nudging a photo with words needs a text encoder
         client.predict(handle_file(str(files["query"])), "cosine", "type", 3, -1, text="in red", api_name="/search")
     _assert_ranked(_search(client, files["query"], k=3), engine, 3)  # and it keeps serving
 
@@ -648,9 +667,23 @@ def test_a_gallery_without_colours_offers_no_colour_filter(engine, files):
     boxes = {c["props"].get("elem_id"): c["props"] for c in demo.config["components"]}
     assert boxes["filter-colours"]["visible"] is False and boxes["filter-colours"]["choices"] == []
     assert boxes["filter-types"]["visible"] is True
+    assert boxes["query-text"]["visible"] is False  # no text encoder and no attribute models: no words
+    assert boxes["task"]["visible"] is False  # no learned methods
     assert [c[0] for c in boxes["filter-types"]["choices"]] == sorted(set(g.types))
     h = app._Handlers(typed)
     with pytest.raises(Exception, match="this gallery has no colour labels"):
-        h.search(load_image(files["query"]), "cosine", "type", 3, -1, colours=["red"])
-    hits, result, _ = h.search(load_image(files["query"]), "cosine", "type", 3, -1, types=["shoes"])
+        h.search(load_image(files["query"]), h.options("cosine", "type", 3, colours=["red"]))
+    hits, result, _ = h.search(load_image(files["query"]), h.options("cosine", "type", 3, types=["shoes"]))
     assert [r["type"] for r in result["results"]] == ["shoes"] * 3
+
+
+def test_the_guess_line_names_the_type_the_colour_and_the_runner_ups():
+    from cbir.ui.handlers import guess
+
+    probs = {"skirt": 0.62, "dress": 0.3, "longsleeve": 0.07, "hat": 0.005, "pants": 0.005}
+    text, alts = guess({"type": {"value": "skirt", "probability": 0.62, "probabilities": probs},
+                        "colour": {"value": "blue", "probability": 0.8, "probabilities": {}}})
+    assert text == "Looks like **a skirt** (62%), **blue** (80%). Not a skirt?" and alts == ["dress", "longsleeve"]
+    sure, none = guess({"type": {"value": "shoes", "probability": 1.0, "probabilities": {"shoes": 1.0}}})
+    assert sure == "Looks like **shoes** (100%)." and none == []
+    assert guess({}) == ("", [])  # no attribute models: no guess line

@@ -10,6 +10,7 @@ column. With CBIR_SCREENSHOT_DIR set, screenshots of each are saved there.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -42,6 +43,7 @@ if not os.path.exists(CHROMIUM):
 sync_api = pytest.importorskip("playwright.sync_api")
 
 import app  # noqa: E402
+from cbir.search.words import display  # noqa: E402
 from serving import served  # noqa: E402
 
 
@@ -81,7 +83,14 @@ def page(browser, app_url):
     return _open(browser, app_url)
 
 
+def _open_settings(page) -> None:
+    """Open the collapsed Search settings (method, task, k, duplicates) once: its content renders when open."""
+    if page.get_by_label("Number of results (k)").count() == 0:
+        page.locator("#search-settings button.label-wrap").first.click()
+
+
 def _set_k(page, k: int) -> None:
+    _open_settings(page)
     box = page.get_by_label("Number of results (k)").and_(page.locator("input[type=number]"))
     box.fill(str(k))
     box.press("Enter")
@@ -152,9 +161,10 @@ def test_random_gallery_image_is_left_out_of_its_own_results(page, gallery, tmp_
     sync_api.expect(page.locator("#results-table")).not_to_contain_text("type match", timeout=TIMEOUT_MS)
 
 
-def test_describe_box_is_hidden_for_a_timm_gallery(page):
-    sync_api.expect(page.get_by_label("Describe the garment")).to_have_count(0)
-    sync_api.expect(page.locator("#query-text")).to_be_hidden()
+def test_describe_box_takes_type_and_colour_words_on_a_timm_gallery_with_attribute_models(page):
+    box = page.get_by_label("Describe the garment")
+    sync_api.expect(box).to_be_visible()
+    sync_api.expect(box).to_have_attribute("placeholder", "black sneakers")
 
 
 @pytest.fixture(scope="module")
@@ -278,15 +288,28 @@ def test_an_upload_over_the_size_limit_names_the_limit_in_mb(page, gallery, tmp_
     _no_error_badges(page)
 
 
-def test_on_a_phone_the_results_come_before_the_options_two_a_row(browser, app_url, gallery, tmp_path):
-    """At 390 px the columns stack as a shopper needs them: photo, Search, results, then method and filters."""
-    pg = browser.new_page(viewport={"width": 390, "height": 844})
+@contextlib.contextmanager
+def _window(browser, url: str, width: int, height: int):
+    """A fresh page of the app in a window of this size, closed afterwards."""
+    pg = browser.new_page(viewport={"width": width, "height": height})
     try:
         pg.set_default_timeout(TIMEOUT_MS)
-        pg.goto(app_url, wait_until="domcontentloaded")
-        path = tmp_path / "q.png"
-        gallery.image(5).save(path)
-        pg.locator("#query-image input[type=file]").set_input_files(str(path))
+        pg.goto(url, wait_until="domcontentloaded")
+        yield pg
+    finally:
+        pg.close()
+
+
+def _upload(page, gallery, index: int, tmp_path) -> None:
+    path = tmp_path / f"upload-{index}.png"
+    gallery.image(index).save(path)
+    page.locator("#query-image input[type=file]").set_input_files(str(path))
+
+
+def test_on_a_phone_the_results_come_before_the_options_two_a_row(browser, app_url, gallery, tmp_path):
+    """At 390 px the columns stack as a shopper needs them: photo, Search, results, then method and filters."""
+    with _window(browser, app_url, 390, 844) as pg:
+        _upload(pg, gallery, 5, tmp_path)
         pg.locator("#query-image img").first.wait_for()
         thumbs = _search_and_wait(pg, 10)
         top = {name: pg.locator(sel).first.bounding_box()["y"] for name, sel in
@@ -296,8 +319,6 @@ def test_on_a_phone_the_results_come_before_the_options_two_a_row(browser, app_u
         assert boxes[0]["y"] == boxes[1]["y"] < boxes[2]["y"]  # two a row
         assert boxes[0]["width"] > 120
         _shot(pg, "14-phone")
-    finally:
-        pg.close()
 
 
 def test_filters_select_explain_feedback_and_plots(page, gallery, tmp_path):
@@ -413,6 +434,56 @@ def test_demo_finds_shoes_for_a_cc0_shoe_photo_not_in_the_demo(demo_page):
     _shot(page, "10-demo-cc0-shoes")
 
 
+def test_an_upload_alone_shows_results_in_view_at_1280_by_800(browser, app_url, gallery, tmp_path):
+    """No Search click: the upload searches, and the photo and the first results are on screen without scrolling."""
+    with _window(browser, app_url, 1280, 800) as pg:
+        _upload(pg, gallery, 11, tmp_path)
+        thumbs = pg.locator("#results-gallery img")
+        sync_api.expect(thumbs).to_have_count(10, timeout=TIMEOUT_MS)  # the default k
+        assert pg.evaluate("window.scrollY") == 0
+        photo, first = pg.locator("#query-image img").first.bounding_box(), thumbs.first.bounding_box()
+        for box in (photo, first):
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 800, (photo, first)
+        _shot(pg, "15-upload-alone-1280x800")
+
+
+def test_the_guess_and_a_runner_up_type_in_one_click(demo_page):
+    """The demo's guess for an example photo is shown above the results; clicking a runner-up type filters to it."""
+    page = demo_page
+    page.reload(wait_until="domcontentloaded")
+    page.get_by_role("heading", name="Apparel image search").wait_for()
+    page.locator("#examples img").nth(0).click()  # dress.jpg
+    sync_api.expect(page.locator("#guess")).to_contain_text(re.compile(r"Looks like \*?\*?.+\(\d+%\)"),
+                                                             timeout=TIMEOUT_MS)
+    alt = page.locator("#guess-alt-0")
+    sync_api.expect(alt).to_be_visible()
+    label = alt.inner_text().strip()
+    alt.click()
+    _open_details(page)
+    sync_api.expect(page.locator("#results-json")).to_contain_text('"filters": {', timeout=TIMEOUT_MS)
+    sync_api.expect(page.locator("#results-json")).to_contain_text('"type": [', timeout=TIMEOUT_MS)
+    shown = _json(page)
+    [wanted] = shown["filters"]["type"]
+    assert display(wanted) == label and shown["results"]
+    assert all(r["type"] == wanted for r in shown["results"])
+    sync_api.expect(page.locator("#guess-all")).to_be_visible()  # and back to every type in one click
+    _shot(page, "16-guess-alternative")
+
+
+def test_words_without_clip_search_the_demo_by_type_and_colour(demo_page):
+    page = demo_page
+    box = page.get_by_label("Describe the garment")
+    box.fill("black sneakers")
+    box.press("Enter")
+    _open_details(page) if page.locator("#results-json").count() == 0 else None
+    sync_api.expect(page.locator("#results-json")).to_contain_text('"text": "black sneakers"', timeout=TIMEOUT_MS)
+    shown = _json(page)
+    assert shown["words"] == {"type": "shoes", "colour": "black"} and shown["results"][0]["type"] == "shoes"
+    box.fill("tuxedo")
+    box.press("Enter")
+    sync_api.expect(page.get_by_text("does not know 'tuxedo'").first).to_be_visible(timeout=TIMEOUT_MS)
+
+
 def test_demo_without_colour_labels_has_no_colour_match_column(demo_page):
     page = demo_page
     page.get_by_role("button", name="Random gallery image").click()
@@ -445,11 +516,21 @@ def test_admin_tab_adds_and_removes_with_the_token(browser, gallery_dir, gallery
         sync_api.expect(pg.get_by_text("Wrong or missing admin token").first).to_be_visible()
         pg.locator("#admin-token input").fill("tok")
         pg.get_by_role("button", name="Add to gallery").click()
-        sync_api.expect(pg.locator("#admin-status")).to_contain_text(f"gallery indices {n}", timeout=TIMEOUT_MS)
+        status = pg.locator("#admin-status")
+        sync_api.expect(status).to_contain_text(f"gallery indices {n}", timeout=TIMEOUT_MS)
+        assert "Wrong or missing admin token" not in status.inner_text()  # the stale refusal is gone
+        sync_api.expect(pg.locator("#add-files")).not_to_contain_text("new.png")  # the upload box is empty again
+        sync_api.expect(pg.locator("#intro")).to_contain_text(f"{n + 1}-image gallery")  # the header follows
         _shot(pg, "07-admin-add")
-        pg.get_by_label("Gallery indices to remove (e.g. 3, 17)").fill(str(n))
+        # the search captions show each result's id and row; removal takes the id
+        pg.get_by_role("tab", name="Search").click()
+        pg.locator("#query-image input[type=file]").set_input_files(str(new))
+        sync_api.expect(pg.locator("#results-gallery")).to_contain_text(re.compile(r" · \S+ #\d+"), timeout=TIMEOUT_MS)
+        pg.get_by_role("tab", name="Manage gallery").click()
+        pg.locator("#remove-ids textarea, #remove-ids input").first.fill("new")
         pg.get_by_role("button", name="Remove from gallery").click()
-        sync_api.expect(pg.locator("#admin-status")).to_contain_text(f"now has {n}", timeout=TIMEOUT_MS)
+        sync_api.expect(status).to_contain_text(f"now has {n}", timeout=TIMEOUT_MS)
+        sync_api.expect(pg.locator("#intro")).to_contain_text(f"{n}-image gallery")
         pg.close()
     finally:
         demo.close()

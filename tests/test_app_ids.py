@@ -65,6 +65,12 @@ def test_ids_and_query_survive_add_and_remove(live, tmp_path):
     assert removed not in set(engine.gallery.ids)
     assert list(engine.gallery.ids) == ids_before[1:] + ["my-new-coat"]  # the others keep their ids
     assert list(Gallery.load(folder).ids) == list(engine.gallery.ids)  # and a restart keeps them
+    # /remove takes ids too (and "#row"), the indices above still work; an unknown id is a clear error
+    gone = [engine.gallery.ids[1], engine.gallery.ids[4]]
+    assert client.predict([gone[0], "#4"], TOKEN, api_name="/remove") == 2
+    assert not set(gone) & set(engine.gallery.ids)
+    with pytest.raises(Exception, match="no gallery image has the id 'no-such-photo'"):
+        client.predict(["no-such-photo"], TOKEN, api_name="/remove")
 
 
 @pytest.mark.parametrize("store", ["numpy", "faiss:flat"])

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cbir.ui.crop import crop_to_box
+from cbir.search.crop import crop_to_box
 from cbir.images import ImageError
 
 
@@ -31,7 +31,7 @@ def test_bad_boxes_are_clear_errors(box, message):
 
 
 def test_parse_box_from_api_lists_and_ui_text():
-    from cbir.ui.crop import parse_box
+    from cbir.search.crop import parse_box
 
     assert parse_box(None) is None and parse_box("") is None and parse_box([]) is None
     assert parse_box("10, 20, 30, 40") == parse_box("[10 20 30 40]") == parse_box([10, 20, 30, 40]) == [10, 20, 30, 40]

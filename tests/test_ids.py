@@ -34,8 +34,8 @@ def test_answer_carries_ids_and_the_query_attributes(engine, gallery):
     ans = engine.answer(gallery.image_bytes(4)[0], k=5)
     json.dumps(ans)  # JSON-able as it is
     assert ans["method"] == "hybrid" and ans["task"] == "type"
-    assert [h["id"] for h in ans["hits"]] == [str(gallery.ids[h["index"]]) for h in ans["hits"]]
-    assert ans["hits"][0]["id"] == gallery.ids[4]
+    assert [h["id"] for h in ans["results"]] == [str(gallery.ids[h["index"]]) for h in ans["results"]]
+    assert ans["results"][0]["id"] == gallery.ids[4]
     v, d = gallery.embeddings[4], gallery.descriptors[4]
     for task in ("type", "colour"):
         q = ans["query"][task]
@@ -81,8 +81,8 @@ def test_a_store_serves_the_same_ids(gallery, extractor, training_run, tmp_path,
     query = gallery.image_bytes(9)[0]
     for method in ("cosine", "attribute"):
         a, b = plain.answer(query, method, "both", k=6), on_store.answer(query, method, "both", k=6)
-        assert [h["id"] for h in b["hits"]] == [h["id"] for h in a["hits"]] and a["query"] == b["query"]
-        assert b["hits"][0]["id"] == gallery.ids[9]
+        assert [h["id"] for h in b["results"]] == [h["id"] for h in a["results"]] and a["query"] == b["query"]
+        assert b["results"][0]["id"] == gallery.ids[9]
 
 
 def test_the_demo_answers_with_file_ids_and_predicted_type():
@@ -91,7 +91,7 @@ def test_the_demo_answers_with_file_ids_and_predicted_type():
     assert eng.default_method() == "hybrid"
     for i in (0, 100, 250, 400):
         ans = eng.answer(g.image_bytes(i)[0], k=10)
-        assert ans["hits"][0]["id"] == Path(g.dataset[i]["path"]).stem == g.ids[i]
+        assert ans["results"][0]["id"] == Path(g.dataset[i]["path"]).stem == g.ids[i]
         assert ans["query"]["type"]["value"] == g.types[i] and "colour" in ans["query"]
-        scores = [h["score"] for h in ans["hits"]]
+        scores = [h["score"] for h in ans["results"]]
         assert all(a > b for a, b in zip(scores, scores[1:])) and scores[-1] < 0.99  # strictly ordered, not saturated

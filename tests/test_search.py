@@ -244,3 +244,79 @@ def test_embed_batch_is_one_forward_pass_except_on_openvino(engine, monkeypatch)
     monkeypatch.setattr(engine.extractor, "runtime", SimpleNamespace(name="openvino"))
     engine.embed_batch(["a", "b", "c"])
     assert seen == [3, 1]
+
+
+# --- one options object, one query builder, one answer shape --------------------------------------------------
+
+
+def test_search_options_are_one_keyword_only_value():
+    from cbir.search.options import SearchOptions
+
+    with pytest.raises(TypeError):
+        SearchOptions("cosine")  # keyword-only
+    o = SearchOptions(k=3, filters={"type": "shoes", "colour": []})
+    assert o.filters == {"type": ["shoes"]} and o.method is None and o.excludes(2) == [-1, -1]
+    assert SearchOptions.of(o, method=None, task=None, dedup=True) == o.replace(dedup=True)  # None keeps the base's
+    with pytest.raises(TypeError, match="unknown search options"):
+        SearchOptions.of(o, kk=3)
+    with pytest.raises(ValueError, match="one gallery index"):
+        SearchOptions(exclude=[1, 2]).excludes(3)
+
+
+def test_a_query_is_built_once_with_each_descriptor_computed_once(engine, gallery, monkeypatch):
+    calls = []
+    real = engine.describe
+    monkeypatch.setattr(engine, "describe", lambda im: calls.append(1) or real(im))
+    q = engine.query([gallery.image(4), gallery.image(8)], boxes=[None, [0, 0, 40, 40]], method="hybrid", task="type",
+                     positives=[1])
+    assert q.vectors.shape == (2, gallery.embeddings.shape[1]) and q.descriptors.shape[0] == 2
+    assert len(calls) == 2  # one descriptor per photo, shared by the method and the prediction
+    assert q.predictions[0]["type"]["value"] and q.boxes == [None, [0.0, 0.0, 40.0, 40.0]]
+    plain = engine.query([gallery.image(4)], method="cosine")
+    assert plain.descriptors is None or engine.needs_descriptor("cosine")
+    assert not np.allclose(q.vectors[0], plain.vectors[0])  # the feedback moved it
+    with pytest.raises(ImageError, match="photo 2: "):
+        engine.query([gallery.image(0), b"not an image"])
+
+
+def test_answer_has_the_api_shape_with_results(engine, gallery):
+    ans = engine.answer(gallery.image_bytes(6)[0], "cosine", k=4, filters={"type": [gallery.types[6]]}, box=None)
+    assert set(ans) >= {"method", "method_label", "task", "k", "excluded_index", "filters", "dedup", "positives",
+                        "negatives", "box", "min_score", "query", "results"}
+    assert ans["method"] == "cosine" and len(ans["results"]) == 4 and ans["filters"] == {"type": [gallery.types[6]]}
+    assert all(r["type"] == gallery.types[6] for r in ans["results"])
+
+
+# --- words without a text encoder ------------------------------------------------------------------------------
+
+
+def test_words_name_types_and_colours_with_plurals_and_synonyms():
+    from cbir.search.words import UnknownWords, parse
+
+    known = {"type": ["dress", "pants", "shoes", "outwear", "tshirt", "longsleeve"],
+             "colour": ["black", "blue", "red"]}
+    assert parse("black sneakers", known) == {"type": "shoes", "colour": "black"}
+    assert parse("Jeans", known) == parse("a pair of trousers", known) == {"type": "pants"}
+    assert parse("boots", known) == {"type": "shoes"} and parse("navy", known) == {"colour": "blue"}
+    assert parse("jacket", known) == parse("coats", known) == {"type": "outwear"}
+    assert parse("red T-shirts", known) == {"type": "tshirt", "colour": "red"}
+    assert parse("long sleeve", known) == {"type": "longsleeve"}
+    with pytest.raises(UnknownWords, match="does not know 'tuxedo'.*Types: dress"):
+        parse("tuxedo", known)
+    with pytest.raises(UnknownWords, match="names no type or colour"):
+        parse("the", known)
+    with pytest.raises(UnknownWords, match="does not know 'hats'"):  # a type the models do not know is no word
+        parse("hats", known)
+
+
+def test_search_words_ranks_by_the_attribute_probabilities(engine, gallery):
+    hits, words = engine.search_words("blue shoes", k=5)
+    assert words == {"type": "shoes", "colour": "blue"}
+    clf = {t: engine.classifiers.get("attribute", t) for t in words}
+    p = np.prod([clf[t].probabilities(gallery.embeddings, gallery.descriptors)[:, list(clf[t].classes).index(v)]
+                 for t, v in words.items()], axis=0)
+    assert [h.index for h in hits] == list(np.argsort(-p, kind="stable")[:5])
+    assert [h.index for h in engine.search_text("blue shoes", 5)] == [h.index for h in hits]
+    assert all(h.type == "shoes" for h in engine.search_text("sneakers", 3, filters={"type": ["shoes"]}))
+    with pytest.raises(ValueError, match="Type a garment type"):
+        engine.search_text("  ")

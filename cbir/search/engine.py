@@ -14,6 +14,9 @@ from cbir.embed.colour import colour_descriptor
 from cbir.gallery.dataset import Gallery
 from cbir.gallery.demo import calibration_photos
 from cbir.search.dedup import DEFAULT_THRESHOLD
+from cbir.search.answer import answer_json
+from cbir.search.options import SearchOptions
+from cbir.search.query import Query, QueryBuilder
 from cbir.search.ranking import rank
 from cbir.search.text import TEXT_CACHE_SIZE, TEXT_WEIGHT, MAX_TEXT_CHARS, TextQueries  # noqa: F401 (re-exported)
 from cbir.search.explain import Explanation, explain_pair
@@ -22,7 +25,7 @@ from cbir.search.feedback import rocchio
 from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
 from cbir.core.filters import Filters, check_values, label_mask
-from cbir.search.prediction import Prediction, needs_descriptor, predict_attributes
+from cbir.search.prediction import Prediction, predict_attributes
 from cbir.images import load_image
 from cbir.index import EmbeddingIndex, l2_normalize, top_k
 from cbir.similarity.registry import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
@@ -50,7 +53,7 @@ class Hit:
         return asdict(self)
 
 
-class SearchEngine(TextQueries):
+class SearchEngine(TextQueries, QueryBuilder):
     """Query-by-image over one gallery; the extractor must embed the way the gallery was embedded."""
 
     def __init__(
@@ -179,21 +182,31 @@ class SearchEngine(TextQueries):
             vectors, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptors
         )
 
+    def options(self, options: Optional[SearchOptions] = None, **fields: Any) -> SearchOptions:
+        """`options` with `fields` changed (SearchOptions.of), the method resolved to the default and checked."""
+        o = SearchOptions.of(options, **fields)
+        o = o if o.method else o.replace(method=self.default_method())
+        self._check(o.method, o.task, o.k)
+        if o.min_score is not None and not np.isfinite(o.min_score):
+            raise ValueError(f"min_score must be a finite number (or none); got {o.min_score!r}")
+        if o.filters:  # the gallery's distinct values are gathered only when a filter needs checking (1-2 ms a query)
+            check_values(self.label_columns(), o.filters)
+        return o
+
     def search_vector(
         self,
         vector: np.ndarray,
         method: Optional[str] = None,
-        task: str = "type",
-        k: int = 10,
-        exclude: int = -1,
-        filters: Optional[Filters] = None,
-        dedup: bool = False,
-        dedup_threshold: Optional[float] | str = "auto",
+        task: Optional[str] = None,
+        *,
+        options: Optional[SearchOptions] = None,
         descriptor: Optional[np.ndarray] = None,
-        min_score: Optional[float] = None,
         scores: Optional[np.ndarray] = None,
+        dedup_threshold: Optional[float] | str = "auto",
+        **fields: Any,
     ) -> list[Hit]:
-        """Top-k gallery items for one embedding (+ colour descriptor); `exclude` drops that gallery row (the query).
+        """Top-k gallery items for one embedding (+ colour descriptor) under `options` (SearchOptions; `fields`
+        change it: k, exclude, filters, dedup, min_score).
 
         `filters` ({"type": [...], "colour": [...]}) masks rows before top-k, so k come back whenever k match;
         `dedup` shows same-sha1 and near-identical (cosine >= dedup_threshold; "auto" = the engine's
@@ -202,55 +215,46 @@ class SearchEngine(TextQueries):
         """
         d = None if descriptor is None else np.asarray(descriptor)[None]
         s = None if scores is None else np.asarray(scores)[None]
-        return self.search_vectors(
-            np.asarray(vector)[None], method, task, k, [exclude], filters, dedup, dedup_threshold, d, min_score, s
-        )[0]
+        return self.search_vectors(np.asarray(vector)[None], method, task, options=options, descriptors=d, scores=s,
+                                   dedup_threshold=dedup_threshold, **fields)[0]
 
     def search_vectors(
         self,
         vectors: np.ndarray,
         method: Optional[str] = None,
-        task: str = "type",
-        k: int = 10,
-        exclude: Optional[list[int]] = None,
-        filters: Optional[Filters] = None,
-        dedup: bool = False,
-        dedup_threshold: Optional[float] | str = "auto",
+        task: Optional[str] = None,
+        *,
+        options: Optional[SearchOptions] = None,
         descriptors: Optional[np.ndarray] = None,
-        min_score: Optional[float] = None,
         scores: Optional[np.ndarray] = None,
+        dedup_threshold: Optional[float] | str = "auto",
+        **fields: Any,
     ) -> list[list[Hit]]:
         """One hit list per row of `vectors` (Q, D), the options as in `search_vector` (`exclude`: one gallery row
-        per query, -1 = none); the batch scores the gallery in one matrix product (`score_matrix`)."""
-        method = self._method(method)
-        self._check(method, task, k)
-        check_values(self.label_columns(), filters)
-        if min_score is not None and not np.isfinite(min_score):
-            raise ValueError(f"min_score must be a finite number (or none); got {min_score!r}")
+        per query, or one for all); the batch scores the gallery in one matrix product (`score_matrix`)."""
+        o = self.options(options, method=method, task=task, **fields)
         q = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        ex = np.asarray([-1] * len(q) if exclude is None else exclude, dtype=np.int64)
-        if ex.shape != (len(q),):
-            raise ValueError(f"exclude must give one gallery index (or -1) per query: {len(q)}, got {len(ex)}")
+        ex = o.excludes(len(q))
         d = None if descriptors is None else np.atleast_2d(np.asarray(descriptors, dtype=np.float32))
         if scores is None and self.store is None:
-            scores = self.score_matrix(q, method, task, d)
+            scores = self.score_matrix(q, o.method, o.task, d)
+        threshold = self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold
         return [
-            self._rank(q[i], method, task, k, int(ex[i]), filters, dedup, dedup_threshold,
-                       None if d is None else d[i], min_score, None if scores is None else scores[i])
+            self._rank(q[i], o, int(ex[i]), threshold, None if d is None else d[i], None if scores is None else scores[i])
             for i in range(len(q))
         ]
 
     def _rank(
-        self, vector: np.ndarray, method: str, task: str, k: int, exclude: int, filters: Optional[Filters],
-        dedup: bool, dedup_threshold: Optional[float] | str, descriptor: Optional[np.ndarray],
-        min_score: Optional[float], row: Optional[np.ndarray],
+        self, vector: Optional[np.ndarray], o: SearchOptions, exclude: int, threshold: Optional[float],
+        descriptor: Optional[np.ndarray], row: Optional[np.ndarray], in_process: bool = False,
     ) -> list[Hit]:
-        """One query's hits: top-k of its score row (or the store's), dedup and min_score applied."""
+        """One query's hits: top-k of its score row (or the store's; `in_process` = always the row), dedup and
+        min_score applied."""
         g, ids = self.gallery, self.gallery.ids
         idx, sc, copies = rank(
-            lambda fetch: self._candidates(vector, method, task, fetch, exclude, filters, descriptor, row),
-            k, len(g) - int(0 <= exclude < len(g)), dedup, g.hashes, _UnitRows(self.index),
-            self.dedup_threshold if dedup_threshold == "auto" else dedup_threshold, min_score,
+            lambda fetch: self._candidates(vector, o.method, o.task, fetch, exclude, o.filters, descriptor, row,
+                                           in_process),
+            o.k, len(g) - int(0 <= exclude < len(g)), o.dedup, g.hashes, _UnitRows(self.index), threshold, o.min_score,
         )
         return [
             Hit(r + 1, int(i), float(s), str(g.labels[i]), _opt(g.colours[i]), _opt(g.types[i]), int(c), str(ids[i]),
@@ -260,11 +264,11 @@ class SearchEngine(TextQueries):
 
     def _candidates(
         self, vector: np.ndarray, method: str, task: str, fetch: int, exclude: int, filters: Optional[Filters],
-        descriptor: Optional[np.ndarray] = None, row: Optional[np.ndarray] = None,
+        descriptor: Optional[np.ndarray] = None, row: Optional[np.ndarray] = None, in_process: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The best `fetch` (index, score) that pass the filters: from the store if there is one, else in-process
-        (from `row`, the query's precomputed scores, when given)."""
-        if self.store is not None:
+        """The best `fetch` (index, score) that pass the filters: from the store if there is one (and not
+        `in_process`), else in-process (from `row`, the query's precomputed scores, when given)."""
+        if self.store is not None and not in_process:
             idx, sc = self.store.search(
                 method, vector, fetch, task=task, filters=filters, exclude=[exclude], descriptors=descriptor
             )
@@ -279,78 +283,87 @@ class SearchEngine(TextQueries):
         idx, sc = (a[0] for a in top_k(scores, min(fetch, int(np.isfinite(scores).sum()))))
         return idx, sc
 
+    def search_query(
+        self, query: Query, options: SearchOptions, scores: Optional[np.ndarray] = None
+    ) -> list[list[Hit]]:
+        """One hit list per row of a built `query` (`self.query`) under checked `options` (`self.options`)."""
+        return self.search_vectors(query.vectors, options=options, descriptors=query.descriptors, scores=scores)
+
     def search(
         self,
         image: Any,
         method: Optional[str] = None,
-        task: str = "type",
-        k: int = 10,
-        exclude: int = -1,
+        task: Optional[str] = None,
+        *,
+        options: Optional[SearchOptions] = None,
         text: Optional[str] = None,
-        filters: Optional[Filters] = None,
-        dedup: bool = False,
-        min_score: Optional[float] = None,
+        box: Any = None,
+        positives: Optional[list[int]] = None,
+        negatives: Optional[list[int]] = None,
+        **fields: Any,
     ) -> list[Hit]:
-        """Embed an image (path, bytes, PIL or array) and search the gallery with it; `text` nudges it (compose)."""
-        return self.search_batch([image], method, task, k, [exclude], text, filters, dedup, min_score)[0]
+        """Search the gallery with an image (path, bytes, PIL or array), cropped to `box`, nudged by `text` (compose)
+        and refined by feedback; `options`/`fields` as `search_vector`."""
+        return self.search_batch([image], method, task, options=options, text=text, boxes=[box], positives=positives,
+                                 negatives=negatives, **fields)[0]
 
     def search_batch(
         self,
         images: list[Any],
         method: Optional[str] = None,
-        task: str = "type",
-        k: int = 10,
-        exclude: Optional[list[int]] = None,
+        task: Optional[str] = None,
+        *,
+        options: Optional[SearchOptions] = None,
         text: Optional[str] = None,
-        filters: Optional[Filters] = None,
-        dedup: bool = False,
-        min_score: Optional[float] = None,
+        boxes: Optional[list[Any]] = None,
+        positives: Optional[list[int]] = None,
+        negatives: Optional[list[int]] = None,
+        **fields: Any,
     ) -> list[list[Hit]]:
-        """One hit list per image (at most MAX_BATCH): embedded by `embed_batch`, scored in one matrix product against
-        the gallery, colour descriptors only when the method uses them. Options as `search` (`exclude`: one per image)."""
-        method = self._method(method)
-        self._check(method, task, k)
+        """One hit list per image (at most MAX_BATCH): built by `query` (one embedding pass, colour descriptors only
+        when read), scored in one matrix product. Options as `search` (`exclude`: one per image, or one for all)."""
+        o = self.options(options, method=method, task=task, **fields)
+        self._check_batch(images)
+        q = self.query(images, boxes=boxes, text=text, positives=positives, negatives=negatives, method=o.method,
+                       task=o.task, predict=False)
+        return self.search_query(q, o)
+
+    def answers(
+        self,
+        images: list[Any],
+        method: Optional[str] = None,
+        task: Optional[str] = None,
+        *,
+        options: Optional[SearchOptions] = None,
+        text: Optional[str] = None,
+        boxes: Optional[list[Any]] = None,
+        positives: Optional[list[int]] = None,
+        negatives: Optional[list[int]] = None,
+        **fields: Any,
+    ) -> list[dict[str, Any]]:
+        """`search_batch`'s whole answers, JSON-able, in the API's shape (cbir.search.answer): one per image."""
+        o = self.options(options, method=method, task=task, **fields)
+        self._check_batch(images)
+        q = self.query(images, boxes=boxes, text=text, positives=positives, negatives=negatives, method=o.method,
+                       task=o.task)
+        return [
+            answer_json(hits, o, exclude=e, query=p, positives=positives, negatives=negatives, box=b)
+            for hits, e, p, b in zip(self.search_query(q, o), o.excludes(len(images)), q.predictions, q.boxes)
+        ]
+
+    def answer(self, image: Any, method: Optional[str] = None, task: Optional[str] = None, **kwargs: Any) -> dict[str, Any]:
+        """One photo's whole answer: {"method", "task", "query": predict(), "results": [Hit.to_dict()], ...}."""
+        box = kwargs.pop("box", None)
+        return self.answers([image], method, task, boxes=[box], **kwargs)[0]
+
+    @staticmethod
+    def _check_batch(images: list[Any]) -> None:
         if not 1 <= len(images) <= MAX_BATCH:
             raise ValueError(f"send between 1 and {MAX_BATCH} images; got {len(images)}")
-        decoded = [load_image(im) for im in images]  # decoded once: the embedding and the descriptor share it
-        vectors = self.embed_batch(decoded)
-        if text and text.strip():
-            vectors = self.compose(vectors, text)
-        d = np.stack([self.describe(im) for im in decoded]) if self.needs_descriptor(method, task) else None
-        return self.search_vectors(vectors, method, task, k, exclude, filters, dedup, descriptors=d, min_score=min_score)
-
-    def answer(
-        self,
-        image: Any,
-        method: Optional[str] = None,
-        task: str = "type",
-        k: int = 10,
-        exclude: int = -1,
-        text: Optional[str] = None,
-        filters: Optional[Filters] = None,
-        dedup: bool = False,
-        min_score: Optional[float] = None,
-        as_dict: bool = True,
-    ) -> dict[str, Any]:
-        """A search's whole answer, JSON-able: {"method", "task", "query": predict(), "hits": [Hit.to_dict()]}."""
-        method = self._method(method)
-        self._check(method, task, k)
-        vector, descriptor = self.embed(image), self.describe(image)
-        query = self.predict(vector, descriptor)  # of the photo itself, before words nudge the vector
-        if text and text.strip():
-            vector = self.compose(vector, text)
-        hits = self.search_vector(vector, method, task, k, exclude, filters=filters, dedup=dedup, descriptor=descriptor,
-                                  min_score=min_score)
-        return {"method": method, "task": task, "query": query, "hits": [h.to_dict() for h in hits] if as_dict else hits}
 
     def predict(self, vector: np.ndarray, descriptor: Optional[np.ndarray] = None) -> Prediction:
         """The query's predicted type and colour with probabilities (cbir.search.prediction; {} without classifiers)."""
         return predict_attributes(self.classifiers, vector, descriptor)
-
-    def predict_image(self, image: Any, vector: Optional[np.ndarray] = None) -> Prediction:
-        """`predict` for a photo (its embedding `vector` when already computed), its descriptor only if needed."""
-        vector = self.embed(image) if vector is None else vector
-        return self.predict(vector, self.describe(image) if needs_descriptor(self.classifiers) else None)
 
     def compare(self, image_a: Any, image_b: Any, method: Optional[str] = None, task: str = "type") -> float:
         """The method's score for one pair of images."""

@@ -13,7 +13,7 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from cbir.similarity.registry import TASK_CHOICES, get_method
-from cbir.ui.errors import decode, user_error
+from cbir.ui.errors import decode
 from cbir.ui.handlers import K_DEFAULT, Handlers
 
 ENGINE_CONCURRENCY = "engine"  # every event that runs the model shares one concurrency group
@@ -66,10 +66,8 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.engine.TEXT_WEIGHT)
             min_score: leave out results scoring below this (on the method's scale; none = keep all k)
         """
-        _, result, _ = h.search(
-            decode(image), method, task, k, h.integer(exclude, "exclude"), types, colours, positives, negatives,
-            box, dedup, text, min_score,
-        )
+        options = h.options(method, task, k, types, colours, dedup, min_score, exclude)
+        _, result, _ = h.search(decode(image), options, box=box, positives=positives, negatives=negatives, text=text)
         return result
 
     def search_batch(
@@ -107,9 +105,8 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             text: optional words nudging every photo's query, e.g. "but in red"
             min_score: leave out results scoring below this (on the method's scale; none = keep all k)
         """
-        return h.search_batch(
-            images, method, task, k, exclude, types, colours, positives, negatives, boxes, dedup, text, min_score
-        )
+        options = h.options(method, task, k, types, colours, dedup, min_score, exclude or [])
+        return h.search_batch(images, options, boxes=boxes, positives=positives, negatives=negatives, text=text)
 
     def search_text(
         text: str,
@@ -119,10 +116,12 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
         dedup: bool = True,
         min_score: Optional[float] = None,
     ) -> dict:
-        """Search by words, e.g. "red summer dress": galleries embedded with a CLIP or SigLIP backbone (hf:...).
+        """Search by words, e.g. "red summer dress" (CLIP/SigLIP galleries) or "black sneakers" (any gallery with attribute models).
 
-        Returns /search's shape (method "cosine"), plus the normalised `text`; `min_score` leaves out results scoring
-        below it (none = keep all k).
+        Returns /search's shape plus the normalised `text`: method "cosine" against the text embedding on a CLIP or
+        SigLIP gallery; elsewhere method "attribute", ranked by the probabilities of the type and colour the words
+        name, plus `words` ({"type": "shoes", "colour": "black"}); an unknown word is refused with the words it
+        knows. `min_score` leaves out results scoring below it (none = keep all k).
 
         Args:
             text: a description of the garment
@@ -130,12 +129,9 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             types: only these garment types (empty = all)
             colours: only these colours (empty = all)
             dedup: show identical and near-identical results once, with their number of copies
-            min_score: leave out results scoring below this (cosine, -1 to 1; none = keep all k)
+            min_score: leave out results scoring below this (cosine -1 to 1, or a probability; none = keep all k)
         """
-        if not isinstance(dedup, bool):
-            raise user_error(f"dedup must be true or false; got {dedup!r}.")
-        filters = {"type": h.values(types, "types"), "colour": h.values(colours, "colours")}
-        return h.search_text(text, k, filters=filters, dedup=dedup, min_score=h.number(min_score, "min_score"))[1]
+        return h.search_text(text, h.options(None, "type", k, types, colours, dedup, min_score))[1]
 
     return {"search": search, "search_batch": search_batch, "search_text": search_text}
 
@@ -191,11 +187,11 @@ def _admin_endpoints(h: Handlers) -> dict[str, Callable]:
         """
         return h.add(images, labels, token, metadata)
 
-    def remove(indices: list[int], token: str = "") -> int:
-        """Remove gallery images by index (later images move up; needs CBIR_ADMIN_TOKEN); returns how many.
+    def remove(indices: list[int | str], token: str = "") -> int:
+        """Remove gallery images by index or stable id (later images move up; needs CBIR_ADMIN_TOKEN); returns how many.
 
         Args:
-            indices: gallery indices
+            indices: gallery indices (a result's `index`, or "#17") or ids (a result's `id`)
             token: the value of CBIR_ADMIN_TOKEN on the server
         """
         return h.remove(indices, token)

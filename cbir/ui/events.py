@@ -10,7 +10,9 @@ import gradio as gr
 from cbir.ui.crop import box_from_corners, draw_box
 from cbir.ui.api import ENGINE_CONCURRENCY
 from cbir.ui.errors import decode, toast_only
-from cbir.ui.handlers import NO_MARKS, Handlers, marks_text, similarity_text
+from cbir.ui.layout import intro_text
+from cbir.search.words import display
+from cbir.ui.handlers import MAX_ALTERNATIVES, NO_MARKS, Handlers, guess, marks_text, similarity_text
 
 UI = dict(api_visibility="private")
 # preprocess=False: Gradio hands over the upload untouched and the library decodes it, with its clear errors.
@@ -27,26 +29,47 @@ def _preview(h: Handlers, payload) -> str | None:
         return None  # ui_check_upload says why
 
 
+def _guess_updates(result: dict, types: list) -> tuple:
+    """The guess line, one button per runner-up type (hidden when unused), "All types" while a type filter is on,
+    and the alternatives' state."""
+    text, alternatives = guess(result.get("query") or {})
+    buttons = [gr.update(value=display(a), visible=True) if a else gr.update(visible=False)
+               for a in alternatives + [None] * (MAX_ALTERNATIVES - len(alternatives))]
+    return (text, *buttons, gr.update(visible=bool(types)), alternatives)
+
+
 def _wire_search(v: SimpleNamespace, h: Handlers) -> None:
     search_inputs = [v.query, v.method, v.task, v.k, v.picked, v.types, v.colours, v.dedup, v.box, v.marks,
                      v.query_text]
-    outputs = [v.results, v.table, v.result_json, v.hist, v.pca, v.shown, v.selected, v.explain_box]
+    guess_outputs = [v.guess_md, *v.alt_btns, v.all_types_btn, v.alternatives]
+    outputs = [v.results, v.table, v.result_json, v.hist, v.pca, v.shown, v.selected, v.explain_box, *guess_outputs]
 
     def ui_search(*args):
         items, df, result, hst, pc = h.ui_search(*args)
         return (items, gr.update(value=df, visible=True), result, hst, pc,
-                [r["index"] for r in result["results"]], None, gr.update(visible=False))
+                [r["index"] for r in result["results"]], None, gr.update(visible=False),
+                *_guess_updates(result, args[5]))
 
     search = toast_only(ui_search, len(outputs))
+
+    def auto_search(image, *rest):
+        """A search the page starts by itself (a new photo, a changed setting): nothing to do without a query."""
+        if image is None and not str(rest[-1] or "").strip():
+            return tuple(gr.skip() for _ in outputs)
+        return search(image, *rest)
+
+    model = dict(MODEL, trigger_mode="always_last")  # a burst of changes searches once, with the last settings
     reset = (dict(NO_MARKS), marks_text(NO_MARKS), None, "", None, gr.update(visible=False))
     reset_outputs = [v.marks, v.marks_md, v.selected, v.box, v.corner, v.explain_box]
     v.random_btn.click(
         lambda: h.ui_random() + reset, None, [v.query, v.query_info, v.picked] + reset_outputs,
         api_name="_ui_random", **UI,
     ).then(search, search_inputs, outputs, api_name="_ui_search_random", **MODEL)
-    # A user upload, webcam shot, paste or clear replaces the picked gallery image: forget it and its feedback.
-    v.query.input(lambda: (None, "") + reset, None, [v.picked, v.query_info] + reset_outputs,
-                  api_name="_ui_forget", queue=False, **UI)
+    # A user upload, webcam shot, paste or clear replaces the picked gallery image: forget it and its feedback, then
+    # search with the current settings (a clear searches nothing).
+    forget = (lambda: (None, "") + reset), None, [v.picked, v.query_info] + reset_outputs
+    v.query.input(*forget, api_name="_ui_forget", queue=False, **UI).then(
+        auto_search, search_inputs, outputs, api_name="_ui_search_input", **model)
 
     def ui_check_upload(payload):
         try:
@@ -59,10 +82,31 @@ def _wire_search(v: SimpleNamespace, h: Handlers) -> None:
     v.query.upload(ui_check_upload, v.query, v.query, api_name="_ui_check_upload", preprocess=False, **UI)
     v.query.change(lambda p: _preview(h, p), v.query, v.crop_preview, api_name="_ui_preview", queue=False, preprocess=False, **UI)
     v.search_btn.click(search, search_inputs, outputs, api_name="_ui_search", **MODEL)
+    # a changed setting or filter searches again (when there is a query)
+    gr.on([v.method.input, v.task.input, v.k.release, v.types.input, v.colours.input, v.dedup.input], auto_search,
+          search_inputs, outputs, api_name="_ui_search_settings", **model)
+    # words: Enter searches; without a text encoder words replace the photo and the filters (they name the type and
+    # colour themselves)
+    words = v.query_text.submit
+    if not h.engine.supports_text:
+        words = v.query_text.submit(lambda: (None, [], []) + (None, "") + reset, None,
+                                    [v.query, v.types, v.colours, v.picked, v.query_info] + reset_outputs,
+                                    api_name="_ui_words_forget", queue=False, **UI).then
+    words(search, search_inputs, outputs, api_name="_ui_search_words", **MODEL)
     # an example photo searches at once (it is not a gallery image: nothing to leave out)
-    v.examples.load_input_event.then(lambda: (None, "") + reset, None, [v.picked, v.query_info] + reset_outputs,
-                                     api_name="_ui_example_forget", queue=False, **UI).then(
+    v.examples.load_input_event.then(*forget, api_name="_ui_example_forget", queue=False, **UI).then(
         search, search_inputs, outputs, api_name="_ui_search_example", **MODEL)
+    _wire_guess(v, search, search_inputs, outputs)
+
+
+def _wire_guess(v: SimpleNamespace, search, search_inputs: list, outputs: list) -> None:
+    """A runner-up type's button filters to that type and searches; "All types" clears the type filter."""
+    for i, btn in enumerate(v.alt_btns):
+        btn.click(lambda alts, i=i: [alts[i]] if i < len(alts) else gr.skip(), v.alternatives, v.types,
+                  api_name=f"_ui_guess_{i}", queue=False, **UI).then(
+            search, search_inputs, outputs, api_name=f"_ui_search_guess_{i}", **MODEL)
+    v.all_types_btn.click(lambda: [], None, v.types, api_name="_ui_all_types", queue=False, **UI).then(
+        search, search_inputs, outputs, api_name="_ui_search_all_types", **MODEL)
 
 
 def _wire_crop(v: SimpleNamespace, h: Handlers) -> None:
@@ -122,17 +166,29 @@ def _wire_results(v: SimpleNamespace, h: Handlers) -> None:
 
 
 def _wire_admin(v: SimpleNamespace, h: Handlers) -> None:
+    """Add and remove: the status line says what happened (a refusal replaces an older success and the other way
+    round, no stale toast), the header's count follows, and a successful add empties the upload box."""
+
+    def status(action):
+        def run(*args):
+            try:
+                text, clear = action(*args)
+            except gr.Error as e:
+                return f"⚠ {e.message}", intro_text(h.engine), gr.skip()
+            return text, intro_text(h.engine), clear
+        return run
+
     def ui_add(files, label, tok):
         added = h.add([{"path": f} if isinstance(f, str) else f for f in files or []], [label] if label else [], tok)
-        return f"Added {len(added)} image(s) as gallery indices {', '.join(map(str, added))}."
+        return f"Added {len(added)} image(s) as gallery indices {', '.join(map(str, added))}.", None
 
     def ui_remove(idx, tok):
-        return f"Removed {h.remove(idx, tok)} image(s); the gallery now has {len(h.engine.gallery)}."
+        return f"Removed {h.remove(idx, tok)} image(s); the gallery now has {len(h.engine.gallery)}.", ""
 
-    v.add_btn.click(toast_only(ui_add, 1), [v.add_files, v.add_label, v.token], v.admin_status, api_name="_ui_add",
-                    concurrency_id=ENGINE_CONCURRENCY, **UI)
-    v.remove_btn.click(toast_only(ui_remove, 1), [v.remove_idx, v.token], v.admin_status, api_name="_ui_remove",
-                       concurrency_id=ENGINE_CONCURRENCY, **UI)
+    v.add_btn.click(status(ui_add), [v.add_files, v.add_label, v.token], [v.admin_status, v.intro, v.add_files],
+                    api_name="_ui_add", concurrency_id=ENGINE_CONCURRENCY, **UI)
+    v.remove_btn.click(status(ui_remove), [v.remove_idx, v.token], [v.admin_status, v.intro, v.remove_idx],
+                       api_name="_ui_remove", concurrency_id=ENGINE_CONCURRENCY, **UI)
 
 
 def wire_events(v: SimpleNamespace, h: Handlers) -> None:

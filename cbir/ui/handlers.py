@@ -13,21 +13,26 @@ import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 import pandas as pd
 from gradio.data_classes import FileData
 from PIL import Image
 
 from cbir.gallery.live import AdminTokenError, LiveGallery, check_token
 from cbir.images import load_image
-from cbir.ui.crop import crop_to_box, parse_box
+from cbir.search.crop import crop_to_box, parse_box
+from cbir.search.answer import answer_json
 from cbir.search.engine import MAX_BATCH, Hit, SearchEngine
+from cbir.search.options import SearchOptions
+from cbir.search.query import Query
+from cbir.search.words import phrase
 from cbir.ui.plots import gallery_map, pca_2d, score_histogram
 from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
 from cbir.ui.errors import decode, internal_error, upload_path, user_error
 
 K_MAX_UI = 50
 K_DEFAULT = 10
+MAX_ALTERNATIVES = 3  # runner-up types the guess line offers as one-click filters
+MIN_ALTERNATIVE = 0.01  # a runner-up below this probability is not offered
 TASK_ALIASES = {"color": "colour"}
 BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})  # served as stored; others become PNG
 
@@ -36,28 +41,33 @@ def fingerprint(image: Image.Image) -> str:
     return hashlib.sha1(repr(image.size).encode() + image.tobytes()).hexdigest()
 
 
-def hits_json(hits: list[Hit], method: str, task: str, k: int, exclude: int) -> dict:
-    return {
-        "method": method,
-        "method_label": get_method(method).label,
-        "task": task,
-        "k": k,
-        "excluded_index": exclude,
-        "results": [h.to_dict() for h in hits],
-    }
-
-
 def similarity_text(score: float) -> str:
     """A score as a person reads it: a percentage for scores in [0, 1] (cosine, the learned methods), else the value."""
     return f"{score:.1%} similar" if 0.0 <= score <= 1.0 else f"score {score:.3f}"
 
 
-def caption(h: Hit) -> str:
-    """A result's caption: its manifest `title` when it has one, its label (else its predicted type), the score."""
+def caption(h: Hit, with_id: bool = False) -> str:
+    """A result's caption: its manifest `title` when it has one, its label (else its predicted type), the score
+    (`· ×n` for collapsed copies; with `with_id` the stable id and the row, which removal takes)."""
     title = h.metadata.get("title")
     name = h.label or " ".join(v for v in (h.colour, h.type) if v) or "unlabelled"
     head = f"{title} · {name}" if title not in (None, "") else name
-    return f"{head} · {similarity_text(h.score)}" + (f" · ×{h.copies}" if h.copies > 1 else "")
+    text = f"{head} · {similarity_text(h.score)}" + (f" · ×{h.copies}" if h.copies > 1 else "")
+    return text + (f" · {h.id} #{h.index}" if with_id else "")
+
+
+def guess(query: dict) -> tuple[str, list[str]]:
+    """The guess line for an answer's `query` (the photo's predicted type and colour) and the runner-up types to
+    offer as filters: ("Looks like **a skirt** (62 %), blue (80 %). Not a skirt?", ["dress", "longsleeve"])."""
+    t, c = query.get("type"), query.get("colour")
+    if not t:
+        return "", []
+    text = f"Looks like **{phrase(t['value'])}** ({t['probability']:.0%})"
+    if c:
+        text += f", **{c['value']}** ({c['probability']:.0%})"
+    ranked = sorted(t.get("probabilities", {}).items(), key=lambda kv: -kv[1])
+    alternatives = [v for v, p in ranked if v != t["value"] and p >= MIN_ALTERNATIVE][:MAX_ALTERNATIVES]
+    return text + (f". Not {phrase(t['value'])}?" if alternatives else "."), alternatives
 
 
 def marks_text(marks: dict) -> str:
@@ -132,13 +142,23 @@ class Handlers:
             raise user_error(f"{name} must be a number (or empty); got {value!r}.")
         return f
 
-    def options(self, method: Any, task: Any, k: Any, types: Any, colours: Any, dedup: Any, min_score: Any) -> tuple:
-        """The checked options every image search shares: (method, task, k, filters, dedup, min_score)."""
-        m, t, kk = self.method(method), self.task(task), self.integer(k, "k")
-        filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
+    def options(
+        self, method: Any = None, task: Any = "type", k: Any = K_DEFAULT, types: Any = None, colours: Any = None,
+        dedup: Any = True, min_score: Any = None, exclude: Any = -1,
+    ) -> SearchOptions:
+        """The request's raw options checked (each bad one a clear user error) into a SearchOptions."""
         if not isinstance(dedup, bool):
             raise user_error(f"dedup must be true or false; got {dedup!r}.")
-        return m, t, kk, filters, dedup, self.number(min_score, "min_score")
+        ex = [self.exclusion(self.integer(e, "exclude")) for e in exclude] if isinstance(exclude, (list, tuple)) \
+            else self.exclusion(self.integer(exclude, "exclude"))
+        try:
+            return self.engine.options(
+                method=None if method is None else self.method(method), task=self.task(task), k=self.integer(k, "k"), dedup=dedup,
+                filters={"type": self.values(types, "types"), "colour": self.values(colours, "colours")},
+                min_score=self.number(min_score, "min_score"), exclude=tuple(ex) if isinstance(ex, list) else ex,
+            )
+        except ValueError as e:
+            raise user_error(e) from None
 
     def exclusion(self, exclude: int) -> int:
         n = len(self.engine.gallery)
@@ -167,99 +187,64 @@ class Handlers:
         return f.name
 
     # -- core -------------------------------------------------------------------------------
-    def query_vector(
-        self, image: Image.Image, box: Any = None, positives: Any = None, negatives: Any = None, text: Any = None,
-        method: str = "cosine", task: str = "type",
-    ) -> tuple[np.ndarray, Optional[np.ndarray], dict]:
-        """Crop, embed, nudge with words and refine with feedback; plus the crop's colour descriptor when `method`
-        reads it (else None) and the photo's predicted type and colour: the query one request uses."""
+    def query(self, images: list[Any], options: SearchOptions, **parts: Any) -> Query:
+        """`SearchEngine.query` for these photos (or words alone) and options; its errors are user errors."""
         try:
-            cropped = crop_to_box(image, parse_box(box))
-            vec = self.engine.embed(cropped)
-            predicted = self.engine.predict_image(cropped, vec)  # of the photo itself, before words and feedback
-            if text and str(text).strip():  # image plus words (CLIP/SigLIP galleries; a clear error otherwise)
-                vec = self.engine.compose(vec, str(text))
-            d = self.engine.describe(cropped) if self.engine.needs_descriptor(method, task) else None
-            return self.engine.refine(vec, positives, negatives), d, predicted
+            return self.engine.query(images, method=options.method, task=options.task, **parts)
         except ValueError as e:  # ImageError is a ValueError
             raise user_error(e) from None
 
-    def search(
-        self, image: Image.Image, method: Any, task: Any, k: Any, exclude: int, types: Any = None,
-        colours: Any = None, positives: Any = None, negatives: Any = None, box: Any = None, dedup: Any = True,
-        text: Any = None, min_score: Any = None, with_scores: bool = False,
-    ) -> tuple[list[Hit], dict, Any]:
-        """One image's hits and /search answer, and its query (vector, descriptor, and with `with_scores` the
-        gallery's (N,) scores, computed once for the hits and the UI's plots)."""
-        m, t, kk, filters, dedup, ms = self.options(method, task, k, types, colours, dedup, min_score)
-        exclude = self.exclusion(exclude)
-        vec, d, predicted = self.query_vector(image, box, positives, negatives, text, m, t)
+    def run(self, query: Query, options: SearchOptions, with_scores: bool = False) -> tuple[list[list[Hit]], Any]:
+        """A built query's hit lists, and with `with_scores` the gallery's (Q, N) scores (for the UI's plots)."""
         try:
-            row = self.engine.scores(vec, m, t, d) if with_scores else None
-            hits = self.engine.search_vector(
-                vec, m, t, kk, exclude=exclude, filters=filters, dedup=dedup, descriptor=d, min_score=ms, scores=row
-            )
+            scores = self.engine.score_matrix(query.vectors, options.method, options.task, query.descriptors) \
+                if with_scores else None
+            return self.engine.search_query(query, options, scores), scores
         except ValueError as e:
             raise user_error(e) from None
         except Exception:
             raise internal_error("searching") from None
-        result = self.answer(hits, m, t, kk, exclude, filters, dedup, positives, negatives, box, ms, predicted)
-        return hits, result, (vec, d, row)
 
-    def answer(
-        self, hits: list[Hit], m: str, t: str, k: int, exclude: int, filters: dict, dedup: bool, positives: Any,
-        negatives: Any, box: Any, min_score: Optional[float], query: Optional[dict] = None,
-    ) -> dict:
-        """The /search answer for one query's hits; `query` = the photo's predicted type and colour."""
-        result = hits_json(hits, m, t, k, exclude)
-        result.update(
-            filters={c: v for c, v in filters.items() if v},
-            dedup=dedup,
-            positives=[int(i) for i in positives or []],
-            negatives=[int(i) for i in negatives or []],
-            box=parse_box(box),
-            min_score=min_score,
-            query=query or {},
-        )
-        return result
+    def search(
+        self, image: Image.Image, options: SearchOptions, *, box: Any = None, positives: Any = None,
+        negatives: Any = None, text: Any = None, with_scores: bool = False,
+    ) -> tuple[list[Hit], dict, Any]:
+        """One image's hits and /search answer, and its query (vector, descriptor, and with `with_scores` the
+        gallery's (N,) scores, computed once for the hits and the UI's plots)."""
+        parts = dict(positives=positives, negatives=negatives)
+        q = self.query([image], options, boxes=[box], text=text, **parts)
+        hit_lists, scores = self.run(q, options, with_scores)
+        result = answer_json(hit_lists[0], options, exclude=options.excludes(1)[0], query=q.predictions[0],
+                             box=q.boxes[0], **parts)
+        return hit_lists[0], result, (q.vectors[0], None if q.descriptors is None else q.descriptors[0],
+                                      None if scores is None else scores[0])
 
-    def search_batch(
-        self, images: Any, method: Any, task: Any, k: Any, exclude: Any = None, types: Any = None,
-        colours: Any = None, positives: Any = None, negatives: Any = None, boxes: Any = None, dedup: Any = True,
-        text: Any = None, min_score: Any = None,
-    ) -> list[dict]:
+    def search_batch(self, images: Any, options: SearchOptions, *, boxes: Any = None, **parts: Any) -> list[dict]:
         """One /search answer per uploaded photo: the batch scores the gallery as one (Q, N) matrix."""
-        m, t, kk, filters, dedup, ms = self.options(method, task, k, types, colours, dedup, min_score)
         images = [] if images is None else [images] if isinstance(images, (dict, FileData)) else list(images)
         n = len(images)
         if not 1 <= n <= MAX_BATCH:
             raise user_error(f"Send between 1 and {MAX_BATCH} photos per call; got {n}.")
-        ex = [self.exclusion(self.integer(e, "exclude")) for e in exclude] if exclude else [-1] * n
         bx = list(boxes) if boxes else [None] * n
+        try:
+            ex = options.excludes(n)
+        except ValueError:
+            ex = []
         if len(ex) != n or len(bx) != n:
-            raise user_error(f"exclude and boxes take one per photo ({n}), or none; got {len(ex)} and {len(bx)}.")
-        crops = []
-        for i, (payload, b) in enumerate(zip(images, bx)):
+            raise user_error(f"exclude and boxes take one per photo ({n}), or none; got {len(options.exclude)} and "
+                             f"{len(bx)}.")
+        photos = []
+        for i, payload in enumerate(images):
             try:
-                crops.append(crop_to_box(load_image(upload_path(payload)), parse_box(b or None)))
+                photos.append(load_image(upload_path(payload)))
             except ValueError as e:  # ImageError is a ValueError
                 raise user_error(f"photo {i + 1}: {e}") from None
-        try:
-            vecs = self.engine.embed_batch(crops)
-            predicted = [self.engine.predict_image(c, v) for c, v in zip(crops, vecs)]
-            if text and str(text).strip():
-                vecs = self.engine.compose(vecs, str(text))
-            if positives or negatives:
-                vecs = np.stack([self.engine.refine(v, positives, negatives) for v in vecs])
-            d = np.stack([self.engine.describe(c) for c in crops]) if self.engine.needs_descriptor(m, t) else None
-            per_photo = self.engine.search_vectors(vecs, m, t, kk, ex, filters, dedup, descriptors=d, min_score=ms)
-        except ValueError as e:
-            raise user_error(e) from None
-        except Exception:
-            raise internal_error("searching") from None
+        q = self.query(photos, options, boxes=[b or None for b in bx], **parts)
+        hit_lists, _ = self.run(q, options)
         return [
-            self.answer(hits, m, t, kk, e, filters, dedup, positives, negatives, b or None, ms, q)
-            for hits, e, b, q in zip(per_photo, ex, bx, predicted)
+            answer_json(hits, options, exclude=e, query=p, box=b, positives=parts.get("positives"),
+                        negatives=parts.get("negatives"))
+            for hits, e, p, b in zip(hit_lists, ex, q.predictions, q.boxes)
         ]
 
     def explain(self, image: Image.Image, index: Any, method: Any, task: Any, box: Any = None) -> tuple[str, str, float]:
@@ -272,21 +257,14 @@ class Handlers:
             raise internal_error("explaining the match") from None
         return self._save(e.overlay_a, "explain-query-"), self._save(e.overlay_b, "explain-result-"), round(score, 6)
 
-    def search_text(self, text: Any, k: Any, **options: Any) -> tuple[list[Hit], dict]:
-        """Search by words (cosine against the text embedding; CLIP/SigLIP galleries); `options` go to the engine."""
-        kk = self.integer(k, "k")
+    def search_text(self, text: Any, options: SearchOptions) -> tuple[list[Hit], dict]:
+        """Search by words (a CLIP/SigLIP text embedding, else the attribute models' vocabulary), in /search's answer
+        shape plus the normalised `text` (`query` is {}: no photo, nothing predicted)."""
         try:
-            hits = self.engine.search_text(str(text or ""), kk, **options)
+            result = self.engine.text_answer(str(text or ""), options)
         except ValueError as e:
             raise user_error(e) from None
-        result = hits_json(hits, "cosine", "type", kk, -1)  # /search's shape, plus the normalised text
-        filters = options.get("filters") or {}
-        result.update(
-            filters={c: v for c, v in filters.items() if v}, dedup=options.get("dedup", True), positives=[],
-            negatives=[], box=parse_box(None), min_score=options.get("min_score"), text=" ".join(str(text).split()),
-            query={},  # no photo, so nothing predicted; kept so /search_text answers have /search's keys
-        )
-        return hits, result
+        return [Hit(**r) for r in result["results"]], result
 
     def compare(self, image_a: Any, image_b: Any, method: Any, task: Any) -> float:
         a, b = decode(image_a), decode(image_b)
@@ -341,13 +319,34 @@ class Handlers:
         return out
 
     def remove(self, indices: Any, token: Any) -> int:
+        """Remove gallery rows given by index (a number, "17" or "#17") or by stable id ("red_dress/003")."""
         live = self._live(token)
         if isinstance(indices, (int, float, str)):
             indices = [v for v in str(indices).replace(",", " ").split()]
         try:
-            return live.remove(list(indices or []))
+            return live.remove(self.rows(list(indices or [])))
         except ValueError as e:
             raise user_error(e) from None
+
+    def rows(self, values: list[Any]) -> list[Any]:
+        """Gallery rows for indices or ids: a number or "#17" is a row, a string an id (digits that are no id are a
+        row); an unknown id is a clear error. Other values are left for the index check."""
+        ids = {str(i): r for r, i in enumerate(self.engine.gallery.ids)}
+        out = []
+        for v in values:
+            text = str(v).strip() if isinstance(v, str) else None
+            if text is None:
+                out.append(v)
+            elif text.startswith("#") and text[1:].isdigit():
+                out.append(int(text[1:]))
+            elif text in ids:
+                out.append(ids[text])
+            elif text.lstrip("-").isdigit():
+                out.append(int(text))
+            else:
+                raise ValueError(f"no gallery image has the id {text!r}: give ids as the result captions show them "
+                                 "(e.g. red_dress/003) or indices (#17)")
+        return out
 
     # -- UI events (private) ----------------------------------------------------------------
     def ui_random(self):
@@ -364,22 +363,22 @@ class Handlers:
     ):
         marks = marks or NO_MARKS
         exclude = -1
-        if image is None and str(text or "").strip():  # words only (the box is shown for CLIP/SigLIP galleries)
-            filters = {"type": self.values(types, "types"), "colour": self.values(colours, "colours")}
-            hits, result = self.search_text(text, k, filters=filters, dedup=bool(dedup))
-            vec = (self.engine.text_vector(text), None)
+        words = str(text or "").strip()
+        if image is None and words:  # words only: a CLIP/SigLIP text embedding, or the attribute models' vocabulary
+            hits, result = self.search_text(words, self.options(None, "type", k, types, colours, bool(dedup)))
+            vec = (self.engine.text_vector(words), None) if self.engine.supports_text else None
         else:
             img = decode(image)
             if picked and picked.get("fingerprint") == fingerprint(img):
                 exclude = int(picked["index"])
-            hits, result, vec = self.search(
-                img, method, task, k, exclude, types, colours, marks["positives"], marks["negatives"], box, bool(dedup),
-                text, with_scores=True,
-            )
+            options = self.options(method, task, k, types, colours, bool(dedup), exclude=exclude)
+            hits, result, vec = self.search(img, options, box=box, positives=marks["positives"],
+                                            negatives=marks["negatives"],
+                                            text=text if self.engine.supports_text else None, with_scores=True)
         g = self.engine.gallery
         if exclude >= 0:
             result["query"] = {**result["query"], "index": exclude, "label": str(g.labels[exclude])}
-        items = [(self.image_file(h.index), caption(h)) for h in hits]
+        items = [(self.image_file(h.index), caption(h, with_id=self.live is not None)) for h in hits]
         rows = []
         for h in hits:
             row = {"rank": h.rank, "label": h.label, "score": round(h.score, 4), "copies": h.copies}
@@ -387,5 +386,5 @@ class Handlers:
                 if g.attribute(task)[exclude]:
                     row[f"{task} match"] = "✓" if getattr(h, task) == g.attribute(task)[exclude] else "✗"
             rows.append(row)
-        hist, pca = self.plots(vec, result["method"], result["task"], hits)
+        hist, pca = self.plots(vec, result["method"], result["task"], hits) if vec is not None else (None, None)
         return items, pd.DataFrame(rows, columns=list(rows[0]) if rows else TABLE_COLUMNS), result, hist, pca

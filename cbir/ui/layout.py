@@ -16,7 +16,7 @@ from cbir.search.engine import SearchEngine
 from cbir.core.filters import available_values
 from cbir.ui.plots import QUERY, RESULT
 from cbir.similarity.registry import TASK_CHOICES, get_method
-from cbir.ui.handlers import K_DEFAULT, K_MAX_UI, NO_MARKS, marks_text
+from cbir.ui.handlers import K_DEFAULT, K_MAX_UI, MAX_ALTERNATIVES, NO_MARKS, marks_text
 
 SOURCES = ["upload", "webcam", "clipboard"]
 EXAMPLES = [Path(__file__).resolve().parents[2] / "demo" / "examples" / f for f in ("dress.jpg", "shoes.jpg", "tshirt.jpg")]
@@ -29,17 +29,19 @@ PALETTE = ["#4e79a7", "#59a14f", "#edc948", "#b07aa1", "#76b7b2", "#9c755f", "#b
 # Toasts at the bottom, off the results grid. The plots' blocks grow to hold their legend and caption (at the
 # plot's own height they clipped them). On a phone the columns stack: the photo, the examples and Search first,
 # then the results, then the options (they would push the results a screen down); two thumbnails a row, so
-# labels and scores stay readable.
+# labels and scores stay readable. The guess line's alternatives are small inline buttons.
 CSS = """
 .toast-wrap { top: auto !important; bottom: var(--size-4) !important; }
 #gallery-map, #score-histogram { height: auto !important; }
 #gallery-map .vega-embed { height: 400px !important; }
 #score-histogram .vega-embed { height: 340px !important; }
+#guess-row { align-items: center; gap: 6px; flex-wrap: wrap; }
+#guess-row > * { flex: 0 0 auto !important; min-width: 0 !important; width: auto !important; }
 @media (max-width: 640px) {
   #query-column { display: contents; }
   #query-column > * { order: 2; flex: 1 1 100%; min-width: 100%; }
-  #query-column > #query-image, #query-column > #query-text, #query-column > #examples,
-  #query-column > #search-btn, #query-column > #random-btn, #query-column > #query-info { order: 0; }
+  #query-column > #query-image, #query-column > #query-words, #query-column > #examples,
+  #query-column > #query-buttons, #query-column > #query-info { order: 0; }
   #results-column { order: 1; flex: 1 1 100%; min-width: 100%; }
   #results-gallery .grid-wrap .grid-container { grid-template-columns: repeat(2, minmax(0, 1fr)) !important; }
 }
@@ -58,14 +60,15 @@ _BANNER_STYLE = (
 
 
 def intro_text(engine: SearchEngine) -> str:
-    """The header, with the gallery's item count as it is now (it follows /add and /remove)."""
+    """The page's title and one line; the count follows the live gallery's adds and removes."""
+    words = " or describe it in words," if engine.supports_words else ""
     return ("# Apparel image search\n"
-            f"Upload a photo of a garment, or click an example, to find the {len(engine.gallery)}-image gallery's most "
-            "similar clothes.")
+            f"Upload a photo of a garment, click an example,{words} to find the {len(engine.gallery)}-image "
+            "gallery's most similar clothes.")
 
 
 def _header(v: SimpleNamespace, engine: SearchEngine, banner: Optional[str]) -> None:
-    gr.Markdown(lambda: intro_text(engine), elem_id="intro")  # a callable: read again at every page load
+    v.intro = gr.Markdown(intro_text(engine), elem_id="intro")
     if banner:
         gr.HTML(f'<div role="alert" id="weights-banner" style="{_BANNER_STYLE}">⚠ {html.escape(banner)}</div>')
 
@@ -78,20 +81,30 @@ def _about(v: SimpleNamespace, engine: SearchEngine) -> str:
 
 
 def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
-    v.query = gr.Image(label="Query image", sources=SOURCES, type="filepath", format="png", height=320,
+    """The photo, words, examples and Search first; filters; then what a shopper rarely opens, collapsed."""
+    v.query = gr.Image(label="Query image", sources=SOURCES, type="filepath", format="png", height=280,
                        elem_id="query-image")
-    v.query_text = gr.Textbox(
-        label="Describe the garment",
-        placeholder="red summer dress; or, with an image: but in red",
-        info="Words alone search by description; with an image they nudge it.",
-        visible=engine.supports_text,  # CLIP/SigLIP backbones only
-        elem_id="query-text",
-    )
+    with gr.Group(elem_id="query-words", visible=engine.supports_words):  # a direct child, for the phone order
+        v.query_text = gr.Textbox(
+            label="Describe the garment",
+            placeholder="red summer dress; or, with an image: but in red" if engine.supports_text else "black sneakers",
+            info="Words alone search by description; with an image they nudge it." if engine.supports_text else
+            "Words name a garment type and colour (e.g. jeans, navy coat); press Enter to search.",
+            visible=engine.supports_words,  # CLIP/SigLIP backbones, or attribute models that know types and colours
+            elem_id="query-text",
+        )
     files = [str(p) for p in (EXAMPLES if v.example_files is None else v.example_files) if Path(p).is_file()]
     v.examples = gr.Examples([[f] for f in files], inputs=[v.query], visible=bool(files),
                              label="Try an example (photos not in the gallery)", elem_id="examples")
-    v.random_btn = gr.Button("Random gallery image", elem_id="random-btn")
+    with gr.Row(elem_id="query-buttons"):
+        v.search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
+        v.random_btn = gr.Button("Random gallery image", elem_id="random-btn")
     v.query_info = gr.Markdown("", elem_id="query-info")
+    with gr.Accordion("Filters", open=True, elem_id="filters"):
+        v.types = gr.CheckboxGroup(v.values.get("type", []), label="Types (none ticked = all)",
+                                   elem_id="filter-types", visible="type" in v.values)
+        v.colours = gr.CheckboxGroup(v.values.get("colour", []), label="Colours (none ticked = all)",
+                                     elem_id="filter-colours", visible="colour" in v.values)
     with gr.Accordion("Crop the query (optional)", open=False, elem_id="crop-panel"):
         v.crop_preview = gr.Image(label="Click two corners of the garment to search", type="filepath",
                                   interactive=False, height=240, elem_id="crop-preview")
@@ -99,27 +112,33 @@ def _query_column(v: SimpleNamespace, engine: SearchEngine) -> None:
             v.box = gr.Textbox(label="Crop box (x0, y0, x1, y1)", placeholder="whole image", elem_id="crop-box",
                                scale=3)
             v.whole_btn = gr.Button("Whole image", scale=1, size="sm")
-    v.method = gr.Dropdown(v.method_choices, value=engine.default_method(), label="Similarity method")
-    v.task = gr.Radio(
-        v.tasks,
-        value=v.tasks[0] if v.tasks else None,
-        label="Task (learned methods)",
-        info="What the classifiers judge: same garment type, same colour, or both. Cosine and Euclidean ignore it.",
-        visible=bool(v.learned and v.tasks),
-    )
-    v.k = gr.Slider(1, K_MAX_UI, value=K_DEFAULT, step=1, label="Number of results (k)")
-    with gr.Accordion("Filters", open=True):
-        v.types = gr.CheckboxGroup(v.values.get("type", []), label="Types (none ticked = all)",
-                                   elem_id="filter-types", visible="type" in v.values)
-        v.colours = gr.CheckboxGroup(v.values.get("colour", []), label="Colours (none ticked = all)",
-                                     elem_id="filter-colours", visible="colour" in v.values)
+    with gr.Accordion("Search settings", open=False, elem_id="search-settings"):
+        v.method = gr.Dropdown(v.method_choices, value=engine.default_method(), label="Similarity method",
+                               visible=len(v.method_choices) > 1, elem_id="method")
+        v.task = gr.Radio(
+            v.tasks,
+            value=v.tasks[0] if v.tasks else None,
+            label="Task (learned methods)",
+            info="What the classifiers judge: same garment type, same colour, or both. Cosine and Euclidean ignore it.",
+            visible=bool(v.learned and len(v.tasks) > 1),  # one choice (e.g. the demo's "type"): nothing to choose
+            elem_id="task",
+        )
+        v.k = gr.Slider(1, K_MAX_UI, value=K_DEFAULT, step=1, label="Number of results (k)", elem_id="k")
         v.dedup = gr.Checkbox(True, label="Collapse duplicates (show copies once)", elem_id="dedup")
-    v.search_btn = gr.Button("Search", variant="primary", elem_id="search-btn")
+
+
+def _guess_row(v: SimpleNamespace) -> None:
+    """What the attribute models see in the photo, and the runner-up types as one-click filters."""
+    with gr.Row(elem_id="guess-row"):
+        v.guess_md = gr.Markdown("", elem_id="guess")
+        v.alt_btns = [gr.Button("", size="sm", visible=False, elem_id=f"guess-alt-{i}") for i in range(MAX_ALTERNATIVES)]
+        v.all_types_btn = gr.Button("All types", size="sm", visible=False, elem_id="guess-all")
 
 
 def _results_column(v: SimpleNamespace, engine: SearchEngine) -> None:
+    _guess_row(v)
     v.results = gr.Gallery(label="Results: most similar first (select one to see why it matched)", columns=3,
-                           height=620, object_fit="contain", elem_id="results-gallery")
+                           height=540, object_fit="contain", elem_id="results-gallery")
     with gr.Row(equal_height=True):
         v.more_btn = gr.Button("More like this", size="sm", elem_id="more-like")
         v.less_btn = gr.Button("Less like this", size="sm", elem_id="less-like")
@@ -178,7 +197,8 @@ def _manage_tab(v: SimpleNamespace) -> None:
             v.add_label = gr.Textbox(label="Label (colour_type or a type; optional)")
             v.add_btn = gr.Button("Add to gallery")
         with gr.Column():
-            v.remove_idx = gr.Textbox(label="Gallery indices to remove (e.g. 3, 17)")
+            v.remove_idx = gr.Textbox(label="Gallery ids or indices to remove (e.g. red_dress/003, #17)",
+                                      info="Result captions show each image's id and #index.", elem_id="remove-ids")
             v.remove_btn = gr.Button("Remove from gallery", variant="stop")
     v.admin_status = gr.Markdown("", elem_id="admin-status")
 
@@ -202,6 +222,7 @@ def build_layout(engine: SearchEngine, methods: list[str], banner: Optional[str]
     v.shown = gr.State([])  # gallery indices of the results on screen, in order
     v.selected = gr.State(None)  # the selected result's gallery index
     v.corner = gr.State(None)  # the first clicked corner of a crop box
+    v.alternatives = gr.State([])  # the runner-up types the guess line offers, in button order
     with gr.Tab("Search"):
         with gr.Row():
             with gr.Column(scale=1, min_width=300, elem_id="query-column"):

@@ -93,7 +93,7 @@ def test_served_app_on_milvus(engines, gallery):
         for task in ("type", "colour", "both"):  # attribute with a filter: Milvus's answer is the in-process one
             res = client.predict(handle_file(path), "attribute", task, 6, index, types=types, dedup=False, api_name="/search")
             got = [r["index"] for r in res["results"]]
-            want = plain.search(path, "attribute", task, 6, index, filters={"type": types})
+            want = plain.search(path, "attribute", task, k=6, exclude=index, filters={"type": types})
             assert got == [h.index for h in want] and len(got) == 6
             assert all(r["type"] in types for r in res["results"])
     finally:
