@@ -7,7 +7,7 @@ import pytest
 import app
 from cbir.gallery.dataset import Gallery
 from scripts.build_index import main as build_index
-from scripts.synthetic import garment_image, write_image_folder
+from cbir.gallery.synthetic import garment_image, write_image_folder
 from scripts.train_classifiers import main as train_classifiers
 
 ITEMS = [("red", "dress"), ("blue", "shoes"), ("black", "pants"), ("white", "shirt"), ("green", "shorts")]

@@ -11,7 +11,7 @@ from cbir.gallery.dataset import Gallery
 from cbir.gallery.sources import (
     ManifestError, holdout_examples, read_folder, read_manifest, read_source, write_holdout,
 )
-from scripts.synthetic import garment_image
+from cbir.gallery.synthetic import garment_image
 
 ROWS = [("sku-1", "a.png", "Red dress", 19.5), ("sku-2", "b.png", "Blue shoes", 45.0), ("sku-3", "c.png", "Hat", 9.0)]
 

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence
 
-from cbir.search.filters import Filters
+from cbir.core.filters import Filters
 
 
 def _filter_lists(filters: Optional[Filters]) -> dict[str, list[str]]:
