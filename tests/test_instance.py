@@ -59,3 +59,25 @@ def test_instance_recall_counts_the_source_and_optionally_the_same_picture(galle
     assert r["r@1"] == 0.5 and r["same_picture_r@1"] == 1.0
     table = instance_markdown({"cosine": r}, {"cosine": "Cosine"}, ks=(1,))
     assert "| Method | R@1 | same picture R@1 | Queries |" in table and "| Cosine | 0.500 | 1.000 | 2 |" in table
+
+
+def test_near_duplicate_groups_link_transitively_and_by_hash():
+    from cbir.similarity.instance import near_duplicate_groups
+
+    v = np.array([[1, 0, 0], [0.99, 0.14, 0], [0.96, 0.28, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    g = near_duplicate_groups(v, 0.985)
+    assert g[0] == g[1] == g[2] and len({g[2], g[3], g[4]}) == 3  # 0-1 and 1-2 alike, so 0-2 joined
+    g2 = near_duplicate_groups(v, 0.999, hashes=np.array(["h", "x", "y", "z", "h"]))
+    assert g2[0] == g2[4] and g2[0] != g2[1]
+
+
+def test_grouped_split_keeps_groups_on_one_side_and_stratifies():
+    from cbir.similarity.instance import grouped_split
+
+    labels = np.array(["a"] * 10 + ["b"] * 10)
+    groups = np.repeat(np.arange(10), 2)  # pairs of shots
+    train, test = grouped_split(labels, groups, 0.4, seed=0)
+    assert not set(groups[train]) & set(groups[test])
+    assert sorted(np.concatenate([train, test])) == list(range(20))
+    for lab in "ab":
+        assert 0 < (labels[test] == lab).sum() < 10

@@ -132,3 +132,51 @@ def instance_markdown(results: dict[str, dict[str, float]], labels: dict[str, st
         cells = " | ".join(f"{r[k]:.3f}" for k in keys)
         lines.append(f"| {labels.get(name, name)} | {cells} | {r['queries']} |")
     return "\n".join(lines)
+
+
+def near_duplicate_groups(vectors: np.ndarray, threshold: float, hashes: Optional[np.ndarray] = None,
+                          block: int = 2048) -> np.ndarray:
+    """(N,) group ids: photos linked by a cosine >= `threshold` (or the same hash), transitively, share one group,
+    so that a split can keep one product's shots on one side."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    v = np.asarray(vectors, np.float32)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    n, rows, cols = len(v), [], []
+    for s in range(0, n, block):
+        i, j = np.nonzero(v[s:s + block] @ v.T >= threshold)
+        rows.append(i + s), cols.append(j)
+    if hashes is not None:  # each photo linked to the first photo of its hash
+        _, inv = np.unique(np.asarray(hashes).astype(str), return_inverse=True)
+        first_row = np.full(inv.max() + 1, n, np.int64)
+        np.minimum.at(first_row, inv, np.arange(n))
+        rows.append(np.arange(n)), cols.append(first_row[inv])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def grouped_split(labels: np.ndarray, groups: np.ndarray, test_fraction: float,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) rows with every group on one side, stratified by the group's most common label: per label, the
+    groups in a seeded order go to test until about `test_fraction` of that label's photos are there."""
+    labels, groups = np.asarray(labels).astype(str), np.asarray(groups)
+    rng = np.random.default_rng(seed)
+    ids, inv = np.unique(groups, return_inverse=True)
+    group_label = np.empty(len(ids), dtype=object)
+    for g in range(len(ids)):
+        vals, counts = np.unique(labels[inv == g], return_counts=True)
+        group_label[g] = vals[np.argmax(counts)]
+    size = np.bincount(inv)
+    test_groups = []
+    for lab in sorted(set(group_label)):
+        members = rng.permutation(np.flatnonzero(group_label == lab))
+        target = test_fraction * size[members].sum()
+        taken = np.cumsum(size[members]) - size[members] < target  # the groups started before the target is reached
+        if len(members) >= 2:  # both sides get a group of the label
+            taken[0] = True
+            taken[-1] = taken[-1] and not taken.all()
+        test_groups.append(members[taken])
+    is_test = np.isin(inv, np.concatenate(test_groups))
+    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
