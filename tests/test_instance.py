@@ -71,13 +71,10 @@ def test_near_duplicate_groups_link_transitively_and_by_hash():
     assert g2[0] == g2[4] and g2[0] != g2[1]
 
 
-def test_grouped_split_keeps_groups_on_one_side_and_stratifies():
-    from cbir.similarity.instance import grouped_split
+def test_keep_groups_apart_moves_a_split_products_test_shots_to_training():
+    from cbir.similarity.instance import keep_groups_apart
 
-    labels = np.array(["a"] * 10 + ["b"] * 10)
-    groups = np.repeat(np.arange(10), 2)  # pairs of shots
-    train, test = grouped_split(labels, groups, 0.4, seed=0)
+    groups = np.array([0, 0, 1, 1, 2, 3])
+    train, test = keep_groups_apart(np.array([0, 2, 3]), np.array([1, 4, 5]), groups)
+    assert list(train) == [0, 1, 2, 3] and list(test) == [4, 5]
     assert not set(groups[train]) & set(groups[test])
-    assert sorted(np.concatenate([train, test])) == list(range(20))
-    for lab in "ab":
-        assert 0 < (labels[test] == lab).sum() < 10

@@ -6,7 +6,9 @@ list wrong. When the query's top class probability (calibrated: cbir.similarity.
 each class in its own order of the method's score (visual likeness inside a class): the j-th item of class c
 gets the key (j + offset) / p_c and the list follows the keys (a divisor method of apportionment: offset 1 is
 D'Hondt, 0.5 Sainte-Lague; smaller offsets give a runner-up class its first slot earlier). Items of the other
-classes follow, in score order. The first slot always goes to the likeliest class. When certain, nothing changes.
+classes follow, in score order. The first result stays the method's own first (for the hybrid, the likeliest class's
+best match, or an edited copy's very photo, whichever scores higher), so P@1 and instance recall are the method's.
+When certain, nothing changes.
 Pure numpy, vectorised over queries; the settings are data (HedgeSettings, stored in the classifier's card).
 """
 
@@ -35,7 +37,7 @@ class HedgeSettings:
     offset: float = 0.5
 
     def __post_init__(self) -> None:
-        if not (0 < self.floor <= 1 and self.certain >= 0 and 0 < self.offset <= 1):
+        if not (0 < self.floor <= 1 and self.certain >= 0 and 0 < self.offset <= 3):
             raise ValueError(f"hedge settings out of range: {self}")
 
     def to_dict(self) -> dict[str, float]:
@@ -54,7 +56,7 @@ NEVER = HedgeSettings(certain=0.0)  # the plain ranking
 def hedge_keys(scores: np.ndarray, query_probs: np.ndarray, gallery_class: np.ndarray,
                settings: HedgeSettings = HedgeSettings()) -> np.ndarray:
     """(Q, N) ordering keys, smaller first: (j + offset) / p_c for the j-th item (by score) of a likely class c,
-    +inf for the rest; rows of certain queries are all +inf (their order is the score order)."""
+    +inf for the rest, -inf for the first by score; rows of certain queries are all +inf (the score order)."""
     s = np.asarray(scores, np.float64)
     p = np.asarray(query_probs, np.float64)
     g = np.asarray(gallery_class, np.int64)
@@ -69,6 +71,7 @@ def hedge_keys(scores: np.ndarray, query_probs: np.ndarray, gallery_class: np.nd
         pc = p[:, c:c + 1]
         use = member & hedged[:, None] & (pc >= settings.floor)
         keys_sorted = np.where(use, (j + settings.offset) / np.maximum(pc, 1e-12), keys_sorted)
+    keys_sorted[:, 0] = np.where(hedged, -np.inf, keys_sorted[:, 0])  # the method's first result stays first
     keys = np.empty_like(keys_sorted)
     np.put_along_axis(keys, order, keys_sorted, axis=1)
     return keys
@@ -82,7 +85,7 @@ def hedge(scores: np.ndarray, query_probs: np.ndarray, gallery_class: np.ndarray
     s = np.asarray(scores, np.float64)
     keys = hedge_keys(s, query_probs, gallery_class, settings)
     out = s.copy()
-    rows = np.flatnonzero(np.isfinite(keys).any(axis=1))
+    rows = np.flatnonzero(np.isfinite(keys).any(axis=1) | np.isneginf(keys).any(axis=1))
     if not len(rows):
         return np.asarray(scores, np.float32)
     sub = s[rows]
@@ -101,8 +104,7 @@ def hedge(scores: np.ndarray, query_probs: np.ndarray, gallery_class: np.ndarray
 
 def _order(keys: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per row: hedged items by key (ties by score), then the rest by score."""
-    primary = np.where(np.isfinite(keys), keys, np.inf)
-    return np.lexsort((-scores, primary), axis=-1)
+    return np.lexsort((-scores, keys), axis=-1)
 
 
 def gallery_classes(gallery_probs: np.ndarray) -> np.ndarray:

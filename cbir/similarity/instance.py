@@ -157,26 +157,9 @@ def near_duplicate_groups(vectors: np.ndarray, threshold: float, hashes: Optiona
     return connected_components(graph, directed=False)[1]
 
 
-def grouped_split(labels: np.ndarray, groups: np.ndarray, test_fraction: float,
-                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) rows with every group on one side, stratified by the group's most common label: per label, the
-    groups in a seeded order go to test until about `test_fraction` of that label's photos are there."""
-    labels, groups = np.asarray(labels).astype(str), np.asarray(groups)
-    rng = np.random.default_rng(seed)
-    ids, inv = np.unique(groups, return_inverse=True)
-    group_label = np.empty(len(ids), dtype=object)
-    for g in range(len(ids)):
-        vals, counts = np.unique(labels[inv == g], return_counts=True)
-        group_label[g] = vals[np.argmax(counts)]
-    size = np.bincount(inv)
-    test_groups = []
-    for lab in sorted(set(group_label)):
-        members = rng.permutation(np.flatnonzero(group_label == lab))
-        target = test_fraction * size[members].sum()
-        taken = np.cumsum(size[members]) - size[members] < target  # the groups started before the target is reached
-        if len(members) >= 2:  # both sides get a group of the label
-            taken[0] = True
-            taken[-1] = taken[-1] and not taken.all()
-        test_groups.append(members[taken])
-    is_test = np.isin(inv, np.concatenate(test_groups))
-    return np.flatnonzero(~is_test), np.flatnonzero(is_test)
+def keep_groups_apart(train: np.ndarray, test: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) rows with every group on one side: a test row whose group (e.g. product) also has a training row
+    moves to training, so a model trained on the old training rows is still scored only on unseen products."""
+    train, test, groups = np.asarray(train), np.asarray(test), np.asarray(groups)
+    moved = np.isin(groups[test], groups[train])
+    return np.sort(np.concatenate([train, test[moved]])), test[~moved]
