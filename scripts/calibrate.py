@@ -2,8 +2,8 @@
 """Calibrate the served type and colour models and choose the hedge's settings, on validation photos only (issue 38).
 
 The served recipes are refitted on the fit parts of benchmarks.sources' split (catalogue shots grouped by product),
-a temperature per task is fitted by the validation photos' NLL, and the hedge's settings are chosen on the CC0
-validation photos (benchmarks.shopper.HEDGE_RULE); both are written into the folder's attribute-<task>.json cards:
+a temperature per task is fitted by the validation photos' NLL, and the hedge's settings are chosen on the validation
+query sets (benchmarks.shopper.HEDGE_RULE); both are written into the folder's attribute-<task>.json cards:
 
     python scripts/calibrate.py --classifiers demo/classifiers --demo demo/gallery \\
         --cc0-train /tmp/src/cc0-train --catalogue /tmp/src/catalogue --apparel /tmp/src/apparel --out results/calibration.json

@@ -42,6 +42,7 @@ def test_every_method_scores_the_fixture_gallery(gallery, training_run):
     for r in out:
         assert 0 <= r["P@1"] <= r["any@5"] <= 1 and 0 <= r["nDCG@10"] <= 1
     grid = hedge_grid(part, types, part.types, index, cs)
+    assert choose_hedge(grid + grid)["query sets"] == ["fixture", "fixture"]
     assert grid[0]["settings"] == NEVER.to_dict() and len(grid) > 10
     plain = next(r for r in out if r["method"] == "hybrid plain")
     assert grid[0]["P@5"] == pytest.approx(plain["P@5"])
