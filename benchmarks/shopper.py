@@ -37,7 +37,8 @@ from benchmarks.sources import (Part, as_tops, class_accuracy,  # noqa: E402
 from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.index import EmbeddingIndex, top_k  # noqa: E402
 from cbir.similarity.calibration import CARD_KEY as CALIBRATION_KEY  # noqa: E402
-from cbir.similarity.calibration import calibration_report, card_with_temperature, fit_temperature, refit_probabilities  # noqa: E402
+from cbir.similarity.attributes import refit_probabilities  # noqa: E402
+from cbir.similarity.calibration import calibration_report, card_with_temperature, fit_temperature  # noqa: E402
 from cbir.similarity.classifiers import ClassifierSet  # noqa: E402
 from cbir.similarity.evaluation import any_relevant_at_k, macro_mean, ndcg_at_k  # noqa: E402
 from cbir.similarity.instance import keep_groups_apart, near_duplicate_groups  # noqa: E402

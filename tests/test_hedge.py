@@ -59,3 +59,25 @@ def test_bad_settings_are_refused():
         HedgeSettings(offset=0)
     assert HedgeSettings.from_card({"hedge": {"certain": 0.8}}) == HedgeSettings(certain=0.8)
     assert HedgeSettings.from_card({}) == HedgeSettings()
+
+
+def test_engine_hedges_the_hybrid_by_the_cards_settings_and_leaves_other_methods(gallery, extractor, training_run):
+    import copy
+
+    from cbir.search.engine import SearchEngine
+    from cbir.similarity.registry import get_method
+
+    cs = copy.copy(training_run.classifiers)
+    clf = copy.copy(cs.get("attribute", "type"))
+    clf.card = {**clf.card, "hedge": {"certain": 1.01, "floor": 0.01, "offset": 0.2}, "calibration": {"temperature": 5.0}}
+    cs.classifiers = {**dict(cs.classifiers), ("attribute", "type"): clf}
+    engine = SearchEngine(gallery, extractor, cs)
+    q, d = gallery.embeddings[:4], gallery.descriptors[:4]
+    plain = get_method("hybrid").score(q, engine.index, task="type", classifiers=cs, query_descriptors=d)
+    hedged = engine.score_matrix(q, "hybrid", "type", d)
+    assert (hedged.argmax(1) == plain.argmax(1)).all()  # the first result is the hybrid's
+    assert not np.array_equal(np.argsort(-hedged, 1), np.argsort(-plain, 1))  # the rest interleaves the classes
+    cos = get_method("cosine").score(q, engine.index)
+    np.testing.assert_array_equal(engine.score_matrix(q, "cosine", "type"), cos)
+    clf.card["hedge"]["certain"] = 0.0  # never
+    np.testing.assert_array_equal(engine.score_matrix(q, "hybrid", "type", d), plain)

@@ -20,6 +20,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import skops.io as sio
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -200,3 +201,24 @@ class AttributeClassifier(CardedClassifier):
         from cbir.similarity.trust import load_trusted
 
         return cls(load_trusted(model_path)["estimator"], json.loads(Path(card_path).read_text()))
+
+
+Labelled = tuple[np.ndarray, Optional[np.ndarray], np.ndarray]  # (embeddings, colour descriptors or None, labels)
+
+
+def refit_probabilities(
+    classifier: AttributeClassifier, fit: Labelled, validation: Labelled
+) -> tuple[AttributeClassifier, np.ndarray, np.ndarray]:
+    """The attribute classifier's recipe (a clone of its estimator, the same inputs) refitted on `fit`, and its
+    uncalibrated probabilities and true columns on `validation`: what a temperature is fitted on when the served
+    model has seen every training photo. Validation labels the refit never saw are dropped."""
+    x, d, y = fit
+    y = np.asarray(y).astype(str)
+    classes = np.unique(y)
+    est = clone(classifier.estimator).fit(attribute_features(x, d, classifier.uses_colour), np.searchsorted(classes, y))
+    refit = AttributeClassifier(est, {**classifier.card, "classes": [str(c) for c in classes], "train_images": len(y)})
+    vx, vd, vy = validation
+    vy = np.asarray(vy).astype(str)
+    known = np.isin(vy, classes)
+    probs = refit.probabilities(vx[known], None if vd is None else vd[known], calibrated=False)
+    return refit, probs, np.searchsorted(classes, vy[known])

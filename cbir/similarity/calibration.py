@@ -8,7 +8,7 @@ argmax (accuracy) as it is, and is one number per task stored in the classifier'
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -78,29 +78,6 @@ def calibration_report(probabilities: np.ndarray, truth: np.ndarray, temperature
         "nll_before": negative_log_likelihood(probabilities, truth),
         "nll_after": negative_log_likelihood(after, truth),
     }
-
-
-Labelled = tuple[np.ndarray, Optional[np.ndarray], np.ndarray]  # (embeddings, colour descriptors or None, labels)
-
-
-def refit_probabilities(classifier: Any, fit: Labelled, validation: Labelled) -> tuple[Any, np.ndarray, np.ndarray]:
-    """The attribute classifier's recipe (a clone of its estimator, the same inputs) refitted on `fit`, and its
-    uncalibrated probabilities and true columns on `validation`: what a temperature is fitted on when the served
-    model has seen every training photo. Validation labels the refit never saw are dropped."""
-    from sklearn.base import clone
-
-    from cbir.similarity.attributes import AttributeClassifier, attribute_features
-
-    x, d, y = fit
-    y = np.asarray(y).astype(str)
-    classes = np.unique(y)
-    est = clone(classifier.estimator).fit(attribute_features(x, d, classifier.uses_colour), np.searchsorted(classes, y))
-    refit = AttributeClassifier(est, {**classifier.card, "classes": [str(c) for c in classes], "train_images": len(y)})
-    vx, vd, vy = validation
-    vy = np.asarray(vy).astype(str)
-    known = np.isin(vy, classes)
-    probs = refit.probabilities(vx[known], None if vd is None else vd[known], calibrated=False)
-    return refit, probs, np.searchsorted(classes, vy[known])
 
 
 def card_with_temperature(card: Mapping[str, Any], report: Mapping[str, Any], source: str) -> dict[str, Any]:
