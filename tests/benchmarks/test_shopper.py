@@ -22,9 +22,9 @@ def test_shopper_figures_macro_over_types():
 
 
 def test_choose_hedge_takes_the_best_mean_of_p5_and_any_right():
-    rows = [{"settings": NEVER.to_dict(), "P@5": 0.85, "any@5": 0.86, "nDCG@10": 0.8},
-            {"settings": HedgeSettings(0.9).to_dict(), "P@5": 0.845, "any@5": 0.93, "nDCG@10": 0.8},
-            {"settings": HedgeSettings(1.01).to_dict(), "P@5": 0.70, "any@5": 0.99, "nDCG@10": 0.7}]
+    rows = [{"settings": NEVER.to_dict(), "P@1": 0.9, "P@5": 0.85, "any@5": 0.86, "nDCG@10": 0.8},
+            {"settings": HedgeSettings(0.9).to_dict(), "P@1": 0.9, "P@5": 0.845, "any@5": 0.93, "nDCG@10": 0.8},
+            {"settings": HedgeSettings(1.01).to_dict(), "P@1": 0.9, "P@5": 0.70, "any@5": 0.99, "nDCG@10": 0.7}]
     assert choose_hedge(rows)["settings"] == HedgeSettings(0.9).to_dict()
     assert choose_hedge(rows[:1] + rows[2:])["settings"] == NEVER.to_dict()  # hedging must pay for itself
 
