@@ -86,3 +86,16 @@ def test_within_class_is_the_share_of_right_class_results_that_also_share_the_ot
     alike = np.array([[True, False, True], [True, True, True]])
     assert within_class(relevant, alike) == 2 / 3
     assert within_class(np.zeros((1, 3), bool), alike[:1]) == 0.0
+
+
+def test_any_relevant_ndcg_and_macro_mean():
+    from cbir.similarity.evaluation import any_relevant_at_k, macro_mean, ndcg_at_k
+
+    ranked = np.array([[0, 0, 1, 0], [1, 1, 0, 0], [0, 0, 0, 0]], bool)
+    np.testing.assert_array_equal(any_relevant_at_k(ranked, 2), [0, 1, 0])
+    np.testing.assert_array_equal(any_relevant_at_k(ranked, 3), [1, 1, 0])
+    nd = ndcg_at_k(ranked, np.array([1, 2, 0]), 4)
+    assert nd[0] == pytest.approx(1 / np.log2(4))  # one relevant item at rank 3, ideal at rank 1
+    assert nd[1] == pytest.approx(1.0) and nd[2] == 0.0
+    m, per = macro_mean(np.array([1.0, 0.0, 0.0, 0.0]), np.array(["a", "b", "b", "b"]))
+    assert per == {"a": 1.0, "b": 0.0} and m == pytest.approx(0.5)

@@ -59,3 +59,22 @@ def test_instance_recall_counts_the_source_and_optionally_the_same_picture(galle
     assert r["r@1"] == 0.5 and r["same_picture_r@1"] == 1.0
     table = instance_markdown({"cosine": r}, {"cosine": "Cosine"}, ks=(1,))
     assert "| Method | R@1 | same picture R@1 | Queries |" in table and "| Cosine | 0.500 | 1.000 | 2 |" in table
+
+
+def test_near_duplicate_groups_link_transitively_and_by_hash():
+    from cbir.similarity.instance import near_duplicate_groups
+
+    v = np.array([[1, 0, 0], [0.99, 0.14, 0], [0.96, 0.28, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    g = near_duplicate_groups(v, 0.985)
+    assert g[0] == g[1] == g[2] and len({g[2], g[3], g[4]}) == 3  # 0-1 and 1-2 alike, so 0-2 joined
+    g2 = near_duplicate_groups(v, 0.999, hashes=np.array(["h", "x", "y", "z", "h"]))
+    assert g2[0] == g2[4] and g2[0] != g2[1]
+
+
+def test_keep_groups_apart_moves_a_split_products_test_shots_to_training():
+    from cbir.similarity.instance import keep_groups_apart
+
+    groups = np.array([0, 0, 1, 1, 2, 3])
+    train, test = keep_groups_apart(np.array([0, 2, 3]), np.array([1, 4, 5]), groups)
+    assert list(train) == [0, 1, 2, 3] and list(test) == [4, 5]
+    assert not set(groups[train]) & set(groups[test])

@@ -12,8 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ["generate_images", "build_index", "train_classifiers", "evaluate", "push_to_hub", "make_demo", "fit_whitening",
-           "train_attributes",
-           "tune_hybrid"]
+           "train_attributes", "tune_hybrid", "calibrate"]
 
 
 def _load(name):

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from cbir.similarity.classifiers import ClassifierSet
+from cbir.similarity.hedge import hedged_scores
 from cbir.embed.colour import colour_descriptor
 from cbir.gallery.dataset import Gallery
 from cbir.gallery.demo import calibration_photos
@@ -178,9 +179,11 @@ class SearchEngine(TextQueries, QueryBuilder):
         """(Q, N) scores of Q embeddings (+ their colour descriptors) against the gallery: one matrix operation."""
         method = self._method(method)
         self._check(method, task)
-        return get_method(method).score(
+        scores = get_method(method).score(
             vectors, self.index, task=task, classifiers=self.classifiers, query_descriptors=descriptors
         )
+        # the default ranking hedges an uncertain class guess (cbir.similarity.hedge); other methods are unchanged
+        return hedged_scores(method, scores, vectors, self.index, task, self.classifiers, descriptors)
 
     def options(self, options: Optional[SearchOptions] = None, **fields: Any) -> SearchOptions:
         """`options` with `fields` changed (SearchOptions.of), the method resolved to the default and checked."""

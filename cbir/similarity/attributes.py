@@ -20,11 +20,13 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 import skops.io as sio
+from sklearn.base import clone
 from sklearn.linear_model import LogisticRegressionCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from cbir.embed.spec import EmbeddingSpec
+from cbir.similarity.calibration import apply_temperature, temperature_of
 from cbir.index import EmbeddingIndex
 
 ATTRIBUTE_CS = (1e-3, 1e-2, 1e-1, 1.0)
@@ -157,14 +159,25 @@ class AttributeClassifier(CardedClassifier):
         }
         return cls(estimator, card)
 
-    def probabilities(self, embeddings: np.ndarray, descriptors: Optional[np.ndarray] = None) -> np.ndarray:
-        """(N, C) class probabilities, columns in the order of `classes`."""
+    @property
+    def temperature(self) -> float:
+        """The card's calibration temperature (cbir.similarity.calibration; 1.0 for folders fitted before it)."""
+        return temperature_of(self.card)
+
+    def probabilities(
+        self, embeddings: np.ndarray, descriptors: Optional[np.ndarray] = None, calibrated: bool = True
+    ) -> np.ndarray:
+        """(N, C) class probabilities, columns in the order of `classes`; `calibrated` applies the card's temperature
+        (what a shown confidence and the hedged ranking read), else the estimator's own."""
         x = attribute_features(embeddings, descriptors, self.uses_colour)
-        return self.estimator.predict_proba(x).astype(np.float32)
+        p = self.estimator.predict_proba(x).astype(np.float32)
+        return apply_temperature(p, self.temperature) if calibrated else p
 
     def image_vectors(self, embeddings: np.ndarray, descriptors: Optional[np.ndarray] = None) -> np.ndarray:
-        """(N, C) per-image vectors whose inner product is the pair score (what a vector store indexes)."""
-        return PAIR_SCORES[self.card["pair_score"]](self.probabilities(embeddings, descriptors)).astype(np.float32)
+        """(N, C) per-image vectors whose inner product is the pair score (what a vector store indexes); from the
+        estimator's own probabilities, which the hybrid's weights were tuned on."""
+        p = self.probabilities(embeddings, descriptors, calibrated=False)
+        return PAIR_SCORES[self.card["pair_score"]](p).astype(np.float32)
 
     def score(
         self, queries: np.ndarray, index: EmbeddingIndex, query_descriptors: Optional[np.ndarray] = None
@@ -188,3 +201,24 @@ class AttributeClassifier(CardedClassifier):
         from cbir.similarity.trust import load_trusted
 
         return cls(load_trusted(model_path)["estimator"], json.loads(Path(card_path).read_text()))
+
+
+Labelled = tuple[np.ndarray, Optional[np.ndarray], np.ndarray]  # (embeddings, colour descriptors or None, labels)
+
+
+def refit_probabilities(
+    classifier: AttributeClassifier, fit: Labelled, validation: Labelled
+) -> tuple[AttributeClassifier, np.ndarray, np.ndarray]:
+    """The attribute classifier's recipe (a clone of its estimator, the same inputs) refitted on `fit`, and its
+    uncalibrated probabilities and true columns on `validation`: what a temperature is fitted on when the served
+    model has seen every training photo. Validation labels the refit never saw are dropped."""
+    x, d, y = fit
+    y = np.asarray(y).astype(str)
+    classes = np.unique(y)
+    est = clone(classifier.estimator).fit(attribute_features(x, d, classifier.uses_colour), np.searchsorted(classes, y))
+    refit = AttributeClassifier(est, {**classifier.card, "classes": [str(c) for c in classes], "train_images": len(y)})
+    vx, vd, vy = validation
+    vy = np.asarray(vy).astype(str)
+    known = np.isin(vy, classes)
+    probs = refit.probabilities(vx[known], None if vd is None else vd[known], calibrated=False)
+    return refit, probs, np.searchsorted(classes, vy[known])

@@ -72,6 +72,27 @@ def average_precision_at_k(relevant_ranked: np.ndarray, n_relevant: np.ndarray, 
     return np.where(denom > 0, (prec_at_i * rel).sum(axis=1) / np.maximum(denom, 1), 0.0)
 
 
+def any_relevant_at_k(relevant_ranked: np.ndarray, k: int) -> np.ndarray:
+    """Per row: 1.0 when any of the top k is relevant (a shopper's second chance), else 0.0."""
+    return np.asarray(relevant_ranked)[:, :k].any(axis=1).astype(np.float64)
+
+
+def ndcg_at_k(relevant_ranked: np.ndarray, n_relevant: np.ndarray, k: int) -> np.ndarray:
+    """Per row: binary nDCG@k, DCG of the ranking over the DCG of min(R, k) relevant items first (0 when R = 0)."""
+    rel = np.asarray(relevant_ranked)[:, :k].astype(np.float64)
+    discount = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = rel @ discount[: rel.shape[1]]
+    ideal = np.concatenate([[0.0], np.cumsum(discount)])[np.minimum(np.asarray(n_relevant), k)]
+    return np.where(ideal > 0, dcg / np.where(ideal > 0, ideal, 1.0), 0.0)
+
+
+def macro_mean(values: np.ndarray, groups: np.ndarray) -> tuple[float, dict[str, float]]:
+    """The mean over groups (e.g. the queries' types) of each group's mean, and the per-group means."""
+    values, groups = np.asarray(values, np.float64), np.asarray(groups).astype(str)
+    per = {g: float(values[groups == g].mean()) for g in sorted(set(groups))}
+    return (float(np.mean(list(per.values()))) if per else float("nan")), per
+
+
 RELEVANCE = ("type", "colour", "both")
 OTHER_ATTRIBUTE = {"type": "colour", "colour": "type"}  # what "alike" means inside a task's class
 

@@ -132,3 +132,34 @@ def instance_markdown(results: dict[str, dict[str, float]], labels: dict[str, st
         cells = " | ".join(f"{r[k]:.3f}" for k in keys)
         lines.append(f"| {labels.get(name, name)} | {cells} | {r['queries']} |")
     return "\n".join(lines)
+
+
+def near_duplicate_groups(vectors: np.ndarray, threshold: float, hashes: Optional[np.ndarray] = None,
+                          block: int = 2048) -> np.ndarray:
+    """(N,) group ids: photos linked by a cosine >= `threshold` (or the same hash), transitively, share one group,
+    so that a split can keep one product's shots on one side."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    v = np.asarray(vectors, np.float32)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    n, rows, cols = len(v), [], []
+    for s in range(0, n, block):
+        i, j = np.nonzero(v[s:s + block] @ v.T >= threshold)
+        rows.append(i + s), cols.append(j)
+    if hashes is not None:  # each photo linked to the first photo of its hash
+        _, inv = np.unique(np.asarray(hashes).astype(str), return_inverse=True)
+        first_row = np.full(inv.max() + 1, n, np.int64)
+        np.minimum.at(first_row, inv, np.arange(n))
+        rows.append(np.arange(n)), cols.append(first_row[inv])
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def keep_groups_apart(train: np.ndarray, test: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) rows with every group on one side: a test row whose group (e.g. product) also has a training row
+    moves to training, so a model trained on the old training rows is still scored only on unseen products."""
+    train, test, groups = np.asarray(train), np.asarray(test), np.asarray(groups)
+    moved = np.isin(groups[test], groups[train])
+    return np.sort(np.concatenate([train, test[moved]])), test[~moved]
