@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     method = engine.default_method()
     for path, t in queries.items():
-        answer = engine.answer(path, k=5, as_dict=False)
-        got = types[[h.index for h in answer["hits"]]]
+        answer = engine.answer(path, k=5)
+        got = types[[h["index"] for h in answer["results"]]]
         hits_at[t][0].append(float(got[0] == t))
         hits_at[t][1].append(float(np.mean(got[:5] == t)))
         predicted_right[t].append(answer["query"].get("type", {}).get("value") == t)

@@ -35,7 +35,7 @@ def test_defaults_index_and_serve_an_unlabelled_catalogue_with_the_shipped_model
     assert engine.classifiers is not None and engine.default_method() == "hybrid"
     answer = engine.answer(shop / "shoes-1.jpg", k=3)
     assert answer["method"] == "hybrid" and answer["query"]["type"]["value"]
-    hit = answer["hits"][0]
+    hit = answer["results"][0]
     assert set(hit["predicted"]) >= {"colour"} and 0 < hit["predicted"]["colour"] <= 1
     if source.endswith(".csv"):
         assert hit["id"] == "sku1" and hit["metadata"] == {"title": "blue shoes", "price": 2.99}
