@@ -3,8 +3,8 @@
 (any-right@5) and nDCG@10, macro over the queries' types, on held-out photos searching the demo gallery; the colour
 of the answer's `query` on catalogue shots; and the hedge's settings chosen on validation.
 
-Galleries as benchmarks/sources.py takes them (built with the demo's backbone and colour descriptor). The splits are
-benchmarks.sources' (source_splits, fit_validation_splits), with catalogue-dev's shots grouped by product
+Galleries as scripts/train_attributes.py takes them (built with the demo's backbone and colour descriptor). The splits are
+cbir.train.splits' (source_splits, fit_validation_splits), with catalogue-dev's shots grouped by product
 (cbir.similarity.instance.near_duplicate_groups), so one product's shots stay on one side:
 
     python -m benchmarks.shopper --cc0 /tmp/src/cc0 --cc0-train /tmp/src/cc0-train --catalogue /tmp/src/catalogue \
@@ -32,8 +32,6 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.sources import (Part, as_tops, class_accuracy,  # noqa: E402
-                                fit_validation_splits, shared_or_shirt, source_splits)
 from cbir.gallery.dataset import Gallery  # noqa: E402
 from cbir.index import EmbeddingIndex, top_k  # noqa: E402
 from cbir.similarity.calibration import CARD_KEY as CALIBRATION_KEY  # noqa: E402
@@ -45,6 +43,8 @@ from cbir.similarity.instance import keep_groups_apart, near_duplicate_groups  #
 from cbir.similarity.hedge import CARD_KEY as HEDGE_KEY  # noqa: E402
 from cbir.similarity.hedge import NEVER, HedgeSettings, hedged_scores  # noqa: E402
 from cbir.similarity.registry import get_method  # noqa: E402
+from cbir.train.attributes import Part, as_tops, class_accuracy, shared_or_shirt  # noqa: E402
+from cbir.train.splits import fit_validation_splits, source_splits  # noqa: E402
 
 K = 10
 PRODUCT_COSINE = 0.95  # catalogue shots at least this alike are one product's (chosen by looking at pairs, docs/ranking.md)
@@ -91,7 +91,7 @@ def method_scorers(index: EmbeddingIndex, classifiers: ClassifierSet, settings: 
 
 def type_query_sets(held_out: dict[str, Part], demo_types: np.ndarray) -> dict[str, tuple[Part, np.ndarray, np.ndarray]]:
     """{source: (queries, gallery types, query types)}: an Apparel/catalogue shirt is right when a top comes back
-    (benchmarks.sources' rule)."""
+    (cbir.train.attributes' rule)."""
     gtypes = np.asarray(demo_types, dtype=object)
     out = {}
     if "cc0" in held_out:
@@ -137,7 +137,7 @@ def hedge_grid(q: Part, gtypes: np.ndarray, qtypes: np.ndarray, index: Embedding
 
 def product_splits(catalogue: Gallery, splits: tuple[np.ndarray, np.ndarray], fitval: tuple[np.ndarray, np.ndarray],
                    threshold: Optional[float] = None) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """benchmarks.sources' (train, test) and (fit, validation) rows of catalogue-dev with each product's shots
+    """cbir.train.splits' (train, test) and (fit, validation) rows of catalogue-dev with each product's shots
     (near-duplicate groups: cbir.similarity.instance) on one side: a product's held-out shots move to training."""
     groups = near_duplicate_groups(catalogue.embeddings, PRODUCT_COSINE if threshold is None else threshold,
                                    catalogue.hashes)
@@ -195,7 +195,7 @@ def instance_figures(engine: Any, rows: np.ndarray, x: np.ndarray, d: np.ndarray
 
 @dataclass
 class Sources:
-    """The demo gallery and its served models, the source galleries and their splits (benchmarks.sources', with the
+    """The demo gallery and its served models, the source galleries and their splits (cbir.train.splits', with the
     catalogue's products kept on one side)."""
 
     demo: Gallery
@@ -210,7 +210,7 @@ class Sources:
         gal = {"cc0": Gallery.load(cc0_train), "catalogue": Gallery.load(catalogue)}
         if apparel:
             gal["apparel"] = Gallery.load(apparel)
-        splits = {k: v for k, v in source_splits({"apparel": gal["cc0"], **gal}, seed).items() if k in gal}
+        splits = source_splits(gal, seed)
         fitval = fit_validation_splits(gal, {k: tr for k, (tr, _) in splits.items()}, seed)
         splits["catalogue"], fitval["catalogue"] = product_splits(gal["catalogue"], splits["catalogue"],
                                                                   fitval["catalogue"], product_threshold)

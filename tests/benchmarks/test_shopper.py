@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from benchmarks.shopper import choose_hedge, hedge_grid, method_scorers, score_sources, shopper_figures
-from benchmarks.sources import Part
+from cbir.train.attributes import Part
 from cbir.index import EmbeddingIndex
 from cbir.similarity.hedge import NEVER, HedgeSettings
 
