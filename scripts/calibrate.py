@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Calibrate the served type and colour models and choose the hedge's settings, on validation photos only (issue 38).
 
-The served recipes are refitted on the fit parts of benchmarks.sources' split (catalogue shots grouped by product),
+The served recipes are refitted on the fit parts of cbir.train.splits' split (catalogue shots grouped by product),
 a temperature per task is fitted by the validation photos' NLL, and the hedge's settings are chosen on the validation
-query sets (benchmarks.shopper.HEDGE_RULE); both are written into the folder's attribute-<task>.json cards:
+query sets (cbir.train.calibration.HEDGE_RULE); both are written into the folder's attribute-<task>.json cards:
 
     python scripts/calibrate.py --classifiers demo/classifiers --demo demo/gallery \\
         --cc0-train /tmp/src/cc0-train --catalogue /tmp/src/catalogue --apparel /tmp/src/apparel --out results/calibration.json
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.shopper import calibrate, load_sources, source_arguments  # noqa: E402
+from cbir.train.calibration import calibrate, load_sources, source_arguments  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,10 +1,11 @@
-"""benchmarks/shopper.py: the shopper's figures per method on the fixture gallery, the hedge's choice rule."""
+"""cbir.train.calibration: the shopper's figures per method on the fixture gallery, the hedge's choice rule, the
+labelled rows a recipe is refitted on."""
 
 import numpy as np
 import pytest
 
-from benchmarks.shopper import choose_hedge, hedge_grid, method_scorers, score_sources, shopper_figures
 from cbir.train.attributes import Part
+from cbir.train.calibration import choose_hedge, hedge_grid, labelled, method_scorers, score_sources, shopper_figures
 from cbir.index import EmbeddingIndex
 from cbir.similarity.hedge import NEVER, HedgeSettings
 
@@ -46,3 +47,12 @@ def test_every_method_scores_the_fixture_gallery(gallery, training_run):
     assert grid[0]["settings"] == NEVER.to_dict() and len(grid) > 10
     plain = next(r for r in out if r["method"] == "hybrid plain")
     assert grid[0]["P@5"] == pytest.approx(plain["P@5"])
+
+
+def test_labelled_keeps_only_rows_with_the_task_label():
+    x, d = np.arange(8.0).reshape(4, 2), np.ones((4, 3))
+    a = Part("a", np.arange(2), x[:2], d[:2], np.array(["dress", None], dtype=object), np.array([None, "red"], dtype=object))
+    b = Part("b", np.arange(2), x[2:], d[2:], np.array(["shoes", "pants"], dtype=object), np.array(["blue", None], dtype=object))
+    xs, ds, ys = labelled([a, b], "type")
+    assert ys.tolist() == ["dress", "shoes", "pants"] and xs.tolist() == [[0, 1], [4, 5], [6, 7]] and ds.shape == (3, 3)
+    assert labelled([a, b], "colour")[2].tolist() == ["red", "blue"]
