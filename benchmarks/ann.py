@@ -87,7 +87,7 @@ def ann_benchmark(
     }
 
 
-def ann_section(cfg: BenchmarkConfig, data: DataCache, artefacts: dict[str, Any], log: Log) -> dict[str, Any]:
+def ann_section(cfg: BenchmarkConfig, data: DataCache, log: Log) -> dict[str, Any]:
     """One HNSW run per configured set, or why it was skipped."""
     try:
         from .ann_index import import_faiss
@@ -99,7 +99,7 @@ def ann_section(cfg: BenchmarkConfig, data: DataCache, artefacts: dict[str, Any]
         return {"skipped": str(e)}
     runs = []
     for a in cfg.ann_sets:
-        if a.data == "real-pca" and "reduced" not in artefacts:
+        if a.data == "real-pca" and data.real is None:
             data.needed.remove(a.key)
             runs.append({"label": f"{a.n:,} x {a.dim} real gallery PCA", "skipped": "no real gallery"})
             continue

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""Benchmark query latency (vs a naive loop), PCA / float16 / HNSW scale options, memory, embedding
-throughput, end-to-end upload time and optionally a load test; prints one markdown report, writes JSON."""
+"""Benchmark query latency (vs a naive loop), HNSW approximate search, memory, embedding throughput and end-to-end
+upload time; prints one markdown report, writes JSON. The served app: light_client.py and soak.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import BenchmarkConfig, check_local_url, log_stderr, render_markdown, run_benchmark, write_json  # noqa: E402
+from benchmarks import BenchmarkConfig, log_stderr, render_markdown, run_benchmark, write_json  # noqa: E402
 from cbir.gallery.dataset import IMAGE_EXTENSIONS  # noqa: E402
 
 
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes and 2 repeats (seconds; for smoke runs)")
     p.add_argument(
         "--gallery",
-        help="saved real gallery folder (cbir.gallery.dataset.Gallery): real latency rows and the "
-        "PCA/float16 evaluation section; without it that section reports 'skipped'",
+        help="saved real gallery folder (cbir.gallery.dataset.Gallery): real latency rows and the HNSW run on its "
+        "PCA-whitened vectors; without it generated vectors stand in and that run reports 'skipped'",
     )
     p.add_argument(
         "--images",
@@ -40,21 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="results/benchmark.json", help="JSON report path (default: %(default)s)")
     p.add_argument("--md", help="also write the markdown report here (default: the --out path with .md)")
     p.add_argument("--no-md", action="store_true", help="do not write the markdown file (still printed)")
-    p.add_argument("--load-url", help="run the load test against this app (http://127.0.0.1:PORT only)")
-    p.add_argument("--load-requests", type=int, help="load-test requests (default 200; --quick 8)")
     p.add_argument("--repeats", type=int, help="single-query latency samples per method (default 50; --quick 2)")
     p.add_argument("--naive-budget", type=float, help="seconds per naive loop before extrapolating (default 3)")
     p.add_argument("--embed-images", type=int, help="images per embedding-throughput run (default 192)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, splits and models (default: %(default)s)")
     args = p.parse_args(argv)
 
-    if args.load_url:
-        try:
-            check_local_url(args.load_url)
-        except ValueError as e:
-            p.error(str(e))
-    overrides = {"seed": args.seed, "load_url": args.load_url}
-    overrides |= {k: v for k, v in (("load_requests", args.load_requests), ("repeats", args.repeats),
+    overrides = {"seed": args.seed}
+    overrides |= {k: v for k, v in (("repeats", args.repeats),
                                     ("naive_budget_s", args.naive_budget), ("embed_images", args.embed_images)) if v is not None}
     cfg = (BenchmarkConfig.quick if args.quick else BenchmarkConfig.full)(**overrides)
 

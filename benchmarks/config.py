@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Optional
-
-from cbir.similarity.pairs import DEFAULT_PAIRS_PER_TASK
-
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -29,7 +26,7 @@ class AnnSet:
 
     n: int
     dim: int
-    data: str = "clustered"  # "clustered", "isotropic" or "real-pca" (the real gallery after PCA)
+    data: str = "clustered"  # "clustered", "isotropic" or "real-pca" (the real gallery, PCA-whitened)
     metric: str = "cosine"
 
     @property
@@ -53,18 +50,10 @@ class BenchmarkConfig:
     ann_ef_search: tuple[int, ...] = (16, 32, 64, 128, 256)
     ann_queries: int = 200  # for recall
     ann_repeats: int = 100  # single-query latency samples
-    pca_dim: int = 256
-    n_pairs: int = DEFAULT_PAIRS_PER_TASK
-    eval_queries: int = 500
-    forest_eval_queries: int = 50
     embed_images: int = 192
     embed_batch_sizes: tuple[int, ...] = (1, 8, 32)
     embed_workers: tuple[int, ...] = (0, 2)
     e2e_repeats: int = 10
-    load_url: Optional[str] = None
-    load_requests: int = 200
-    load_concurrency: int = 8
-    load_time_limit_s: float = 300.0
     seed: int = 0
 
     @classmethod
@@ -101,16 +90,9 @@ class BenchmarkConfig:
             ann_ef_search=(32, 128),
             ann_queries=50,
             ann_repeats=5,
-            pca_dim=16,
-            n_pairs=200,
-            eval_queries=20,
-            forest_eval_queries=5,
             embed_images=8,
             embed_batch_sizes=(1, 4),
             embed_workers=(0,),
             e2e_repeats=2,
-            load_requests=8,
-            load_concurrency=2,
-            load_time_limit_s=60.0,
         )
         return replace(cfg, **overrides)

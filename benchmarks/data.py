@@ -104,6 +104,16 @@ def image_sources(image_sources: Optional[Sequence[Any]], n: int, seed: int, tmp
     return files, f"{len(files)} generated garment images (256 px; no real images given)"
 
 
+def pca_whitened(x: np.ndarray, dim: int, seed: int = 0, fit_rows: int = 4096) -> np.ndarray:
+    """`x` on its top `dim` principal axes (fitted on a seeded sample of rows), each scaled to unit variance."""
+    rng = np.random.default_rng(seed)
+    sample = x[np.sort(rng.choice(len(x), min(fit_rows, len(x)), replace=False))].astype(np.float64)
+    mean = sample.mean(0)
+    _, s, vt = np.linalg.svd(sample - mean, full_matrices=False)
+    scale = np.sqrt(len(sample) - 1) / np.maximum(s[:dim], 1e-12)
+    return (((x - mean) @ vt[:dim].T) * scale).astype(np.float32)
+
+
 class DataCache:
     """Gallery vectors by (n, dim, data), each made once and freed once no later section needs it.
 
@@ -111,8 +121,8 @@ class DataCache:
     the rest are held-out queries from the same distribution (for approximate-search recall).
     """
 
-    def __init__(self, cfg: BenchmarkConfig, real: Optional[dict[str, Any]], artefacts: dict[str, Any], log: Log):
-        self.cfg, self.real, self.artefacts, self.log = cfg, real, artefacts, log
+    def __init__(self, cfg: BenchmarkConfig, real: Optional[dict[str, Any]], log: Log):
+        self.cfg, self.real, self.log = cfg, real, log
         self.needed = [g.key for g in cfg.galleries] + [a.key for a in cfg.ann_sets]
         self._cache: dict[tuple[int, int, str], tuple[np.ndarray, Optional[np.ndarray], str]] = {}
 
@@ -133,8 +143,8 @@ class DataCache:
         real = self.real
         if data == "real" and real is not None and real["embeddings"].shape[1] == dim:
             return real["embeddings"], None, f"real gallery ({real['spec'].describe()})"
-        if data == "real-pca":
-            return self.artefacts["reduced"], None, f"real gallery, PCA-{dim} whitened"
+        if data == "real-pca" and real is not None:
+            return pca_whitened(real["embeddings"], dim, self.cfg.seed), None, f"real gallery, PCA-{dim} whitened"
         kind = "isotropic" if data == "real" else data
         self.log(f"data: generating {n:,} x {dim} {kind} vectors")
         full = synthetic_vectors(n + self.cfg.ann_queries, dim, kind, self.cfg.seed)

@@ -197,17 +197,16 @@ def latency_targets(rows: Sequence[dict[str, Any]], full_n: int = 11_385) -> lis
 
 
 def latency_section(
-    cfg: BenchmarkConfig, data: DataCache, real: Optional[dict[str, Any]], artefacts: dict[str, Any], log: Log
+    cfg: BenchmarkConfig, data: DataCache, log: Log
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Latency rows and memory rows for every configured gallery."""
+    """Latency rows and memory rows for every configured gallery (learned methods fitted on random-label pairs: their
+    cost does not depend on the labels)."""
     latency: dict[str, Any] = {"k": cfg.k, "task": "type", "rows": []}
     memory: dict[str, Any] = {"rows": []}
     for g in cfg.galleries:
         vectors, _, note = data.take(g.key)
         learned = [m for m in g.methods if get_method(m).learned]
-        if learned and real is not None and "classifiers" in artefacts and vectors is real["embeddings"]:
-            classifiers, clf_note = artefacts["classifiers"], "fitted on the real gallery's training pairs"
-        elif learned:
+        if learned:
             log(f"latency: fitting {', '.join(learned)} on random-label pairs of {len(vectors):,} x {g.dim}")
             classifiers = synthetic_classifiers(vectors, learned, cfg.classifier_pairs, cfg.seed)
             clf_note = f"fitted on {cfg.classifier_pairs:,} random-label pairs (timing only)"

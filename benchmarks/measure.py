@@ -14,9 +14,8 @@ from typing import Any, Callable, Optional, Sequence
 import numpy as np
 
 RANDOM_INIT_NOTE = (
-    "The backbone is VGG16 with random-init weights (ImageNet weights are not available offline): speed, "
-    "memory and recall numbers are real; correlations and mAP mean nothing in absolute terms, only the "
-    "differences between representations of the same features say something."
+    "Without an extractor the embedding sections use VGG16 with random-init weights: speed, memory and recall "
+    "numbers do not depend on the weights."
 )
 MB = 1024.0 * 1024.0
 

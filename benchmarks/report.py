@@ -58,8 +58,7 @@ def _md_header(report: dict[str, Any]) -> list[str]:
             for name, v in secs.items()
         ]
         lines.append(
-            "- Sections, with the CPU other processes used meanwhile (a clean timing shows ~0% outside the load "
-            "test): " + "; ".join(parts)
+            "- Sections, with the CPU other processes used meanwhile (a clean timing shows ~0%): " + "; ".join(parts)
         )
     lines += [f"- Note: {note}" for note in meta.get("notes", [])]
     return lines
@@ -222,59 +221,6 @@ def _md_memory(report: dict[str, Any]) -> list[str]:
     )
 
 
-def _md_representation(report: dict[str, Any]) -> list[str]:
-    rep = report.get("representation", {})
-    lines = ["## Scale options: effect of float16 storage and PCA whitening on evaluation numbers", ""]
-    if "skipped" in rep:
-        return lines + [f"Skipped: {rep['skipped']}"]
-    k, pca, err = rep["k"], rep["pca"], rep["float16_error"]
-    lines += [
-        f"Same split ({rep['split']['train_images']:,} train / {rep['split']['test_images']:,} test images), same "
-        f"held-out pairs ({', '.join(f'{t} {n:,}' for t, n in rep['test_pairs'].items())}) and {rep['queries']} "
-        f"query images (forest: {rep['forest_queries']}). PCA-{pca['dim']} fitted on training images only keeps "
-        f"{100 * pca['explained_variance_ratio']:.1f}% of the variance, with an effective dimension (participation "
-        f"ratio) of {fmt(pca.get('effective_dim_before_whitening'), 1)} before whitening and {pca['dim']} after "
-        f"(fit {fmt(pca['fit_s'], 1)} s, transform "
-        f"{1000 * pca['transform_ms_per_vector']:.1f} µs/vector). float16 round-trip error: max abs "
-        f"{err['max_abs']:.2e}, max relative (L2) {err['max_rel_l2']:.2e}.",
-        "",
-    ]
-    base = rep["variants"][0]["methods"]
-    headers = [
-        "Representation",
-        "Bytes/vector",
-        "Method",
-        "Pearson",
-        "Spearman",
-        f"mAP@{k} type",
-        f"mAP@{k} colour",
-        "Δ Pearson",
-        f"Δ mAP@{k} type",
-        f"Δ mAP@{k} colour",
-    ]
-    rows = []
-    for v in rep["variants"]:
-        for m, res in v["methods"].items():
-            c, bc = res["correlation"]["overall"], base[m]["correlation"]["overall"]
-            mt, mc = (res["retrieval"][rel][f"map@{k}"] for rel in ("type", "colour"))
-            bt, bcol = (base[m]["retrieval"][rel][f"map@{k}"] for rel in ("type", "colour"))
-            rows.append(
-                [
-                    v["variant"],
-                    f"{v['bytes_per_vector']:,}",
-                    m,
-                    f"{c['pearson']:.3f}",
-                    f"{c['spearman']:.3f}",
-                    f"{mt:.3f}",
-                    f"{mc:.3f}",
-                    f"{c['pearson'] - bc['pearson']:+.3f}",
-                    f"{mt - bt:+.3f}",
-                    f"{mc - bcol:+.3f}",
-                ]
-            )
-    return lines + md_table(headers, rows) + [""] + [f"- {note}" for note in rep.get("notes", [])]
-
-
 def _md_embedding(report: dict[str, Any]) -> list[str]:
     emb = report.get("embedding", {})
     lines = [f"## Embedding throughput on CPU ({emb.get('model', '')}; {emb.get('images', '')})", ""]
@@ -296,52 +242,7 @@ def _md_embedding(report: dict[str, Any]) -> list[str]:
     return lines
 
 
-def load_test_markdown(result: dict[str, Any]) -> str:
-    """A load_test result as a titled markdown table."""
-    return "\n".join(md_load({"load_test": result}))
-
-
-def md_load(report: dict[str, Any]) -> list[str]:
-    lt = report.get("load_test", {})
-    lines = ["## Load test of the running app", ""]
-    if "skipped" in lt:
-        return lines + [f"Skipped: {lt['skipped']}"]
-    lines += [
-        f"{lt['requests']} `{lt['api_name']}` requests ({lt['args']}) from {lt['concurrency']} concurrent "
-        f"gradio_client clients to {lt['url']}:",
-        "",
-    ]
-    headers = [
-        "Sent",
-        "OK",
-        "Failed",
-        "Not sent (time limit)",
-        "Median ms",
-        "p95 ms",
-        "Max ms",
-        "Requests/s",
-        "Wall s",
-        "Warm-up ms",
-    ]
-    row = [
-        lt["sent"],
-        lt["ok"],
-        lt["failed"],
-        lt["not_sent"],
-        fmt(lt["median_ms"]),
-        fmt(lt["p95_ms"]),
-        fmt(lt.get("max_ms")),
-        fmt(lt["requests_per_s"]),
-        fmt(lt["wall_s"], 1),
-        fmt(lt["warmup_ms"]),
-    ]
-    lines += md_table(headers, [row])
-    if lt.get("errors"):
-        lines += ["", "Errors: " + "; ".join(lt["errors"])]
-    return lines
-
-
 def render_markdown(report: dict[str, Any]) -> str:
     """The report as one markdown document: command and machine, then one titled section per benchmark."""
-    sections = (_md_header, _md_latency, _md_targets, _md_ann, _md_memory, _md_representation, _md_embedding, md_load)
+    sections = (_md_header, _md_latency, _md_targets, _md_ann, _md_memory, _md_embedding)
     return "\n\n".join("\n".join(part(report)) for part in sections) + "\n"

@@ -14,9 +14,7 @@ from .config import BenchmarkConfig
 from .data import DataCache, image_sources as pick_image_sources, real_data
 from .embedding import embedding_throughput, end_to_end_section
 from .latency import latency_section, latency_targets
-from .load import load_section
-from .measure import MB, RANDOM_INIT_NOTE, CpuMeter, Log, jsonable, log_stderr, machine_info, peak_rss_bytes, target
-from .representation import representation_effect
+from .measure import MB, RANDOM_INIT_NOTE, CpuMeter, Log, jsonable, log_stderr, machine_info, peak_rss_bytes
 
 def run_benchmark(
     cfg: BenchmarkConfig,
@@ -67,44 +65,20 @@ def run_benchmark(
             }
             report["end_to_end"] = end_to_end_section(extractor, sources, real, cfg, log)
         sections["embedding + end-to-end"] = meter.result
-        # 2. load test of a running app (its CPU shows as "other processes" here, as it should)
-        with CpuMeter() as meter:
-            report["load_test"] = load_section(cfg, [str(s) for s in sources[:8]], log)
-        if "skipped" not in report["load_test"]:
-            sections["load test (app = other process)"] = meter.result
 
-    # 3. representation effect (real gallery only); its classifiers serve the real-gallery latency rows
-    artefacts: dict[str, Any] = {}
+    # 2. query latency and memory, then 3. approximate search, sharing generated data
+    data = DataCache(cfg, real, log)
     with CpuMeter() as meter:
-        if real is not None:
-            rep, artefacts = representation_effect(
-                real["embeddings"], real["labels"], real["attributes"], real["hashes"], real["spec"], cfg, log=log
-            )
-            report["representation"] = rep
-        else:
-            report["representation"] = {
-                "skipped": "no real gallery (pass --gallery): no evaluation numbers without real labels"
-            }
-    if "skipped" not in report["representation"]:
-        sections["representation"] = meter.result
-
-    # 4. query latency and memory, then 5. approximate search, sharing generated data
-    data = DataCache(cfg, real, artefacts, log)
-    with CpuMeter() as meter:
-        report["latency"], report["memory"] = latency_section(cfg, data, real, artefacts, log)
+        report["latency"], report["memory"] = latency_section(cfg, data, log)
     sections["latency + memory"] = meter.result
     report["targets"] = latency_targets(report["latency"]["rows"], full_n=report["latency"]["rows"][0]["n"])
     with CpuMeter() as meter:
-        report["ann"] = ann_section(cfg, data, artefacts, log)
+        report["ann"] = ann_section(cfg, data, log)
     sections["approximate search"] = meter.result
     data.clear()
     for run in report["ann"].get("runs", []):
         if "rows" in run:
             report["targets"] += ann_targets(run)
-    lt = report["load_test"]
-    if "ok" in lt:
-        ok = lt["failed"] == 0 and lt["not_sent"] == 0
-        report["targets"].append(target("load test failures", lt["failed"], "0 failures", ok, unit=""))
     report["meta"]["duration_s"] = time.perf_counter() - t_start
     report["meta"]["peak_rss_mb"] = peak_rss_bytes() / MB
     if hasattr(os, "getloadavg"):

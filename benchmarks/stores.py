@@ -29,7 +29,7 @@ from cbir.stores import open_store, parse_store_uri
 from cbir.stores.methods import lr_gallery_vectors
 
 from .data import synthetic_vectors
-from .measure import MB, log_stderr, machine_info, rss_bytes, summarize_ms
+from .measure import MB, log_stderr, machine_info, summarize_ms
 
 TYPES = ("dress", "pants", "shirt", "shoes", "shorts")
 
