@@ -102,7 +102,8 @@ def create_app(
     with demo:
         view = build_layout(engine, h.methods, banner, admin=live is not None, examples=examples)
         wire_events(view, h)
-        demo.load(lambda: intro_text(engine), None, view.intro, **UI)  # a new page shows the count as it is now
+        # a page opened after an /add or /remove shows the count as it is now (no queue, no overlay: the page stays usable)
+        demo.load(lambda: intro_text(engine), None, view.intro, queue=False, show_progress="hidden", **UI)
         endpoints = register_api(h)
     name_outputs(demo, endpoints)
     return demo

@@ -146,7 +146,7 @@ def test_view_api_lists_exactly_the_named_endpoints(client):
         "/random": [],
         "/compare": ["image_a", "image_b", "method", "task"],
         "/explain": ["image", "index", "method", "task", "box"],
-        "/add": ["images", "labels", "token"],
+        "/add": ["images", "labels", "token", "metadata"],
         "/remove": ["indices", "token"],
     }
     returns = {e: [r["label"] for r in v["returns"]] for e, v in info["named_endpoints"].items()}

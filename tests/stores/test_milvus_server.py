@@ -83,7 +83,7 @@ def test_served_app_on_the_server_survives_an_outage(milvus_server, gallery_dir,
     try:
         client = Client(demo.local_url, verbose=False, download_files=True)
         path, _, index = client.predict(api_name="/random")
-        want = [h.index for h in plain.search(path, "cosine", "type", 5, index)]
+        want = [h.index for h in plain.search(path, "cosine", "type", k=5, exclude=index)]
         assert _search(client, path, index) == want
         # a live edit is not flushed on a server (VectorStore.flush(edit=True)): the server's log must keep it
         edited = open_store(milvus_server.uri(), "edit", 8, "cosine")
