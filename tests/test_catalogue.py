@@ -15,7 +15,12 @@ from cbir.gallery.sources import read_manifest
 from cbir.search.engine import SearchEngine, load_engine
 from cbir.ui.handlers import Handlers, caption
 
-STORES = ["numpy", "faiss:flat", "milvus:{tmp}/meta.db"]
+STORES = ["numpy", "faiss:flat", "milvus:{tmp}/meta.db", "server"]
+
+
+def _uri(store: str, tmp_path, request) -> str:
+    """The store's URI; "server" = a fresh collection on the session's real Milvus server (tests/milvus_server.py)."""
+    return request.getfixturevalue("milvus_server").uri() if store == "server" else store.format(tmp=tmp_path)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +50,8 @@ def _meta(i: int) -> dict:
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_every_store_answers_the_items_id_and_metadata(catalogue_dir, store, tmp_path):
-    engine = load_engine(str(catalogue_dir), store=store.format(tmp=tmp_path), device="cpu")
+def test_every_store_answers_the_items_id_and_metadata(catalogue_dir, store, tmp_path, request):
+    engine = load_engine(str(catalogue_dir), store=_uri(store, tmp_path, request), device="cpu")
     hits = engine.search(engine.gallery.image(3), "cosine", k=4)
     assert hits[0].id == "p3" and hits[0].metadata == _meta(3)
     assert all(h.metadata == _meta(int(h.id[1:])) for h in hits)
@@ -55,8 +60,9 @@ def test_every_store_answers_the_items_id_and_metadata(catalogue_dir, store, tmp
 
 
 @pytest.mark.parametrize("store", STORES)
-def test_add_and_remove_keep_metadata_and_ids_through_a_store_and_a_restart(folder, extractor, store, tmp_path):
-    uri = store.format(tmp=tmp_path)
+def test_add_and_remove_keep_metadata_and_ids_through_a_store_and_a_restart(
+        folder, extractor, store, tmp_path, request):
+    uri = _uri(store, tmp_path, request)
     engine = load_engine(str(folder), store=uri, device="cpu")
     engine.extractor = extractor
     live = LiveGallery(engine, folder)
