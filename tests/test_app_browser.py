@@ -90,10 +90,22 @@ def _open_settings(page) -> None:
 
 
 def _set_k(page, k: int) -> None:
+    """Type k into the slider's number box until the slider itself shows it.
+
+    A page that is still settling (its load event, the accordion mounting) can put the default back once, so the
+    value is checked on the range input and typed again if it did not hold.
+    """
     _open_settings(page)
     box = page.get_by_label("Number of results (k)").and_(page.locator("input[type=number]"))
-    box.fill(str(k))
-    box.press("Enter")
+    slider = page.locator("#k input[type=range]")
+    for _ in range(5):
+        box.fill(str(k))
+        box.press("Enter")
+        box.blur()
+        page.wait_for_timeout(200)
+        if slider.input_value() == str(k) and box.input_value() == str(k):
+            return
+    sync_api.expect(slider).to_have_value(str(k))
 
 
 _LOADED_JS = """img => (img.complete && img.naturalWidth > 0) || new Promise(resolve => {
@@ -103,6 +115,8 @@ _LOADED_JS = """img => (img.complete && img.naturalWidth > 0) || new Promise(res
 
 
 def _search_and_wait(page, k: int):
+    if page.locator("#k input[type=range]").count() and page.locator("#k input[type=range]").input_value() != str(k):
+        _set_k(page, k)  # the slider lost the value typed before (see _set_k): type it again before searching
     page.get_by_role("button", name="Search", exact=True).click()
     thumbs = page.locator("#results-gallery img")
     sync_api.expect(thumbs).to_have_count(k, timeout=TIMEOUT_MS)
