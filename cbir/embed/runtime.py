@@ -99,17 +99,21 @@ class OnnxRuntime:
 
 class OpenVinoRuntime:
     """OpenVINO on CPU: the fastest runtime here for bulk embedding (a batch split over parallel streams) and for
-    single queries (a latency-compiled model). Static shapes run ~2x faster than a dynamic batch axis, so each
-    (mode, batch size) is compiled once, on first use, and kept; concurrent callers share a pool of requests."""
+    single queries (a latency-compiled model: on every core when no other query is in flight, else on `threads`).
+    Static shapes run ~2x faster than a dynamic batch axis, so each (mode, batch size, threads) is compiled once, on
+    first use, and kept; concurrent callers share a pool of requests."""
 
     name = "openvino"
     BULK = 8  # batches at least this large run on the throughput model, split over its streams
 
-    def __init__(self, path: Path, threads: Optional[int] = None) -> None:
+    def __init__(self, path: Path, threads: Optional[int] = None, cores: Optional[int] = None) -> None:
         import openvino as ov
 
         self.core = ov.Core()
         self.threads = int(threads or torch.get_num_threads())
+        # a query that runs alone (no other forward pass in flight) takes every core: one client's latency
+        self.cores = max(self.threads, int(cores or len(os.sched_getaffinity(0))))
+        self._busy = 0  # forward passes in flight
         self.model = self.core.read_model(str(path))
         self.input_name = self.model.inputs[0].get_any_name()
         self.path = path
@@ -118,27 +122,28 @@ class OpenVinoRuntime:
         self._free: dict[tuple[str, int], list[Any]] = {}  # idle infer requests (they own large buffers)
         self.streams = max(1, int(self._compile("THROUGHPUT", self.BULK).get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
 
-    def _compile(self, hint: str, n: int) -> Any:
+    def _compile(self, hint: str, n: int, threads: Optional[int] = None) -> Any:
+        key = (hint, n, threads or self.threads)
         with self._lock:
-            if (hint, n) not in self._compiled:
+            if key not in self._compiled:
                 model = self.model.clone()
                 shape = list(self.model.inputs[0].get_partial_shape().get_min_shape())
                 model.reshape({self.input_name: [n, *shape[1:]]})
-                self._compiled[hint, n] = self.core.compile_model(
-                    model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": self.threads,
+                self._compiled[key] = self.core.compile_model(
+                    model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": key[2],
                                    "INFERENCE_PRECISION_HINT": "f32"},
                 )
-            return self._compiled[hint, n]
+            return self._compiled[key]
 
     @contextmanager
-    def _requests(self, hint: str, n: int, count: int = 1) -> Iterator[list[Any]]:
-        """`count` infer requests for (hint, n), from a pool: as many exist as calls ever ran at once (each owns
-        its buffers), never one per thread that happened to call."""
-        key = (hint, n)
+    def _requests(self, hint: str, n: int, count: int = 1, threads: Optional[int] = None) -> Iterator[list[Any]]:
+        """`count` infer requests for (hint, n, threads), from a pool: as many exist as calls ever ran at once (each
+        owns its buffers), never one per thread that happened to call."""
+        key = (hint, n, threads or self.threads)
         with self._lock:
             free = self._free.setdefault(key, [])
             taken, self._free[key] = free[:count], free[count:]
-        compiled = self._compile(hint, n)
+        compiled = self._compile(hint, n, threads)
         taken += [compiled.create_infer_request() for _ in range(count - len(taken))]
         try:
             yield taken
@@ -149,8 +154,14 @@ class OpenVinoRuntime:
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         x = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
         if len(x) < self.BULK or self.streams == 1:
-            with self._requests("LATENCY", len(x)) as (req,):
-                return np.array(req.infer({0: x})[0], dtype=np.float32)
+            with self._lock:
+                alone, self._busy = self._busy == 0, self._busy + 1
+            try:
+                with self._requests("LATENCY", len(x), threads=self.cores if alone else None) as (req,):
+                    return np.array(req.infer({0: x})[0], dtype=np.float32)
+            finally:
+                with self._lock:
+                    self._busy -= 1
         n = len(x)
         per = -(-n // self.streams)
         per = -(-per // self.BULK) * self.BULK  # a few static shapes only: a short batch is zero-padded, not recompiled
