@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import threading
 import time
 import uuid
@@ -80,6 +81,8 @@ class Phase:
     seconds: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     wall: float = 0.0
+    server_cpu: Optional[float] = None  # the server process's CPU seconds over the phase (when it runs here)
+    client_cpu: float = 0.0  # this process's CPU seconds over the phase
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def summary(self) -> dict:
@@ -87,11 +90,24 @@ class Phase:
         pct = lambda q: round(1000 * s[min(len(s) - 1, int(q * len(s)))], 1) if s else None  # noqa: E731
         return {"requests": len(s) + len(self.failures), "failed": len(self.failures), "median_ms": pct(0.5),
                 "p95_ms": pct(0.95), "per_second": round(len(s) / self.wall, 2) if self.wall else None,
+                "server_cpu_ms_per_search": None if self.server_cpu is None or not s else round(1000 * self.server_cpu / len(s), 1),
+                "client_cpu_ms_per_search": round(1000 * self.client_cpu / len(s), 1) if s else None,
                 "failures": self.failures[:5]}
 
 
-def run_phase(url: str, photos: list[tuple[str, bytes]], clients: int, requests: int, k: int) -> Phase:
-    """`requests` searches shared by `clients` threads, each on its own connection, photos taken in turn."""
+def process_cpu(pid: Optional[int]) -> Optional[float]:
+    """CPU seconds (user + system) a local process has used so far, from /proc; None where it cannot be read."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
+def run_phase(url: str, photos: list[tuple[str, bytes]], clients: int, requests: int, k: int,
+              server_pid: Optional[int] = None) -> Phase:
+    """`requests` searches shared by `clients` threads, each on its own connection, photos taken in turn; the CPU
+    both processes spent (the server's when `server_pid` is a local process)."""
     phase = Phase()
 
     def loop(offset: int) -> None:
@@ -116,9 +132,12 @@ def run_phase(url: str, photos: list[tuple[str, bytes]], clients: int, requests:
     t0 = time.perf_counter()
     for t in threads:
         t.start()
+    server0, client0 = process_cpu(server_pid), time.process_time()
     for t in threads:
         t.join()
     phase.wall = time.perf_counter() - t0
+    server1, phase.client_cpu = process_cpu(server_pid), time.process_time() - client0
+    phase.server_cpu = None if server0 is None or server1 is None else server1 - server0
     return phase
 
 
@@ -198,9 +217,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         _wait_ready(url, photos[0], args.start_timeout)
         run_phase(url, photos, 1, args.warmup, args.k)
-        one = run_phase(url, photos, 1, args.requests, args.k).summary()
+        pid = None if proc is None else proc.pid
+        one = run_phase(url, photos, 1, args.requests, args.k, pid).summary()
         print(f"1 client: {one}", flush=True)
-        many = run_phase(url, photos, args.clients, args.requests, args.k).summary()
+        many = run_phase(url, photos, args.clients, args.requests, args.k, pid).summary()
         print(f"{args.clients} clients: {many}", flush=True)
     finally:
         if proc is not None:
