@@ -133,7 +133,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     # Queue positions every STATUS_UPDATE_SECONDS, not to every waiting client at each job start (O(queue) messages
     # per request under load; gradio_client callers never read them).
     demo.queue(default_concurrency_limit=args.concurrency, status_update_rate=STATUS_UPDATE_SECONDS)
-    log.info("queue: %d model calls at a time, %d threads each", args.concurrency, torch.get_num_threads())
+    log.info("queue: %d calls at a time, %d threads each (OpenVINO: one query at a time on every core)",
+             args.concurrency, torch.get_num_threads())
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE)
     return 0
 
