@@ -111,10 +111,10 @@ class OpenVinoRuntime:
         import openvino as ov
 
         self.core = ov.Core()
-        self.threads = int(threads or torch.get_num_threads())
         # single queries run one at a time on every core: on 2 cores that gave 49.8 passes/s against 25.2 for two
         # one-thread passes at once (they slow each other to 68 ms), and a lone query 23 ms instead of 39
-        self.cores = max(self.threads, int(cores or len(os.sched_getaffinity(0))))
+        self.cores = max(int(threads or 1), int(cores or len(os.sched_getaffinity(0))))
+        self.threads = self.cores  # every compiled model on one thread count: one OpenVINO thread pool per process
         self._one_at_a_time = threading.Lock()
         self.model = self.core.read_model(str(path))
         self.input_name = self.model.inputs[0].get_any_name()
