@@ -25,8 +25,7 @@ from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
 from cbir.gallery.live import LiveGallery, admin_token
 from cbir.gallery.sources import holdout_examples
 from cbir.hub import is_local
-from cbir.search.engine import SearchEngine
-from cbir.search.loading import load_engine
+from cbir.search.engine import SearchEngine, load_engine
 from cbir.ui.api import name_outputs, register_api
 from cbir.ui.events import UI, wire_events
 from cbir.ui.handlers import Handlers as _Handlers
@@ -50,7 +49,7 @@ def _is_demo(gallery_arg: Optional[str]) -> bool:
 
 
 def build_engine(args: argparse.Namespace) -> SearchEngine:
-    """Load gallery, backbone and classifiers once (weights policy: `cbir.search.loading.extractor_for`).
+    """Load gallery, backbone and classifiers once (weights policy: `cbir.search.engine.extractor_for`).
 
     The demo gallery comes with the demo classifiers; any other gallery gets the attribute models shipped with its
     backbone (the demo's, for a gallery of the demo's backbone) unless `--classifiers` names others or 'none'.
@@ -133,8 +132,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     # Queue positions every STATUS_UPDATE_SECONDS, not to every waiting client at each job start (O(queue) messages
     # per request under load; gradio_client callers never read them).
     demo.queue(default_concurrency_limit=args.concurrency, status_update_rate=STATUS_UPDATE_SECONDS)
-    log.info("queue: %d calls at a time, %d threads each (OpenVINO: one query at a time on every core)",
-             args.concurrency, torch.get_num_threads())
+    log.info("queue: %d model calls at a time, %d threads each", args.concurrency, torch.get_num_threads())
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_FILE_SIZE)
     return 0
 

@@ -5,9 +5,8 @@ httpx connection per client: upload, POST /gradio_api/call/search, read the answ
 gradio_client spends more CPU per call than the server (a new TLS context and client per request), and on a
 2-core machine that CPU is taken from the server; this client costs about a millisecond. Phases: one client, one
 photo after another (median round trip); then `--clients` at once (searches per second, failures); then, with the
-server idle, the forward pass alone on the same photos in this process (same runtime and per-call threads as the
-server: alone, as one client's query runs, and two at once, as under load), so its share of a search is measured in
-the same run. Example (docs/benchmarks.md):
+server idle, the forward pass alone on the same photos in this process (same runtime, one thread: the server's
+per-call setting), so its share of a search is measured in the same run. Example (docs/benchmarks.md):
 
     nice -n 0 python -m benchmarks.light_client --requests 300 --clients 16 --out results/light-client.json
 """
@@ -16,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import threading
 import time
 import uuid
@@ -81,8 +79,6 @@ class Phase:
     seconds: list[float] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     wall: float = 0.0
-    server_cpu: Optional[float] = None  # the server process's CPU seconds over the phase (when it runs here)
-    client_cpu: float = 0.0  # this process's CPU seconds over the phase
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def summary(self) -> dict:
@@ -90,24 +86,11 @@ class Phase:
         pct = lambda q: round(1000 * s[min(len(s) - 1, int(q * len(s)))], 1) if s else None  # noqa: E731
         return {"requests": len(s) + len(self.failures), "failed": len(self.failures), "median_ms": pct(0.5),
                 "p95_ms": pct(0.95), "per_second": round(len(s) / self.wall, 2) if self.wall else None,
-                "server_cpu_ms_per_search": None if self.server_cpu is None or not s else round(1000 * self.server_cpu / len(s), 1),
-                "client_cpu_ms_per_search": round(1000 * self.client_cpu / len(s), 1) if s else None,
                 "failures": self.failures[:5]}
 
 
-def process_cpu(pid: Optional[int]) -> Optional[float]:
-    """CPU seconds (user + system) a local process has used so far, from /proc; None where it cannot be read."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, TypeError):
-        return None
-
-
-def run_phase(url: str, photos: list[tuple[str, bytes]], clients: int, requests: int, k: int,
-              server_pid: Optional[int] = None) -> Phase:
-    """`requests` searches shared by `clients` threads, each on its own connection, photos taken in turn; the CPU
-    both processes spent (the server's when `server_pid` is a local process)."""
+def run_phase(url: str, photos: list[tuple[str, bytes]], clients: int, requests: int, k: int) -> Phase:
+    """`requests` searches shared by `clients` threads, each on its own connection, photos taken in turn."""
     phase = Phase()
 
     def loop(offset: int) -> None:
@@ -132,27 +115,22 @@ def run_phase(url: str, photos: list[tuple[str, bytes]], clients: int, requests:
     t0 = time.perf_counter()
     for t in threads:
         t.start()
-    server0, client0 = process_cpu(server_pid), time.process_time()
     for t in threads:
         t.join()
     phase.wall = time.perf_counter() - t0
-    server1, phase.client_cpu = process_cpu(server_pid), time.process_time() - client0
-    phase.server_cpu = None if server0 is None or server1 is None else server1 - server0
     return phase
 
 
-def forward_ms(gallery: Optional[str], photos: list[tuple[str, bytes]], repeats: int, threads: Optional[int] = 1,
-               concurrent: int = 2) -> dict:
+def forward_ms(gallery: Optional[str], photos: list[tuple[str, bytes]], repeats: int, threads: Optional[int] = 1) -> dict:
     """The forward pass alone (preprocessed tensor in, embedding out) and the whole embed (preprocess + forward) per
-    photo, in this process with `threads` threads per call (1: the server's per-call setting; None: leave them) as the
-    server runs a lone query (OpenVINO gives it every core), and with `concurrent` passes at once (the loaded server)."""
+    photo, in this process with `threads` threads (1: the server's per-call setting; None: leave them)."""
     import numpy as np
 
     from cbir.embed.runtime import limit_threads
     from cbir.gallery.dataset import Gallery
     from cbir.gallery.demo import DEMO_GALLERY
     from cbir.images import load_image
-    from cbir.search.loading import extractor_for
+    from cbir.search.engine import extractor_for
 
     if threads:
         limit_threads(threads)
@@ -170,19 +148,8 @@ def forward_ms(gallery: Optional[str], photos: list[tuple[str, bytes]], repeats:
             t0 = time.perf_counter()
             extractor.embed_tensor(x)
             bare.append(time.perf_counter() - t0)
-
-    def timed(x) -> float:
-        t0 = time.perf_counter()
-        extractor.embed_tensor(x)
-        return time.perf_counter() - t0
-
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(concurrent) as pool:  # as under load: `concurrent` passes at once, each on its share
-        shared = list(pool.map(timed, tensors * repeats))
-    ms = lambda xs: round(1000 * float(np.median(xs)), 1)  # noqa: E731
-    return {"runtime": extractor.runtime.name, "embed_median_ms": ms(whole), "forward_median_ms": ms(bare),
-            f"forward_{concurrent}_at_once_median_ms": ms(shared)}
+    return {"runtime": extractor.runtime.name, "embed_median_ms": round(1000 * float(np.median(whole)), 1),
+            "forward_median_ms": round(1000 * float(np.median(bare)), 1)}
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -217,10 +184,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     try:
         _wait_ready(url, photos[0], args.start_timeout)
         run_phase(url, photos, 1, args.warmup, args.k)
-        pid = None if proc is None else proc.pid
-        one = run_phase(url, photos, 1, args.requests, args.k, pid).summary()
+        one = run_phase(url, photos, 1, args.requests, args.k).summary()
         print(f"1 client: {one}", flush=True)
-        many = run_phase(url, photos, args.clients, args.requests, args.k, pid).summary()
+        many = run_phase(url, photos, args.clients, args.requests, args.k).summary()
         print(f"{args.clients} clients: {many}", flush=True)
     finally:
         if proc is not None:

@@ -22,16 +22,6 @@ PER_CLASS = 4
 TEST_PAIRS = 200
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _collect_in_the_main_thread():
-    """Free each module's leftovers (runtimes, servers' clients) here, in the main thread, not whenever a later
-    test's worker thread happens to trigger the garbage collector."""
-    yield
-    import gc
-
-    gc.collect()
-
-
 @pytest.fixture(scope="session")
 def image_folder(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("apparel") / "images"

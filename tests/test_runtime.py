@@ -75,18 +75,11 @@ def test_openvino_matches_torch_for_any_batch_size_and_threads(cache, tiny):
         x = check_batch(SIZE, n=n, seed=n)
         np.testing.assert_allclose(ov(x), ref(x), atol=1e-4)
     assert len(ov._compiled) <= 6  # short batches are padded to a few static shapes, not compiled one by one
-
-
-def test_openvino_runs_single_queries_one_at_a_time_on_every_core(cache, tiny):
-    cpu = torch.device("cpu")
-    path = runtime.checked_export("openvino", tiny, cpu, "tiny-ov", SIZE)
-    ov = OpenVinoRuntime(path, threads=1, cores=2)
-    x = check_batch(SIZE, n=4, seed=3)
-    with ThreadPoolExecutor(4) as pool:  # concurrent app queries queue for the one latency model
+    x = check_batch(SIZE, n=4, seed=9)
+    with ThreadPoolExecutor(4) as pool:  # concurrent app queries each get their own infer request
         outs = list(pool.map(lambda i: ov(x[i : i + 1]), [0, 1, 2, 3] * 3))
-    np.testing.assert_allclose(np.concatenate(outs), np.concatenate([TorchRuntime(tiny, cpu)(x)] * 3), atol=1e-4)
-    assert [k for k in ov._compiled if k[0] == "LATENCY"] == [("LATENCY", 1, 2)]  # every core, one model
-    assert len(ov._free["LATENCY", 1, 2]) == 1  # twelve calls from four threads never ran two at once
+    np.testing.assert_allclose(np.concatenate(outs), np.concatenate([ref(x)] * 3), atol=1e-4)
+    assert len(ov._free["LATENCY", 1]) <= 4  # requests are pooled: no more than calls that ran at once
 
 
 def test_openvino_mismatch_is_an_error_and_auto_prefers_the_fastest_installed(cache, tiny, monkeypatch):

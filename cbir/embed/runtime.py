@@ -99,23 +99,17 @@ class OnnxRuntime:
 
 class OpenVinoRuntime:
     """OpenVINO on CPU: the fastest runtime here for bulk embedding (a batch split over parallel streams) and for
-    single queries (a latency-compiled model on every core, one query at a time: the others queue for the model while
-    their decoding, scoring and HTTP run).
-    Static shapes run ~2x faster than a dynamic batch axis, so each (mode, batch size, threads) is compiled once, on
-    first use, and kept; concurrent callers share a pool of requests."""
+    single queries (a latency-compiled model). Static shapes run ~2x faster than a dynamic batch axis, so each
+    (mode, batch size) is compiled once, on first use, and kept; concurrent callers share a pool of requests."""
 
     name = "openvino"
     BULK = 8  # batches at least this large run on the throughput model, split over its streams
 
-    def __init__(self, path: Path, threads: Optional[int] = None, cores: Optional[int] = None) -> None:
+    def __init__(self, path: Path, threads: Optional[int] = None) -> None:
         import openvino as ov
 
         self.core = ov.Core()
-        # single queries run one at a time on every core: on 2 cores that gave 49.8 passes/s against 25.2 for two
-        # one-thread passes at once (they slow each other to 68 ms), and a lone query 23 ms instead of 39
-        self.cores = max(int(threads or 1), int(cores or len(os.sched_getaffinity(0))))
-        self.threads = self.cores  # every compiled model on one thread count: one OpenVINO thread pool per process
-        self._one_at_a_time = threading.Lock()
+        self.threads = int(threads or torch.get_num_threads())
         self.model = self.core.read_model(str(path))
         self.input_name = self.model.inputs[0].get_any_name()
         self.path = path
@@ -124,28 +118,27 @@ class OpenVinoRuntime:
         self._free: dict[tuple[str, int], list[Any]] = {}  # idle infer requests (they own large buffers)
         self.streams = max(1, int(self._compile("THROUGHPUT", self.BULK).get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")))
 
-    def _compile(self, hint: str, n: int, threads: Optional[int] = None) -> Any:
-        key = (hint, n, threads or self.threads)
+    def _compile(self, hint: str, n: int) -> Any:
         with self._lock:
-            if key not in self._compiled:
+            if (hint, n) not in self._compiled:
                 model = self.model.clone()
                 shape = list(self.model.inputs[0].get_partial_shape().get_min_shape())
                 model.reshape({self.input_name: [n, *shape[1:]]})
-                self._compiled[key] = self.core.compile_model(
-                    model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": key[2],
+                self._compiled[hint, n] = self.core.compile_model(
+                    model, "CPU", {"PERFORMANCE_HINT": hint, "INFERENCE_NUM_THREADS": self.threads,
                                    "INFERENCE_PRECISION_HINT": "f32"},
                 )
-            return self._compiled[key]
+            return self._compiled[hint, n]
 
     @contextmanager
-    def _requests(self, hint: str, n: int, count: int = 1, threads: Optional[int] = None) -> Iterator[list[Any]]:
-        """`count` infer requests for (hint, n, threads), from a pool: as many exist as calls ever ran at once (each
-        owns its buffers), never one per thread that happened to call."""
-        key = (hint, n, threads or self.threads)
+    def _requests(self, hint: str, n: int, count: int = 1) -> Iterator[list[Any]]:
+        """`count` infer requests for (hint, n), from a pool: as many exist as calls ever ran at once (each owns
+        its buffers), never one per thread that happened to call."""
+        key = (hint, n)
         with self._lock:
             free = self._free.setdefault(key, [])
             taken, self._free[key] = free[:count], free[count:]
-        compiled = self._compile(hint, n, threads)
+        compiled = self._compile(hint, n)
         taken += [compiled.create_infer_request() for _ in range(count - len(taken))]
         try:
             yield taken
@@ -156,7 +149,7 @@ class OpenVinoRuntime:
     def __call__(self, batch: torch.Tensor) -> np.ndarray:
         x = np.ascontiguousarray(batch.detach().cpu().numpy(), dtype=np.float32)
         if len(x) < self.BULK or self.streams == 1:
-            with self._one_at_a_time, self._requests("LATENCY", len(x), threads=self.cores) as (req,):
+            with self._requests("LATENCY", len(x)) as (req,):
                 return np.array(req.infer({0: x})[0], dtype=np.float32)
         n = len(x)
         per = -(-n // self.streams)
