@@ -36,6 +36,7 @@ CHROMIUM_ARGS = [
 ]
 TIMEOUT_MS = 60_000
 K = 6
+K_SLIDER = "#k input[type=range]"  # the k slider's range input: what the slider holds
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)", allow_module_level=True)
@@ -97,7 +98,7 @@ def _set_k(page, k: int) -> None:
     """
     _open_settings(page)
     box = page.get_by_label("Number of results (k)").and_(page.locator("input[type=number]"))
-    slider = page.locator("#k input[type=range]")
+    slider = page.locator(K_SLIDER)
     for _ in range(5):
         box.fill(str(k))
         box.press("Enter")
@@ -115,7 +116,8 @@ _LOADED_JS = """img => (img.complete && img.naturalWidth > 0) || new Promise(res
 
 
 def _search_and_wait(page, k: int):
-    if page.locator("#k input[type=range]").count() and page.locator("#k input[type=range]").input_value() != str(k):
+    slider = page.locator(K_SLIDER)
+    if slider.count() and slider.input_value() != str(k):
         _set_k(page, k)  # the slider lost the value typed before (see _set_k): type it again before searching
     page.get_by_role("button", name="Search", exact=True).click()
     thumbs = page.locator("#results-gallery img")
