@@ -25,7 +25,8 @@ from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
 from cbir.gallery.live import LiveGallery, admin_token
 from cbir.gallery.sources import holdout_examples
 from cbir.hub import is_local
-from cbir.search.engine import SearchEngine, load_engine
+from cbir.search.engine import SearchEngine
+from cbir.search.loading import load_engine
 from cbir.ui.api import name_outputs, register_api
 from cbir.ui.events import UI, wire_events
 from cbir.ui.handlers import Handlers as _Handlers
@@ -49,7 +50,7 @@ def _is_demo(gallery_arg: Optional[str]) -> bool:
 
 
 def build_engine(args: argparse.Namespace) -> SearchEngine:
-    """Load gallery, backbone and classifiers once (weights policy: `cbir.search.engine.extractor_for`).
+    """Load gallery, backbone and classifiers once (weights policy: `cbir.search.loading.extractor_for`).
 
     The demo gallery comes with the demo classifiers; any other gallery gets the attribute models shipped with its
     backbone (the demo's, for a gallery of the demo's backbone) unless `--classifiers` names others or 'none'.

@@ -130,7 +130,7 @@ def forward_ms(gallery: Optional[str], photos: list[tuple[str, bytes]], repeats:
     from cbir.gallery.dataset import Gallery
     from cbir.gallery.demo import DEMO_GALLERY
     from cbir.images import load_image
-    from cbir.search.engine import extractor_for
+    from cbir.search.loading import extractor_for
 
     if threads:
         limit_threads(threads)

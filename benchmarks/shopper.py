@@ -116,7 +116,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("== test", flush=True)
         report["test"] = test_stage(src, Gallery.load(args.cc0), args.holdout)
     if args.instance:
-        from cbir.search.engine import load_engine
+        from cbir.search.loading import load_engine
 
         engine = load_engine(args.demo, args.classifiers)
         n = len(engine.gallery)

@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cbir.search.engine import load_engine  # noqa: E402
+from cbir.search.loading import load_engine  # noqa: E402
 
 
 def split(source: Path, per_type: int, queries: int, seed: int) -> tuple[dict[str, str], dict[str, str]]:

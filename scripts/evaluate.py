@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 def instance_results(gallery: Gallery, classifiers: ClassifierSet, pool, args: argparse.Namespace) -> dict:
     """Instance R@1/R@5 per method and task: seeded edited copies of held-out gallery photos against the whole
     gallery, for the app's default task (type) and for both tasks; "task"/"methods" keep the both-task figures."""
-    from cbir.search.engine import extractor_for
+    from cbir.search.loading import extractor_for
 
     rng = np.random.default_rng(args.seed)
     rows = np.sort(rng.choice(np.asarray(pool), size=min(args.instance, len(pool)), replace=False))

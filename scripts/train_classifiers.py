@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     gallery = Gallery.load(args.gallery, revision=args.gallery_revision)
     extractor = None
     if args.whitening_dim and "attribute" in args.kinds:  # the hybrid, which reads it, needs the attribute classifiers
-        from cbir.search.engine import extractor_for
+        from cbir.search.loading import extractor_for
 
         extractor, _ = extractor_for(gallery.spec, device=args.device)
     run = train(gallery, args.kinds, args.tasks, args.pairs, args.test_fraction, args.seed,

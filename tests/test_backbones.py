@@ -131,7 +131,7 @@ def test_vgg16_gallery_loads_vgg16_through_the_hub(tmp_path, monkeypatch):
     from safetensors.torch import save_file
 
     from cbir.embed.spec import EmbeddingSpec
-    from cbir.search.engine import extractor_for
+    from cbir.search.loading import extractor_for
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)

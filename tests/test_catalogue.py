@@ -12,7 +12,8 @@ from cbir.gallery.dataset import Gallery
 from cbir.gallery.journal import EDITS_DIR, journal_path, read_journal
 from cbir.gallery.live import LiveGallery
 from cbir.gallery.sources import read_manifest
-from cbir.search.engine import SearchEngine, load_engine
+from cbir.search.engine import SearchEngine
+from cbir.search.loading import load_engine
 from cbir.ui.handlers import Handlers, caption
 
 STORES = ["numpy", "faiss:flat", "milvus:{tmp}/meta.db", "server"]

@@ -11,7 +11,8 @@ from cbir.gallery.dataset import Gallery
 from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor, WeightsUnavailableError
 from cbir.embed.hf_encoders import is_hf_model, list_families, text_families
-from cbir.search.engine import SearchEngine, extractor_for, load_engine
+from cbir.search.engine import SearchEngine
+from cbir.search.loading import extractor_for, load_engine
 from cbir.gallery.synthetic import garment_image
 from hf_tiny import save_tiny_clip, save_tiny_dinov2, save_tiny_siglip
 

@@ -11,7 +11,8 @@ import pytest
 from cbir.gallery.dataset import Gallery, derive_ids, unique_ids
 from cbir.gallery.demo import DEMO_CLASSIFIERS, DEMO_GALLERY
 from cbir.gallery.live import LiveGallery
-from cbir.search.engine import SearchEngine, load_engine
+from cbir.search.engine import SearchEngine
+from cbir.search.loading import load_engine
 
 
 @pytest.fixture(scope="module")

@@ -81,7 +81,7 @@ def test_search_vector_matches_search(engine, gallery):
 def test_weights_policy_and_warnings(gallery_dir, classifier_dir, gallery):
     from cbir.embed.spec import EmbeddingSpec
     from cbir.embed.extractor import WeightsUnavailableError
-    from cbir.search.engine import extractor_for, load_engine
+    from cbir.search.loading import extractor_for, load_engine
 
     engine = load_engine(str(gallery_dir), str(classifier_dir), device="cpu")
     assert engine.extractor.spec == gallery.spec  # same seeded random init as the gallery

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 import numpy as np
@@ -13,45 +12,24 @@ from cbir.similarity.classifiers import ClassifierSet
 from cbir.similarity.hedge import hedged_scores
 from cbir.embed.colour import colour_descriptor
 from cbir.gallery.dataset import Gallery
-from cbir.gallery.demo import calibration_photos
 from cbir.search.dedup import DEFAULT_THRESHOLD
 from cbir.search.answer import answer_json
+from cbir.search.hit import Hit
 from cbir.search.options import SearchOptions
 from cbir.search.query import Query, QueryBuilder
 from cbir.search.ranking import rank
-from cbir.search.text import TEXT_CACHE_SIZE, TEXT_WEIGHT, MAX_TEXT_CHARS, TextQueries  # noqa: F401 (re-exported)
+from cbir.search.text import TEXT_CACHE_SIZE, TextQueries
 from cbir.search.explain import Explanation, explain_pair
 from cbir.core.rows import check_indices
 from cbir.search.feedback import rocchio
-from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
 from cbir.core.filters import Filters, check_values, label_mask
 from cbir.search.prediction import Prediction, predict_attributes
-from cbir.images import load_image
-from cbir.index import EmbeddingIndex, l2_normalize, top_k
+from cbir.index import EmbeddingIndex, top_k
 from cbir.similarity.registry import PREFERRED_METHODS, TASK_CHOICES, get_method, list_methods
 
 MAX_K = 100
 MAX_BATCH = 16  # query images per search_batch call, scored as one (Q, N) matrix
-
-
-@dataclass(frozen=True)
-class Hit:
-    """One result: gallery row, rank (1-based), score, labels and the item's stable `id` (Gallery.ids)."""
-
-    rank: int
-    index: int
-    score: float
-    label: str
-    colour: Optional[str]  # None when the gallery's labels give no colour (e.g. the CC0 demo)
-    type: Optional[str]
-    copies: int = 1  # gallery items this result stands for when duplicates are collapsed
-    id: str = ""  # stable item id: kept through rebuilds, add and remove, whichever store serves the search
-    metadata: dict[str, Any] = field(default_factory=dict)  # the item's manifest columns ({} when none)
-    predicted: dict[str, float] = field(default_factory=dict)  # {task: probability} where type/colour is predicted
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 class SearchEngine(TextQueries, QueryBuilder):
@@ -402,75 +380,6 @@ def item_details(gallery: Gallery, i: int) -> dict[str, Any]:
     """A hit's catalogue details from the gallery row it stands for (so every store answers them alike): the item's
     manifest columns and which of its type / colour are predicted, with their probabilities."""
     return {"metadata": gallery.metadata(i), "predicted": gallery.predicted(i)}
-
-
-def shipped_fallback(gallery: Gallery) -> Optional[ClassifierSet]:
-    """The attribute models that come with the gallery's backbone (cbir.similarity.predicted), or None: what a
-    gallery is served with when no classifiers are named."""
-    from cbir.similarity.predicted import shipped_classifiers
-
-    return shipped_classifiers(gallery.spec, gallery.colour_spec)
-
-
-def extractor_for(
-    spec: EmbeddingSpec,
-    weights: Optional[str] = None,
-    random_weights: bool = False,
-    device: str = "auto",
-    runtime: str = "auto",
-) -> tuple[FeatureExtractor, bool]:
-    """The extractor that embeds queries the way a gallery was embedded, and whether weights may differ.
-
-    A random-init gallery gets the same seeded init. A pretrained one gets the weights its backbone's
-    registered source provides (cbir.embed.backbones: a pip package, or the Hub via timm) or the `weights` file, and a WeightsUnavailableError if they cannot be had, unless `random_weights`
-    asks for a smoke run (random-init queries; the engine's weights_warning says so).
-    """
-    seed = 0 if spec.seed is None else int(spec.seed)
-    if spec.is_random:
-        if weights:
-            raise BackboneMismatchError(
-                f"the gallery was embedded with random-init weights ({spec.describe()}); "
-                f"a weights file ({weights}) would not match it"
-            )
-        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), False
-    if random_weights:
-        return FeatureExtractor(spec.model, "random", device, seed, runtime, revision=spec.revision), True
-    return FeatureExtractor(
-        spec.model, weights or "pretrained", device, runtime=runtime, revision=spec.revision, quantization=spec.quantization,
-        calibration=calibration_photos,
-    ), False
-
-
-def load_engine(
-    gallery: str,
-    classifiers: Optional[str] = None,
-    weights: Optional[str] = None,
-    random_weights: bool = False,
-    device: str = "auto",
-    runtime: str = "auto",
-    gallery_revision: Optional[str] = None,
-    classifiers_revision: Optional[str] = None,
-    store: Optional[str] = None,
-    shipped: bool = False,
-) -> SearchEngine:
-    """Load a gallery and classifiers (local folders or Hub ids, optionally pinned to revisions) and the backbone.
-
-    `store` (a cbir.stores URI such as `faiss` or `milvus:./gallery.db`) serves searches from a vector
-    store, filled from the gallery where it lacks rows; None or `numpy` keeps the in-process exact search.
-    `shipped`: with no `classifiers`, use the attribute models that come with the gallery's backbone, if any.
-    """
-    g = Gallery.load(gallery, revision=gallery_revision)
-    extractor, allow_mismatch = extractor_for(g.spec, weights, random_weights, device, runtime)
-    clf = ClassifierSet.load(classifiers, revision=classifiers_revision) if classifiers else None
-    if clf is None and shipped and not allow_mismatch:
-        clf = shipped_fallback(g)
-    engine = SearchEngine(g, extractor, clf, allow_weights_mismatch=allow_mismatch)
-    if store:
-        from cbir.stores import open_gallery_store, parse_store_uri
-
-        if parse_store_uri(store).backend != "numpy":  # numpy = this engine's own exact in-process search
-            engine.store = open_gallery_store(store, g, clf, engine.available_methods())
-    return engine
 
 
 class _UnitRows:

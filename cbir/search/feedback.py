@@ -7,8 +7,6 @@ The weights are the classic SMART values (Rocchio 1971; Salton & Buckley 1990).
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
 ALPHA = 1.0

@@ -19,7 +19,7 @@ from cbir.gallery.dataset import Gallery
 from cbir.hub import fetch_file
 from cbir.index import EmbeddingIndex, l2_normalize, top_k
 from cbir.similarity.attributes import AttributeClassifier
-from cbir.search.engine import extractor_for
+from cbir.search.loading import extractor_for
 from cbir.similarity.classifiers import MANIFEST, PAIRS_FILE, ClassifierSet
 from cbir.similarity.evaluation import OTHER_ATTRIBUTE, correlations, relevance_matrix, within_class
 from cbir.similarity.hybrid import SETTING, gallery_instance_vectors

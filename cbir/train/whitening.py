@@ -13,7 +13,7 @@ import numpy as np
 from cbir.embed.spec import EmbeddingSpec
 from cbir.gallery.dataset import Gallery
 from cbir.hub import fetch_file
-from cbir.search.engine import extractor_for
+from cbir.search.loading import extractor_for
 from cbir.similarity.classifiers import MANIFEST, PAIRS_FILE, ClassifierSet
 from cbir.similarity.pairs import load_pairs
 from cbir.similarity.training import fit_gallery_whitening

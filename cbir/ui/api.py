@@ -63,7 +63,7 @@ def _search_endpoints(h: Handlers, MethodArg: type, TaskArg: type, default_metho
             negatives: gallery indices marked "less like this"
             box: [x0, y0, x1, y1] in query pixels: search only that part of the image (none = whole image)
             dedup: show identical and near-identical results once, with their number of copies
-            text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.engine.TEXT_WEIGHT)
+            text: optional words, e.g. "but in red": the query is unit(image) + unit(text) (cbir.search.text.TEXT_WEIGHT)
             min_score: leave out results scoring below this (on the method's scale; none = keep all k)
         """
         options = h.options(method, task, k, types, colours, dedup, min_score, exclude)

@@ -21,12 +21,13 @@ from cbir.gallery.live import AdminTokenError, LiveGallery, check_token
 from cbir.images import load_image
 from cbir.search.crop import crop_to_box, parse_box
 from cbir.search.answer import answer_json
-from cbir.search.engine import MAX_BATCH, Hit, SearchEngine
+from cbir.search.engine import MAX_BATCH, SearchEngine
+from cbir.search.hit import Hit
 from cbir.search.options import SearchOptions
 from cbir.search.query import Query
 from cbir.search.words import phrase
 from cbir.ui.plots import gallery_map, pca_2d, score_histogram
-from cbir.similarity.registry import TASK_CHOICES, get_method, resolve_method
+from cbir.similarity.registry import TASK_CHOICES, resolve_method
 from cbir.ui.errors import decode, internal_error, upload_path, user_error
 
 K_MAX_UI = 50
