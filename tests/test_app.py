@@ -680,7 +680,7 @@ def test_a_gallery_without_colours_offers_no_colour_filter(engine, files):
 def test_the_guess_line_names_the_type_the_colour_and_the_runner_ups():
     from cbir.ui.handlers import guess
 
-    probs = {"skirt": 0.62, "dress": 0.3, "longsleeve": 0.07, "hat": 0.005, "pants": 0.005}
+    probs = {"skirt": 0.6, "dress": 0.3, "longsleeve": 0.07, "hat": 0.02, "pants": 0.01}  # below 5 %: not offered
     text, alts = guess({"type": {"value": "skirt", "probability": 0.62, "probabilities": probs},
                         "colour": {"value": "blue", "probability": 0.8, "probabilities": {}}})
     assert text == "Looks like **a skirt** (62%), **blue** (80%). Not a skirt?" and alts == ["dress", "longsleeve"]

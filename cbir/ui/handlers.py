@@ -33,7 +33,7 @@ from cbir.ui.errors import decode, internal_error, upload_path, user_error
 K_MAX_UI = 50
 K_DEFAULT = 10
 MAX_ALTERNATIVES = 3  # runner-up types the guess line offers as one-click filters
-MIN_ALTERNATIVE = 0.01  # a runner-up below this probability is not offered
+MIN_ALTERNATIVE = 0.05  # a runner-up below this probability is not offered (a 1-in-20 chance is worth a click)
 TASK_ALIASES = {"color": "colour"}
 BROWSER_FORMATS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif"})  # served as stored; others become PNG
 
