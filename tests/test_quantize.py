@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import cbir.embed.quantize as quantize
-import cbir.search.engine as search
+import cbir.search.loading as search
 from cbir.embed.backbones import create_model, file_sha256
 from cbir.embed.spec import BackboneMismatchError, EmbeddingSpec
 from cbir.embed.extractor import FeatureExtractor
