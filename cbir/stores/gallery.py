@@ -59,9 +59,12 @@ class GalleryStore:
             out = np.intersect1d(out, s)
         return np.sort(out)
 
-    def missing_ids(self, n: int) -> dict[str, np.ndarray]:
-        """Per space, the gallery rows 0..n-1 it does not hold (a space added later lacks them all)."""
-        return {name: np.setdiff1d(np.arange(n), store.ids()) for name, store in self.spaces.items()}
+    def missing_ids(self, n: int, held: Optional[dict[str, np.ndarray]] = None) -> dict[str, np.ndarray]:
+        """Per space, the gallery rows 0..n-1 it does not hold (a space added later lacks them all); `held`: each
+        space's ids when the caller has them (an id scan on a server costs a round trip per page)."""
+        held = held or {}
+        return {name: np.setdiff1d(np.arange(n), held[name] if name in held else store.ids())
+                for name, store in self.spaces.items()}
 
     def count(self) -> int:
         return min(store.count() for store in self.spaces.values())
@@ -141,11 +144,13 @@ def fill_from_gallery(
     progress: Optional[Callable[[Iterable], Iterable]] = None,
     descriptors: Optional[np.ndarray] = None,
     edit: bool = False,
+    held: Optional[dict[str, np.ndarray]] = None,
 ) -> int:
     """Write to each space the gallery rows it does not hold yet (resumable; a space added later, such as
     attribute once classifiers exist, is filled alone; a learned space made by other classifiers is
-    rewritten), then flush (`edit`: a live edit's few rows, see VectorStore.flush); returns the rows written."""
-    missing = store.missing_ids(len(embeddings))
+    rewritten), then flush (`edit`: a live edit's few rows, see VectorStore.flush); returns the rows written.
+    `held`: each space's ids, when the caller knows them."""
+    missing = store.missing_ids(len(embeddings), held)
     for name, lacking in missing.items():
         if SPACES[name].learned and _stale(store, name, lacking, embeddings, descriptors):
             missing[name] = np.arange(len(embeddings))

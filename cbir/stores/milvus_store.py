@@ -92,9 +92,9 @@ class MilvusStore(VectorStore):
         self.search_params = {"metric_type": MILVUS_METRICS[metric], "params": dict(search_params or {})}
         if self.client.has_collection(collection):
             self._check_existing(pm)
+            self.client.load_collection(collection)
         else:
-            self._create(pm, index, params or {})
-        self.client.load_collection(collection)
+            self._create(pm, index, params or {})  # created with its index, hence loaded
 
     def _connect(self) -> Any:
         try:

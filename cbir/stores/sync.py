@@ -33,6 +33,8 @@ def matching_prefix(store: GalleryStore, name: str, gallery: Any, held: Optional
     writes rows in order (matches are a prefix)."""
     held = {int(i) for i in store.spaces[name].ids()} if held is None else held
     lo, hi = 0, min(len(gallery), len(held))
+    if hi and _row_matches(store, name, gallery, held, hi - 1):  # the usual restart: all in step, one read
+        return hi
     while lo < hi:
         mid = (lo + hi) // 2
         if _row_matches(store, name, gallery, held, mid):
@@ -55,10 +57,12 @@ def drop_from(store: GalleryStore, first: dict[str, int], held: dict[str, np.nda
     return gone
 
 
-def fill(store: GalleryStore, gallery: Any, progress: Optional[Callable] = None, edit: bool = False) -> int:
-    """Write the gallery rows each space lacks (cbir.stores.gallery.fill_from_gallery) for a Gallery."""
+def fill(store: GalleryStore, gallery: Any, progress: Optional[Callable] = None, edit: bool = False,
+         held: Optional[dict[str, np.ndarray]] = None) -> int:
+    """Write the gallery rows each space lacks (cbir.stores.gallery.fill_from_gallery) for a Gallery (`held`: each
+    space's ids, when the caller knows them: no second id scan)."""
     return fill_from_gallery(store, gallery.embeddings, gallery_columns(gallery), progress=progress,
-                             descriptors=gallery.descriptors, edit=edit)
+                             descriptors=gallery.descriptors, edit=edit, held=held)
 
 
 def apply_edit(store: GalleryStore, gallery: Any, first_changed: int, old_rows: int, swap: Callable[[], None]) -> None:
@@ -98,5 +102,5 @@ def open_gallery_store(
     if drop_from(store, first, held) and first[RAW_SPACE] < len(raw):
         log.warning("store %s differed from the gallery from row %d on (an edit it missed): rewriting rows %d-%d",
                     describe(store.uri), first[RAW_SPACE], first[RAW_SPACE], n - 1)
-    fill(store, gallery, progress=bar)
+    fill(store, gallery, progress=bar, held={name: ids[ids < first[name]] for name, ids in held.items()})
     return store
