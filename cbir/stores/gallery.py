@@ -27,10 +27,22 @@ class GalleryStore:
     ) -> None:
         self.uri = uri if isinstance(uri, StoreURI) else parse_store_uri(uri)
         self.dim, self.methods, self.classifiers = int(dim), list(methods), classifiers
-        self.spaces: dict[str, VectorStore] = {}
-        for name in spaces_for(self.methods):
-            space = SPACES[name]
-            self.spaces[name] = open_store(self.uri, name, space.columns(self.dim, classifiers), space.metric)
+        names = spaces_for(self.methods)
+        self.spaces: dict[str, VectorStore] = dict.fromkeys(names)  # type: ignore[arg-type]
+        self.spaces = self.each(lambda name, _: open_store(self.uri, name, SPACES[name].columns(self.dim, classifiers),
+                                                           SPACES[name].metric))
+
+    def each(self, fn: Callable[[str, VectorStore], Any]) -> dict[str, Any]:
+        """fn(name, space) for every space, in order; on a server all at once (creating, loading and flushing a
+        collection mostly wait for the server: five spaces took 15 s one after another)."""
+        items = list(self.spaces.items())
+        if not self.uri.remote or len(items) < 2:
+            return {name: fn(name, space) for name, space in items}
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(items)) as pool:
+            futures = [pool.submit(fn, name, space) for name, space in items]
+            return {name: f.result() for (name, _), f in zip(items, futures)}
 
     def add(
         self,
@@ -70,8 +82,7 @@ class GalleryStore:
         return min(store.count() for store in self.spaces.values())
 
     def flush(self, edit: bool = False) -> None:
-        for store in self.spaces.values():
-            store.flush(edit)
+        self.each(lambda _, store: store.flush(edit))
 
     def close(self) -> None:
         for store in self.spaces.values():

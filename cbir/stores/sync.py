@@ -90,7 +90,7 @@ def open_gallery_store(
     store = GalleryStore(uri, gallery.spec.dim, [m for m in methods if m in STORED_METHODS], classifiers)
     bar = (lambda it: tqdm(it, desc=f"store {describe(store.uri)}", unit="batch")) if progress else None
     n = len(gallery)
-    held = {name: space.ids() for name, space in store.spaces.items()}  # one id scan per space
+    held = store.each(lambda _, space: space.ids())  # one id scan per space
     sets = {name: {int(i) for i in ids} for name, ids in held.items()}
     raw = sets[RAW_SPACE]
     if raw and not _row_matches(store, RAW_SPACE, gallery, raw, 0):

@@ -26,6 +26,11 @@ class StoreURI:
     def persistent(self) -> bool:
         return self.backend == "milvus"
 
+    @property
+    def remote(self) -> bool:
+        """A server: its calls wait on the network and its own polling, so a store's spaces may call at once."""
+        return self.backend == "milvus" and self.location.startswith(("http://", "https://"))
+
 
 def parse_store_uri(uri: str) -> StoreURI:
     """`milvus:./demo.db` -> StoreURI("milvus", "./demo.db"); unknown schemes are a clear error."""
