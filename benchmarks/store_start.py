@@ -4,7 +4,8 @@ every method: `open_gallery_store` timed on a fresh collection, then again on th
 the spaces one after another, as before they were called at once on a server.
 
     milvus-server --data /tmp/milvus-bench &   # the `milvus` package's standalone server, port 19530
-    python -m benchmarks.store_start --store milvus://127.0.0.1:19530 --out results/store-start.json"""
+    python -m benchmarks.store_start --store milvus://127.0.0.1:19530 --out results/store-start.json
+    pkill -f /tmp/milvus-bench                 # the tests' own Milvus server did not start beside it"""
 
 from __future__ import annotations
 
