@@ -167,7 +167,7 @@ class FeatureExtractor:
         if num_workers > 0:
             batches: Iterable = torch.utils.data.DataLoader(
                 dataset, batch_size=batch_size, num_workers=num_workers, shuffle=False,
-                collate_fn=_collate_skipping_errors,
+                collate_fn=_collate_skipping_errors, multiprocessing_context=_worker_context(),
             )
         else:
             batches = _prefetch(
@@ -230,6 +230,14 @@ def _prefetch(items: Iterator[Any], depth: int = 2) -> Iterator[Any]:
     finally:
         stop.set()
         worker.join(timeout=5)
+
+
+def _worker_context() -> Optional[str]:
+    """Decode workers start from a clean forkserver, not a fork of this process: a fork copies the state of every
+    thread here (gRPC's for a Milvus store, OpenVINO's, the app's), and the suite's fork beside them crashed."""
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else None
 
 
 class _DecodeDataset(torch.utils.data.Dataset):
