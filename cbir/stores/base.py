@@ -16,6 +16,8 @@ from cbir.core.filters import Filters, label_mask, normalise_filters
 
 METRICS = ("cosine", "l2", "ip")
 LABEL_COLUMNS = ("label", "colour", "type")
+# a Milvus URI naming a server (anything else is a milvus-lite file)
+MILVUS_SERVER_SCHEMES = ("http://", "https://", "tcp://", "grpc://")
 MASK_CACHE_SIZE = 32
 
 Labels = Mapping[str, Sequence[str]]

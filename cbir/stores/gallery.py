@@ -27,22 +27,14 @@ class GalleryStore:
     ) -> None:
         self.uri = uri if isinstance(uri, StoreURI) else parse_store_uri(uri)
         self.dim, self.methods, self.classifiers = int(dim), list(methods), classifiers
-        names = spaces_for(self.methods)
-        self.spaces: dict[str, VectorStore] = dict.fromkeys(names)  # type: ignore[arg-type]
-        self.spaces = self.each(lambda name, _: open_store(self.uri, name, SPACES[name].columns(self.dim, classifiers),
-                                                           SPACES[name].metric))
+        self.spaces: dict[str, VectorStore] = _each(
+            [(name, SPACES[name]) for name in spaces_for(self.methods)], self.uri.remote,
+            lambda name, space: open_store(self.uri, name, space.columns(self.dim, classifiers), space.metric),
+        )
 
     def each(self, fn: Callable[[str, VectorStore], Any]) -> dict[str, Any]:
-        """fn(name, space) for every space, in order; on a server all at once (creating, loading and flushing a
-        collection mostly wait for the server: five spaces took 15 s one after another)."""
-        items = list(self.spaces.items())
-        if not self.uri.remote or len(items) < 2:
-            return {name: fn(name, space) for name, space in items}
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(len(items)) as pool:
-            futures = [pool.submit(fn, name, space) for name, space in items]
-            return {name: f.result() for (name, _), f in zip(items, futures)}
+        """fn(name, space) for every space, in order; on a server all at once (see _each)."""
+        return _each(list(self.spaces.items()), self.uri.remote, fn)
 
     def add(
         self,
@@ -145,6 +137,18 @@ class GalleryStore:
             if ok.any():
                 out[r, ok] = fn(q[r], self.embeddings(ids[r, ok]), task, self.classifiers)
         return out
+
+
+def _each(items: list[tuple[str, Any]], at_once: bool, fn: Callable[[str, Any], Any]) -> dict[str, Any]:
+    """{name: fn(name, value)} in order; `at_once` in threads (creating, loading and flushing a server's collection
+    mostly wait for the server: five spaces took 15 s one after another)."""
+    if not at_once or len(items) < 2:
+        return {name: fn(name, value) for name, value in items}
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(len(items)) as pool:
+        futures = [pool.submit(fn, name, value) for name, value in items]
+        return {name: f.result() for (name, _), f in zip(items, futures)}
 
 
 def fill_from_gallery(

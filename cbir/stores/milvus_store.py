@@ -17,6 +17,7 @@ from cbir.core.filters import Filters, normalise_filters
 from cbir.index import as_queries
 from cbir.stores.base import (
     LABEL_COLUMNS,
+    MILVUS_SERVER_SCHEMES,
     Labels,
     StoreUnavailableError,
     VectorStore,
@@ -87,7 +88,7 @@ class MilvusStore(VectorStore):
         pm = import_pymilvus()
         self.dim, self.metric, self.collection = int(dim), check_metric(metric), collection
         self.uri, self._token, self._pm = uri, token, pm
-        self.server = uri.startswith(("http://", "https://", "tcp://", "grpc://"))  # else a milvus-lite file
+        self.server = uri.startswith(MILVUS_SERVER_SCHEMES)  # else a milvus-lite file
         self.client = self._connect()
         self.search_params = {"metric_type": MILVUS_METRICS[metric], "params": dict(search_params or {})}
         if self.client.has_collection(collection):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import parse_qsl
 
-from cbir.stores.base import VectorStore
+from cbir.stores.base import MILVUS_SERVER_SCHEMES, VectorStore
 
 DEFAULT_STORE = "numpy"
 STORE_HELP = "numpy (exact, default), faiss[:hnsw|ivf|flat], milvus:PATH (milvus-lite file) or milvus://host:port"
@@ -29,7 +29,7 @@ class StoreURI:
     @property
     def remote(self) -> bool:
         """A server: its calls wait on the network and its own polling, so a store's spaces may call at once."""
-        return self.backend == "milvus" and self.location.startswith(("http://", "https://"))
+        return self.backend == "milvus" and self.location.startswith(MILVUS_SERVER_SCHEMES)
 
 
 def parse_store_uri(uri: str) -> StoreURI:
